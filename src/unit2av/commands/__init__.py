@@ -1,0 +1,1 @@
+"""Subcommands of the ``unit2av`` console script (one module each)."""

@@ -1,0 +1,1 @@
+"""Model families: vocoder, discriminators, face renderer, speaker encoder."""
