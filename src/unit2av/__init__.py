@@ -1,0 +1,36 @@
+"""unit2av: unit-based audio-visual speech resynthesis.
+
+Units (HuBERT / mAV-HuBERT k-means codes, 50 per second) -> speech (Unit2A, a
+speaker-conditioned CodeHiFiGAN) -> a lip-synced talking-face video (Unit2AV).
+
+The public API is imported lazily so that ``import unit2av`` stays fast:
+
+    from unit2av import load_vocoder, load_config, SpeakerEncoder, render, load_renderer
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_config": "unit2av.config",
+    "VocoderConfig": "unit2av.config",
+    "Unit2AVError": "unit2av.errors",
+    "UnitVocoder": "unit2av.models.vocoder",
+    "load_vocoder": "unit2av.checkpoints",
+    "synthesize": "unit2av.synth",
+    "SpeakerEncoder": "unit2av.models.speaker_encoder",
+    "FaceRenderer": "unit2av.models.face_renderer",
+    "render": "unit2av.render",
+    "load_renderer": "unit2av.render",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'unit2av' has no attribute {name!r}")

@@ -1,0 +1,42 @@
+"""Shared test fixtures: paths into ../shared and the materialised reference checkpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("UNIT2AV_SHARED", ROOT.parent / "shared"))
+REFERENCE = SHARED / "fixtures" / "reference"
+SAMPLE = SHARED / "fixtures" / "av2av_sample"
+SAMPLE_VIDEO = SAMPLE / "TRajLqEaWhQ_00002.mp4"
+SAMPLE_BBOX = SAMPLE / "TRajLqEaWhQ_00002.bbox.pkl"
+
+# Two cores shared by the whole suite: keep torch from oversubscribing them.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def reference_dir(tmp_path_factory) -> Path:
+    """A folder holding ``unit2av_ref.pt`` and ``g_00000000`` written by the fixture's materialise.py."""
+    out = tmp_path_factory.mktemp("reference")
+    subprocess.run([sys.executable, str(REFERENCE / "materialise.py"), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reference_expected():
+    import numpy as np
+
+    return dict(np.load(REFERENCE / "expected.npz"))
+
+
+@pytest.fixture(scope="session")
+def reference_config() -> Path:
+    return REFERENCE / "config.json"
