@@ -81,7 +81,8 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_rat
         sf.write(str(tmp), wav, sample_rate, subtype=subtype)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> np.ndarray:
     """Slaney-style mel filterbank (area-normalised triangles), as librosa's default.
 
     Returns:

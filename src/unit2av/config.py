@@ -120,10 +120,13 @@ class VocoderConfig:
             raise fail(src, f"upsample_initial_channel {self.upsample_initial_channel} is not divisible by "
                             f"2**{len(self.upsample_rates)}")
         if self.model_in_dim != self.expected_model_in_dim:
+            parts = f"embedding_dim {self.embedding_dim}"
+            if self.multispkr or self.speaker_embedding:
+                parts += f" + speaker {self.embedding_dim}"
+            if self.f0:
+                parts += " + f0"
             raise fail(src, f"model_in_dim is {self.model_in_dim}, but the embeddings concatenate to "
-                            f"{self.expected_model_in_dim} (embedding_dim {self.embedding_dim}"
-                            f"{' + speaker ' + str(self.embedding_dim) if self.multispkr or self.speaker_embedding else ''}"
-                            f"{' + f0' if self.f0 else ''})")
+                            f"{self.expected_model_in_dim} ({parts})")
         if self.segment_size % self.code_hop_size:
             raise fail(src, f"segment_size {self.segment_size} is not a multiple of code_hop_size {self.code_hop_size}")
         dp = self.dur_predictor_params
@@ -191,7 +194,8 @@ def config_from_dict(data: dict, source: str | os.PathLike | None = None, valida
     if require:
         missing = [k for k in _REQUIRED if k not in data]
         if missing:
-            raise fail(src, f"missing key '{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise fail(src, f"missing key '{missing[0]}'{more}")
     defaults = VocoderConfig()
     kwargs: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(VocoderConfig)}
