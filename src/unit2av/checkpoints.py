@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -146,7 +147,16 @@ def load_vocoder(checkpoint_path: str | os.PathLike, config_path: str | os.PathL
     cfg = _config_for(path, container, config_path)
     model = UnitVocoder.from_config(cfg)
     load_state_checked(model, state, path)
+    model.step = checkpoint_step(path, container)
     return model.to(resolve_device(device)).eval()
+
+
+def checkpoint_step(checkpoint: str | os.PathLike, container: dict | None = None) -> int:
+    """The training step of a checkpoint: its ``steps`` entry, else the digits ending ``g_XXXXXXXX``."""
+    if container and isinstance(container.get("steps"), int):
+        return container["steps"]
+    m = re.search(r"(\d+)$", Path(checkpoint).name)
+    return int(m.group(1)) if m else 0
 
 
 def generator_state(model: UnitVocoder) -> dict[str, torch.Tensor]:

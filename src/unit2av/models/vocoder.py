@@ -90,6 +90,7 @@ class UnitVocoder(nn.Module):
                  num_speakers: int = 200, dur_params: DurPredictorParams | None = None, f0: bool = False):
         super().__init__()
         self.config: VocoderConfig | None = None
+        self.step = 0  # training step of the loaded checkpoint (names synthesised files)
         self.hop = 1
         for r in upsample_rates:
             self.hop *= r
