@@ -69,6 +69,18 @@ def _read_image(path: Path) -> np.ndarray:
     return img
 
 
+def _to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """Decoded frame -> (H, W, 3) uint8 BGR.
+
+    yuv420p (nearly every H.264/MPEG-4 file) is converted with OpenCV, whose BT.601 conversion
+    is the exact inverse of the one ``VideoWriter`` uses, so frames passed through unchanged come
+    back with codec noise only; other pixel formats go through FFmpeg's swscale.
+    """
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)  # (H * 3 / 2, W) planes -> (H, W, 3)
+    return frame.to_ndarray(format="bgr24")
+
+
 def _open(path: Path):
     if not path.is_file():
         raise fail(path, "video not found")
@@ -144,7 +156,7 @@ def iter_frames(path: str | os.PathLike, start: int = 0) -> Iterator[np.ndarray]
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
             if i >= start:
-                yield frame.to_ndarray(format="bgr24")
+                yield _to_bgr(frame)
     except av.FFmpegError as e:
         raise fail(path, f"cannot decode video: {e}") from e
     finally:
@@ -254,7 +266,8 @@ class VideoWriter:
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             pad = ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0))
             frame_bgr = np.pad(frame_bgr, pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
+        i420 = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420)  # (H, W, 3) -> (H * 3 / 2, W) yuv420p planes
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = self.frames_written
         self._container.mux(self._vstream.encode(frame))
         self.frames_written += 1
