@@ -29,7 +29,7 @@ from torch import nn
 
 from ..audio import load_audio, mel_filterbank, resample
 from ..errors import Unit2AVError, fail
-from ..safeio import load_torch
+from ..safeio import load_torch, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -254,11 +254,47 @@ class SpeakerEncoder(nn.Module):
         return model.to(_resolve_device(device)).eval()
 
 
+def embed_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, encoder: SpeakerEncoder,
+                progress: bool = True) -> list[Path]:
+    """Write ``<out_dir>/<stem>.pt`` = FloatTensor (256,) for each audio or video file.
+
+    Args:
+        inputs: files, or folders searched recursively for audio/video files.
+        out_dir: output folder.
+        encoder: a loaded ``SpeakerEncoder``.
+        progress: show a tqdm bar.
+
+    Raises:
+        Unit2AVError: a missing input, unreadable audio, two inputs with the same stem.
+    """
+    from tqdm import tqdm
+
+    from ..units import find_audio_files
+
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(find_audio_files(item))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise fail(item, "input not found")
+    outs = [Path(out_dir) / f"{f.stem}.pt" for f in files]
+    seen: dict[Path, Path] = {}
+    for f, o in zip(files, outs):
+        if o in seen:
+            raise fail(f, f"same output name {o.name} as {seen[o]}; embed them into different folders")
+        seen[o] = f
+    for f, o in tqdm(list(zip(files, outs)), desc="speaker", unit="file", disable=not progress):
+        save_torch(torch.from_numpy(encoder.embed_file(f)).float(), o)
+    return outs
+
+
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-__all__ = ["SpeakerEncoder", "cosine_similarity", "normalize_volume", "partial_starts", "resemblyzer_weights",
-           "trim_long_silences"]
+__all__ = ["SpeakerEncoder", "cosine_similarity", "embed_files", "normalize_volume", "partial_starts",
+           "resemblyzer_weights", "trim_long_silences"]
