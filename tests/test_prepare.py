@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
-from unit2av.cli import main
+from unit2av.cli import build_parser, main
 from unit2av.faces import load_boxes
 from unit2av.faces_track import from_box_list, iou
 from unit2av.media import VideoWriter, iter_frames, read_audio_track
@@ -50,8 +52,11 @@ def test_prepare_sample_clip(tmp_path, kmeans_file, capsys):
     assert int(unit["code"].max()) < 8 and len(torch.unique(unit["code"])) > 1
     torch.testing.assert_close(unit["spkr"], spkr)
 
-    assert "unit2av render" in printed and str(out / f"{stem}.pt") in printed
-    assert str(out / f"{stem}.bbox.pkl") in printed
+    line = next(x for x in printed.splitlines() if "unit2av render" in x)
+    args = build_parser("render").parse_args(shlex.split(line)[1:])  # the render command accepts it
+    assert args.in_unit_path == str(out / f"{stem}.pt")
+    assert args.in_bbox_path == str(out / f"{stem}.bbox.pkl")
+    assert args.in_vid_path == str(SAMPLE_VIDEO)
 
 
 def test_prepare_without_kmeans_prints_placeholder(tmp_path, capsys):

@@ -117,8 +117,9 @@ def render_command(result: PrepareResult, checkpoint: str = "CHECKPOINT.pt", lan
     """
     units = str(result.units) if result.units is not None else "UNITS.pt"
     out = out or str(result.wav.with_name(f"{result.video.stem}.dubbed.mp4"))
-    parts = ["unit2av", "render", "--checkpoint", checkpoint, "--lang", lang, "--units", units,
-             "--video", str(result.video), "--bbox", str(result.bbox), "--out", out]
+    parts = ["unit2av", "render", "--in-unit-path", units, "--in-vid-path", str(result.video),
+             "--in-bbox-path", str(result.bbox), "--out-vid-path", out, "--tgt-lang", lang,
+             "--unit2av-path", checkpoint]
     return " ".join(shlex.quote(p) for p in parts)
 
 
