@@ -1,0 +1,61 @@
+"""Build training (and held-out validation) manifests from unit files and audio.
+
+Unit files (``*.pt`` with ``code`` and optionally ``spkr``) are the source of truth; the
+audio of utterance ``113_003_0012`` is ``AUDIO_ROOT/113/113_003_0012.wav``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# How many missing audio paths are listed on the console.
+SHOW_MISSING = 10
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--audio_root", "--audio-root", required=True, help="zeroth-style audio tree A/<spk>/<utt>.wav")
+    p.add_argument("--unit_root", "--unit-root", required=True, help="folder of *.pt unit files (searched recursively)")
+    p.add_argument("--output_file", "--output-file", required=True, help="training manifest to write (JSON lines)")
+    p.add_argument("--unit_suffix", "--unit-suffix", default=None,
+                   help="suffix after the utterance id in unit file names (default: longest matching id)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--valid_count", "--valid-count", type=int, default=None, help="hold out this many for validation")
+    g.add_argument("--valid_fraction", "--valid-fraction", type=float, default=None,
+                   help="hold out this fraction for validation")
+    p.add_argument("--valid_file", "--valid-file", default=None,
+                   help="validation manifest (default: OUTPUT_FILE with _valid before the extension)")
+    p.add_argument("--split_by", "--split-by", choices=("utterance", "speaker"), default="utterance",
+                   help="hold out random utterances or whole speakers (default: utterance)")
+    p.add_argument("--seed", type=int, default=1234, help="split seed (default: 1234)")
+
+
+def _valid_path(output_file: str) -> str:
+    from pathlib import Path
+
+    out = Path(output_file)
+    return str(out.with_name(out.stem + "_valid" + (out.suffix or ".txt")))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import fail
+    from ..manifest import build_manifest, split_manifest, write_manifest
+
+    result = build_manifest(args.audio_root, args.unit_root, args.unit_suffix)
+    print(f"found {len(result.entries)} utterances with audio, {len(result.missing)} unit files without audio")
+    for unit_file, expected in result.missing[:SHOW_MISSING]:
+        print(f"  missing: {expected}  (for {unit_file})")
+    if len(result.missing) > SHOW_MISSING:
+        print(f"  ... and {len(result.missing) - SHOW_MISSING} more")
+    if not result.entries:
+        raise fail(args.audio_root, "no unit file has matching audio (check --audio_root and --unit_suffix)")
+    train, valid = result.entries, []
+    if args.valid_count is not None or args.valid_fraction is not None:
+        train, valid = split_manifest(result.entries, args.valid_count, args.valid_fraction, args.split_by,
+                                      args.seed)
+    write_manifest(train, args.output_file)
+    print(f"wrote {len(train)} entries to {args.output_file}")
+    if valid:
+        valid_file = args.valid_file or _valid_path(args.output_file)
+        write_manifest(valid, valid_file)
+        print(f"wrote {len(valid)} entries to {valid_file}")
+    return 0
