@@ -30,6 +30,7 @@ KMEANS_FORMAT = "unit2av-kmeans"  # marks our k-means files
 KMEANS_VERSION = 1  # bump when the file layout changes
 LOGMEL_BANDS = 40  # mel bands of the "logmel" feature
 LOGMEL_WINDOW_HOPS = 2  # "logmel" analysis window = this many code hops (640 samples = 40 ms at 16 kHz)
+HUBERT_RATE, HUBERT_HOP = 16000, 320  # HuBERT models: 16 kHz input, one frame per 20 ms
 MAX_FRAME_SLACK = 2  # an extractor may return this many frames more/less than len(wav) // hop (fixed up)
 STD_FLOOR = 1e-5  # smallest per-dimension std used for standardising
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -99,10 +100,7 @@ class LogMelFeatures(FeatureExtractor):
             raise Unit2AVError(f"audio shorter than one unit ({len(wav)} < {self.hop_size} samples)")
         with torch.no_grad():
             feats = self.mel(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)))[0].T  # (frames, mels)
-        feats = feats.numpy()[:n]
-        if feats.shape[0] < n:  # (cannot happen for even win - hop; kept for odd sizes) repeat the last frame
-            feats = np.concatenate([feats, np.repeat(feats[-1:], n - feats.shape[0], axis=0)])
-        return feats.astype(np.float32)
+        return feats.numpy()[:n].astype(np.float32)  # (n, mels); n or n - 1 rows when win - hop is odd
 
     def params(self) -> dict:
         return {"num_mels": self.num_mels, "win_size": self.win_size, "fmin": self.fmin, "fmax": self.fmax}
@@ -118,8 +116,8 @@ def _logmel_factory(arg: str, cfg, params: dict | None = None, device: str = "cp
 class _HubertAdapter(FeatureExtractor):
     """Wraps ``unit2av.hubert.HubertFeatures`` (16 kHz, 320-sample hop)."""
 
-    def __init__(self, spec: str, model, hop_size: int):
-        self.spec, self.model, self.sample_rate, self.hop_size = spec, model, 16000, hop_size
+    def __init__(self, spec: str, model):
+        self.spec, self.model, self.sample_rate, self.hop_size = spec, model, HUBERT_RATE, HUBERT_HOP
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         return np.asarray(self.model(wav), dtype=np.float32)
@@ -133,14 +131,14 @@ def _hubert_factory(arg: str, cfg, params: dict | None = None, device: str = "cp
         model_dir, layer = head, int(tail)
     if not model_dir:
         raise Unit2AVError("feature spec 'hubert' needs a model folder: hubert:DIR[:LAYER]")
-    if cfg.sampling_rate != 16000 or cfg.code_hop_size != 320:
+    if cfg.sampling_rate != HUBERT_RATE or cfg.code_hop_size != HUBERT_HOP:
         raise Unit2AVError(f"hubert features are 50 Hz at 16 kHz; the config has sampling_rate "
                            f"{cfg.sampling_rate}, code_hop_size {cfg.code_hop_size}")
     try:
         from .hubert import HubertFeatures
     except ImportError as e:
         raise Unit2AVError(f"hubert features are not available in this installation ({e})") from e
-    return _HubertAdapter(f"hubert:{arg}", HubertFeatures(model_dir, layer=layer, device=device), 320)
+    return _HubertAdapter(f"hubert:{arg}", HubertFeatures(model_dir, layer=layer, device=device))
 
 
 def make_feature_extractor(spec: str, cfg=None, params: dict | None = None, device: str = "cpu") -> FeatureExtractor:

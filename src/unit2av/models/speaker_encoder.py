@@ -17,6 +17,7 @@ silences trimmed; the trim uses a simple frame-energy detector instead of webrtc
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -205,9 +206,10 @@ class SpeakerEncoder(nn.Module):
         needed = (starts[-1] + PARTIAL_FRAMES) * self.hop  # samples covering the last partial
         wav = np.pad(wav, (0, max(0, needed - len(wav))))
         device = self.linear.weight.device
-        mels = self.mel_frames(torch.from_numpy(wav).to(device))  # (frames, mels)
-        batch = torch.stack([mels[s:s + PARTIAL_FRAMES] for s in starts])  # (partials, 160, mels)
-        partials = self(batch)  # (partials, embedding)
+        with _cpu_threads(1 if device.type == "cpu" else None):
+            mels = self.mel_frames(torch.from_numpy(wav).to(device))  # (frames, mels)
+            batch = torch.stack([mels[s:s + PARTIAL_FRAMES] for s in starts])  # (partials, 160, mels)
+            partials = self(batch)  # (partials, embedding)
         mean = partials.mean(dim=0)
         return (mean / (mean.norm() + EPS)).cpu().numpy().astype(np.float32)
 
@@ -288,6 +290,24 @@ def embed_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, enc
     for f, o in tqdm(list(zip(files, outs)), desc="speaker", unit="file", disable=not progress):
         save_torch(torch.from_numpy(encoder.embed_file(f)).float(), o)
     return outs
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore.
+
+    The LSTM over a few partials is a chain of tiny matrix products: extra threads only
+    add synchronisation, and on a busy machine they made one embedding 50x slower.
+    """
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
