@@ -167,6 +167,8 @@ def test_bad_weights(tmp_path, monkeypatch):
 def test_bad_audio(encoder, tmp_path):
     with pytest.raises(Unit2AVError):
         encoder.embed(np.zeros(0, np.float32), 16000)
+    with pytest.raises(Unit2AVError, match="silent"):
+        encoder.embed(np.zeros(16000, np.float32), 16000)
     with pytest.raises(Unit2AVError, match="NaN"):
         encoder.embed(np.full(1600, np.nan, np.float32), 16000)
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")

@@ -169,8 +169,8 @@ def test_cli_fit_extract_speaker(tmp_path, corpus, codes, capsys):
     km = units.load_kmeans(km_path)
     assert km["centers"].shape == (8, 40) and km["num_files"] == 6
     assert {"1", "2", "3", "4"} <= {p.split("/")[-2] for p in map(str, units.find_audio_files(root))}
-    assert main(["units", "--no-progress", "extract", "--kmeans", str(km_path), "--audio_root", str(root),
-                 "--out_root", str(out), "--speaker", "--workers", "2"]) == 0
+    assert main(["units", "extract", "--kmeans", str(km_path), "--audio_root", str(root),
+                 "--out_root", str(out), "--speaker", "--workers", "2", "--no-progress"]) == 0
     assert f"wrote {len(records)} unit files" in capsys.readouterr().out
     from unit2av.models.speaker_encoder import SpeakerEncoder, cosine_similarity
 

@@ -34,7 +34,7 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
                    help="output folder; mirrors the audio tree with .pt files")
     p.add_argument("--speaker", action="store_true", help="also store a 256-d GE2E speaker embedding (spkr)")
     p.add_argument("--speaker-encoder", "--speaker_encoder", dest="speaker_encoder", default=None,
-                   help="speaker encoder weights (default: the pretrained.pt inside the resemblyzer package)")
+                   help="speaker encoder weights; implies --speaker (default: resemblyzer's pretrained.pt)")
     p.add_argument("--features", default=None, help="override the k-means file's feature spec (e.g. moved model)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1 = this process)")
     p.add_argument("--device", default="cpu", help="device of the speaker encoder / feature model (default: cpu)")
@@ -42,9 +42,13 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="units_command", metavar="{fit,extract}", required=True)
-    _add_fit(sub.add_parser("fit", help="fit k-means on frame features"))
-    _add_extract(sub.add_parser("extract", help="write unit files with a fitted k-means"))
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    for name, add, help_text in (("fit", _add_fit, "fit k-means on frame features"),
+                                 ("extract", _add_extract, "write unit files with a fitted k-means")):
+        sp = sub.add_parser(name, help=help_text)
+        add(sp)
+        sp.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                        help="hide progress bars")
 
 
 def _spread(files: list, n: int | None) -> list:
@@ -73,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote k-means ({args.k} units, feature {km['feature']}, {km['num_frames']} frames of "
               f"{km['num_files']} files) to {args.out}")
         return 0
-    outs = units.extract_folder(args.kmeans, args.audio_root, args.out_root, speaker=args.speaker,
+    speaker = args.speaker or args.speaker_encoder is not None  # weights given: embeddings wanted
+    outs = units.extract_folder(args.kmeans, args.audio_root, args.out_root, speaker=speaker,
                                 speaker_encoder=args.speaker_encoder, workers=args.workers,
                                 features=args.features, device=args.device, progress=args.progress)
     print(f"wrote {len(outs)} unit files to {args.out_root}")

@@ -186,6 +186,8 @@ class SpeakerEncoder(nn.Module):
             raise Unit2AVError(f"speaker encoder: expected a non-empty 1-D waveform, got shape {wav.shape}")
         if not np.all(np.isfinite(wav)):
             raise Unit2AVError("speaker encoder: waveform contains NaN or infinite samples")
+        if not np.any(wav):
+            raise Unit2AVError("speaker encoder: the audio is silent (all samples are zero)")
         wav = resample(wav, int(sample_rate), self.sample_rate)
         wav = normalize_volume(wav)
         return trim_long_silences(wav, self.sample_rate)
