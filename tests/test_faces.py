@@ -11,12 +11,12 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import main
 from unit2av.errors import Unit2AVError
-from unit2av.faces import DetectOptions, detect_video, load_boxes
+from unit2av.faces import DetectOptions, detect_video, dlib_available, load_boxes
 from unit2av.faces_track import fill_gaps, from_box_list, iou, smooth, track_one_face
 from unit2av.media import VideoWriter, iter_frames, probe_video
 
-DETECTORS = ["haar", pytest.param("dlib", marks=pytest.mark.skipif(
-    __import__("importlib.util").util.find_spec("dlib") is None, reason="dlib-bin not installed"))]
+DETECTORS = ["haar", pytest.param("dlib", marks=pytest.mark.skipif(not dlib_available(),
+                                                                   reason="dlib-bin not installed"))]
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
 
     Args:
         video: a video file (or a still image).
-        opts: detection options (defaults: Haar, av2av boxes, smoothing 5, gaps up to 10).
+        opts: detection options (defaults: auto detector, av2av boxes, smoothing 5, gaps up to 10).
         progress: show a tqdm progress bar.
 
     Returns:
