@@ -266,3 +266,16 @@ def test_cli_bad_input_exit_code_2(tmp_path, reference_dir, sample_boxes, capsys
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "b.pkl" in err and "69 boxes" in err
+
+
+def test_chunked_speech_matches_reference_dur_case(reference_dir, reference_config, reference_expected):
+    """Bounded-memory vocoding (chunks with receptive-field context) gives the reference's numbers."""
+    from unit2av.render_speech import synthesize_chunked
+
+    vocoder, _ = load_renderer(reference_dir / "unit2av_ref.pt", reference_config, lang="en", device="cpu")
+    code = torch.from_numpy(reference_expected["dur__code"]).long().view(-1)
+    spkr = torch.from_numpy(reference_expected["dur__spkr"]).float()
+    wav, codes = synthesize_chunked(vocoder, code, spkr, dur_prediction=True, chunk_units=40)
+    assert codes.tolist() == reference_expected["dur__expanded_code"].reshape(-1).tolist()
+    expected = reference_expected["dur__wav"].reshape(-1)
+    assert wav.shape == expected.shape and np.abs(wav - expected).max() <= 1e-4

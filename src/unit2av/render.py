@@ -27,7 +27,8 @@ from .media import VideoInfo, VideoWriter, iter_frames, probe_video, read_audio_
 from .models.face_renderer import FRAMES_PER_WINDOW, FaceRenderer
 from .models.vocoder import UnitVocoder
 from .paste import BLENDS, Box, crop_windows, faces_to_uint8, load_boxes, paste_face
-from .synth import read_units, speaker_tensor, synthesize
+from .render_speech import synthesize_chunked
+from .synth import read_units, speaker_tensor
 from .timeline import OUTPUT_FPS, frame_schedule, num_output_frames, num_windows, unit_windows
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
                        deduplicate=dur_prediction)
     dev = next(vocoder.parameters()).device
     spkr = speaker_embedding(vocoder, in_vid_path, info, speaker_encoder, speaker_wav, units.spkr, dev)
-    wav, codes = synthesize(vocoder, units.code, spkr, dur_prediction=dur_prediction)
+    wav, codes = synthesize_chunked(vocoder, units.code, spkr, dur_prediction=dur_prediction)
     sample_rate = int(vocoder.config.sampling_rate)
     frames = num_output_frames(codes.numel())
     windows = unit_windows(codes, num_windows(frames))  # (W, 20)
