@@ -22,6 +22,9 @@ import torch
 
 from .errors import Unit2AVError, fail
 
+_UMASK = os.umask(0o022)  # read the process umask once (at import, before any threads) ...
+os.umask(_UMASK)  # ... and put it back
+
 
 def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
     """Load a torch file with ``weights_only=True`` onto the CPU.
@@ -61,6 +64,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files: give the output the usual umask-based mode
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
