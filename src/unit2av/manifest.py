@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,11 +210,11 @@ def build_manifest(audio_root: str | os.PathLike, unit_root: str | os.PathLike,
     unit_files = sorted(unit_root.rglob("*.pt"))
     if not unit_files:
         raise fail(unit_root, "no *.pt unit files found")
-    entries, missing = [], []
+    entries, misses = [], []
     for uf in tqdm(unit_files, desc="manifest", unit="file", disable=len(unit_files) < 200):
         audio, expected = find_audio(uf, audio_root, unit_suffix)
         if audio is None:
-            missing.append((str(uf), str(expected)))
+            misses.append(uf)
             continue
         try:
             duration = sf.info(str(audio)).duration
@@ -221,6 +222,10 @@ def build_manifest(audio_root: str | os.PathLike, unit_root: str | os.PathLike,
             raise fail(audio, f"unreadable audio ({e})") from e
         entries.append(ManifestEntry(audio=str(audio), unit_path=str(uf), speaker=speaker_of(audio),
                                      duration=duration))
+    # Report misses with the suffix the found files carried (most common), as the user would look for them.
+    suffixes = Counter(Path(e.unit_path).stem[len(Path(e.audio).stem):] for e in entries)
+    suffix = unit_suffix or (suffixes.most_common(1)[0][0] if suffixes else None)
+    missing = [(str(uf), str(find_audio(uf, audio_root, suffix or None)[1])) for uf in misses]
     log.info("%d utterances found, %d unit files without audio", len(entries), len(missing))
     return ManifestBuild(entries, missing)
 

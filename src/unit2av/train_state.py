@@ -60,6 +60,7 @@ class TrainOptions:
     max_nonfinite: int = 5  # stop after this many non-finite steps in a row
     disc_width: float = 1.0  # discriminator channel multiplier (1.0 = HiFi-GAN; smaller for tests)
     audio_samples: int = 3  # validation utterances written to TensorBoard as audio and images
+    max_seconds: float | None = None  # also stop after this much wall-clock training time (None: no limit)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class TrainState:
     epoch_batches: int = 0  # updates done in the current epoch
     best_val_error: float = math.inf
     nonfinite: int = 0  # non-finite steps in a row
+    first_val_error: float | None = None  # the first validation error of this run (step 0 on a fresh start)
     extra: dict = field(default_factory=dict)
 
     @staticmethod

@@ -9,6 +9,7 @@ from the newest ``do_`` in ``--checkpoint_path``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -192,6 +193,8 @@ def _run_validation(state: TrainState, valid: DataLoader, writer, folder: Path) 
     error, examples = validate(state, valid, keep=state.opts.audio_samples)
     _log_validation(state, writer, error, examples)
     log.info("step %d: validation mel error %.4f (best %.4f)", state.step, error, state.best_val_error)
+    if state.first_val_error is None:
+        state.first_val_error = error
     if state.step > 0 and error < state.best_val_error:
         state.best_val_error = error
         save_checkpoint(state, folder, "best")
@@ -219,12 +222,24 @@ def _after_step(state: TrainState, losses: dict, writer, valid, folder: Path, pb
         save_checkpoint(state, folder)
 
 
+def _out_of_time(state: TrainState, deadline: float) -> bool:
+    """Wall-clock budget check; under DDP rank 0 decides, so every rank stops at the same step."""
+    if deadline == math.inf:
+        return False
+    flag = torch.tensor([float(time.time() >= deadline)], device=state.device)
+    if state.dist.world_size > 1:
+        torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def _run_epochs(state: TrainState, loader, sampler, valid, writer, folder: Path) -> None:
     opts = state.opts
     pbar = tqdm(total=opts.training_steps, initial=state.step, desc="train-unit2a", unit="step",
                 disable=not state.dist.main, dynamic_ncols=True)
+    deadline = math.inf if opts.max_seconds is None else time.time() + opts.max_seconds
     try:
-        while state.step < opts.training_steps and state.epoch < opts.training_epochs:
+        while state.step < opts.training_steps and state.epoch < opts.training_epochs and not _out_of_time(
+                state, deadline):
             sampler.set_position(state.epoch, state.epoch_batches * state.cfg.batch_size)
             for batch in loader:
                 t0 = time.time()
@@ -233,7 +248,7 @@ def _run_epochs(state: TrainState, loader, sampler, valid, writer, folder: Path)
                     continue
                 if state.dist.main:
                     _after_step(state, losses, writer, valid, folder, pbar, t0)
-                if state.step >= opts.training_steps:
+                if state.step >= opts.training_steps or _out_of_time(state, deadline):
                     break
             else:  # the epoch ran to its end
                 state.epoch += 1
