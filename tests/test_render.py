@@ -189,8 +189,10 @@ def test_still_image_renders_with_speaker_wav(tmp_path, models, encoder, source_
     with pytest.raises(Unit2AVError, match="face.png.*speaker-wav"):
         render(_units(tmp_path / "u.txt", 20), img, tmp_path / "face.pkl", out, "ko", None,
                speaker_encoder=encoder, dur_prediction=False, models=models)
-    render(tmp_path / "u.txt", img, tmp_path / "face.pkl", out, "ko", None, speaker_encoder=encoder,
-           speaker_wav=SAMPLE_VIDEO, dur_prediction=False, models=models)
+    from unit2av import render as api_render  # the public API spelling
+
+    api_render(tmp_path / "u.txt", img, tmp_path / "face.pkl", out, "ko", None, speaker_encoder=encoder,
+               speaker_wav=SAMPLE_VIDEO, dur_prediction=False, models=models)
     frames = list(iter_frames(out))
     assert len(frames) == 10
     keep = _outside(sample_boxes[0])
