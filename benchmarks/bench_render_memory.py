@@ -67,7 +67,7 @@ def make_checkpoint(path: Path) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """Render one clip and print the peak RSS (MiB) and the wall time as JSON."""
-    from unit2av.render import render
+    from unit2av.dubbing import render
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

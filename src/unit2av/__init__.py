@@ -23,8 +23,8 @@ _LAZY = {
     "synthesize": "unit2av.synth",
     "SpeakerEncoder": "unit2av.models.speaker_encoder",
     "FaceRenderer": "unit2av.models.face_renderer",
-    "render": "unit2av.render",
-    "load_renderer": "unit2av.render",
+    "render": "unit2av.dubbing",
+    "load_renderer": "unit2av.dubbing",
 }
 
 __all__ = sorted(_LAZY)

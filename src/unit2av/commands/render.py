@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..paste import BLENDS
-from ..render import DEFAULT_BATCH_FRAMES, render
+from ..dubbing import DEFAULT_BATCH_FRAMES, render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

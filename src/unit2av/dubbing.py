@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,16 +249,5 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
         reader.close()
     return RenderResult(out_vid_path, frames, len(wav), sample_rate, codes)
 
-
-class _CallableModule(types.ModuleType):
-    """Importing the submodule ``unit2av.render`` binds it as the package attribute ``render``, which
-    shadows the function; calling the module calls ``render`` so ``from unit2av import render`` works
-    whichever of the two it finds."""
-
-    def __call__(self, *args, **kwargs) -> RenderResult:
-        return render(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["RenderResult", "load_renderer", "render"]
