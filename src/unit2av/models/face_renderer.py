@@ -24,10 +24,15 @@ FACE_SIZE = 96  # pixels: the renderer's square input and output size
 FRAMES_PER_WINDOW = 10  # video frames per window (0.4 s at 25 fps)
 UNITS_PER_FRAME = 2  # 50 Hz units per 25 fps frame
 UNITS_PER_WINDOW = FRAMES_PER_WINDOW * UNITS_PER_FRAME
-EMBED_DIM = 512  # unit embedding / bottleneck width
+EMBED_DIM = 512  # unit embedding / bottleneck width of the released model
 NUM_UNITS = 1000  # k-means clusters of the released model
-FFN_DIM = 1024  # transformer feed-forward width
+FFN_RATIO = 2  # transformer feed-forward width / EMBED_DIM (1024 in the released model)
 NUM_HEADS = 1  # transformer attention heads
+MIN_CHANNELS = 8  # narrowest conv layer of a scaled-down (width < 512) renderer
+# Channels of the released model (width 512); a narrower model scales them by width / 512.
+ENCODER_CHANNELS = (16, 32, 64, 128, 256, 512, 512)  # output of each encoder stage (96 ... 1 px)
+DECODER_CHANNELS = (512, 512, 512, 384, 256, 128, 64)  # output of each decoder stage (1 ... 96 px)
+OUTPUT_CHANNELS = 32  # hidden channels of the output block
 
 
 class ConvBlock(nn.Module):
@@ -62,29 +67,37 @@ def _res(ch: int, n: int) -> list[nn.Module]:
     return [ConvBlock(ch, ch, 3, 1, 1, residual=True) for _ in range(n)]
 
 
-def _encoder() -> nn.ModuleList:
-    """96x96x6 -> 1x1x512 in seven stages (spatial sizes in the comments)."""
+def scaled(channels: int, width: int) -> int:
+    """A released layer's channel count scaled to a renderer of bottleneck ``width`` (identity at 512)."""
+    return channels if width == EMBED_DIM else max(MIN_CHANNELS, channels * width // EMBED_DIM)
+
+
+def _encoder(width: int) -> nn.ModuleList:
+    """96x96x6 -> 1x1xC in seven stages (spatial sizes in the comments); C = 512 at width 512."""
+    c = [scaled(ch, width) for ch in ENCODER_CHANNELS]
     return nn.ModuleList([
-        nn.Sequential(ConvBlock(6, 16, 7, 1, 3)),  # 96
-        nn.Sequential(ConvBlock(16, 32, 3, 2, 1), *_res(32, 2)),  # 48
-        nn.Sequential(ConvBlock(32, 64, 3, 2, 1), *_res(64, 3)),  # 24
-        nn.Sequential(ConvBlock(64, 128, 3, 2, 1), *_res(128, 2)),  # 12
-        nn.Sequential(ConvBlock(128, 256, 3, 2, 1), *_res(256, 2)),  # 6
-        nn.Sequential(ConvBlock(256, 512, 3, 2, 1), *_res(512, 1)),  # 3
-        nn.Sequential(ConvBlock(512, 512, 3, 1, 0), ConvBlock(512, 512, 1, 1, 0)),  # 1
+        nn.Sequential(ConvBlock(6, c[0], 7, 1, 3)),  # 96
+        nn.Sequential(ConvBlock(c[0], c[1], 3, 2, 1), *_res(c[1], 2)),  # 48
+        nn.Sequential(ConvBlock(c[1], c[2], 3, 2, 1), *_res(c[2], 3)),  # 24
+        nn.Sequential(ConvBlock(c[2], c[3], 3, 2, 1), *_res(c[3], 2)),  # 12
+        nn.Sequential(ConvBlock(c[3], c[4], 3, 2, 1), *_res(c[4], 2)),  # 6
+        nn.Sequential(ConvBlock(c[4], c[5], 3, 2, 1), *_res(c[5], 1)),  # 3
+        nn.Sequential(ConvBlock(c[5], c[6], 3, 1, 0), ConvBlock(c[6], c[6], 1, 1, 0)),  # 1
     ])
 
 
-def _decoder() -> nn.ModuleList:
-    """Bottleneck 1x1x512 -> 96x96x80; each stage's input is concatenated with the encoder skip."""
+def _decoder(width: int) -> nn.ModuleList:
+    """Bottleneck 1x1xwidth -> 96x96; each stage's output is concatenated with the encoder skip."""
+    e = [scaled(ch, width) for ch in ENCODER_CHANNELS]
+    d = [scaled(ch, width) for ch in DECODER_CHANNELS]
     return nn.ModuleList([
-        nn.Sequential(ConvBlock(512, 512, 1, 1, 0)),  # 1
-        nn.Sequential(UpBlock(1024, 512, 3, 1, 0), *_res(512, 1)),  # 3
-        nn.Sequential(UpBlock(1024, 512, 3, 2, 1, 1), *_res(512, 2)),  # 6
-        nn.Sequential(UpBlock(768, 384, 3, 2, 1, 1), *_res(384, 2)),  # 12
-        nn.Sequential(UpBlock(512, 256, 3, 2, 1, 1), *_res(256, 2)),  # 24
-        nn.Sequential(UpBlock(320, 128, 3, 2, 1, 1), *_res(128, 2)),  # 48
-        nn.Sequential(UpBlock(160, 64, 3, 2, 1, 1), *_res(64, 2)),  # 96
+        nn.Sequential(ConvBlock(width, d[0], 1, 1, 0)),  # 1
+        nn.Sequential(UpBlock(d[0] + e[6], d[1], 3, 1, 0), *_res(d[1], 1)),  # 3
+        nn.Sequential(UpBlock(d[1] + e[5], d[2], 3, 2, 1, 1), *_res(d[2], 2)),  # 6
+        nn.Sequential(UpBlock(d[2] + e[4], d[3], 3, 2, 1, 1), *_res(d[3], 2)),  # 12
+        nn.Sequential(UpBlock(d[3] + e[3], d[4], 3, 2, 1, 1), *_res(d[4], 2)),  # 24
+        nn.Sequential(UpBlock(d[4] + e[2], d[5], 3, 2, 1, 1), *_res(d[5], 2)),  # 48
+        nn.Sequential(UpBlock(d[5] + e[1], d[6], 3, 2, 1, 1), *_res(d[6], 2)),  # 96
     ])
 
 
@@ -93,16 +106,26 @@ class FaceRenderer(nn.Module):
 
     Args:
         num_embeddings: rows of the unit embedding (1000 for the released model).
+        width: unit embedding / bottleneck size; 512 is the released layout (36.1 M parameters),
+            smaller values scale every conv layer by ``width / 512`` (128: a 2.3 M-parameter demo model).
     """
 
-    def __init__(self, num_embeddings: int = NUM_UNITS):
+    def __init__(self, num_embeddings: int = NUM_UNITS, width: int = EMBED_DIM):
         super().__init__()
-        self.face_encoder_blocks = _encoder()
-        self.unit_embed = nn.Embedding(num_embeddings, EMBED_DIM)
-        self.unit2lip = nn.TransformerEncoderLayer(EMBED_DIM, NUM_HEADS, dim_feedforward=FFN_DIM,
+        self._build(num_embeddings, width)
+
+    def _build(self, num_embeddings: int, width: int) -> None:
+        """(Re)create every layer for a unit table of ``num_embeddings`` rows and bottleneck ``width``."""
+        self.width = int(width)
+        self.face_encoder_blocks = _encoder(self.width)
+        self.unit_embed = nn.Embedding(num_embeddings, self.width)
+        self.unit2lip = nn.TransformerEncoderLayer(self.width, NUM_HEADS, dim_feedforward=FFN_RATIO * self.width,
                                                    activation="relu", norm_first=False, batch_first=False)
-        self.face_decoder_blocks = _decoder()
-        self.output_block = nn.Sequential(ConvBlock(80, 32, 3, 1, 1), nn.Conv2d(32, 3, 1, 1, 0), nn.Sigmoid())
+        self.face_decoder_blocks = _decoder(self.width)
+        skip = scaled(DECODER_CHANNELS[-1], self.width) + scaled(ENCODER_CHANNELS[0], self.width)
+        hidden = scaled(OUTPUT_CHANNELS, self.width)
+        self.output_block = nn.Sequential(ConvBlock(skip, hidden, 3, 1, 1), nn.Conv2d(hidden, 3, 1, 1, 0),
+                                          nn.Sigmoid())
 
     @property
     def num_embeddings(self) -> int:
@@ -115,12 +138,12 @@ class FaceRenderer(nn.Module):
             units: (W, 20) LongTensor, 20 units (50 Hz) for each window of 10 frames.
 
         Returns:
-            (W * 10, 512, 1, 1), window-major.
+            (W * 10, C, 1, 1), window-major; C = ``width`` (512 for the released model).
         """
-        emb = self.unit_embed(units)  # (W, 20, 512)
-        emb = F.interpolate(emb.transpose(1, 2), scale_factor=1 / UNITS_PER_FRAME, mode="linear")  # (W, 512, 10)
-        seq = self.unit2lip(emb.permute(2, 0, 1))  # (10, W, 512), sequence first
-        return seq.transpose(0, 1).reshape(-1, EMBED_DIM, 1, 1)  # (W * 10, 512, 1, 1)
+        emb = self.unit_embed(units)  # (W, 20, C)
+        emb = F.interpolate(emb.transpose(1, 2), scale_factor=1 / UNITS_PER_FRAME, mode="linear")  # (W, C, 10)
+        seq = self.unit2lip(emb.permute(2, 0, 1))  # (10, W, C), sequence first
+        return seq.transpose(0, 1).reshape(-1, self.width, 1, 1)  # (W * 10, C, 1, 1)
 
     def forward(self, units: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         """Render the mouth for every frame of a batch of windows.
@@ -151,14 +174,21 @@ class FaceRenderer(nn.Module):
         """Load a released ``video`` state dict; a smaller unit table is grown by copying its last row.
 
         AV2AV's checkpoints hold 1000 unit rows; a model built for more (e.g. 1024, the vocoder's
-        table with special symbols) gets the extra rows as copies of the last one. Every other key
-        must match exactly.
+        table with special symbols) gets the extra rows as copies of the last one. A state dict of
+        another ``width`` (read from ``unit_embed.weight``) rebuilds the layers at that width first,
+        so a small unit2av-trained renderer loads into ``FaceRenderer()`` too. Every other key must
+        match exactly.
 
         Raises:
             KeyError / RuntimeError: missing, unexpected or mis-shaped keys (callers add the file name).
         """
         state = dict(state)
         table = state.get("unit_embed.weight")
+        if table is not None and table.dim() == 2 and table.shape[1] != self.width:
+            log.info("renderer weights have width %d; rebuilding the layers (was %d)", table.shape[1], self.width)
+            device = self.unit_embed.weight.device
+            self._build(max(self.num_embeddings, table.shape[0]), table.shape[1])
+            self.to(device)
         if table is not None and table.dim() == 2 and table.shape[0] < self.num_embeddings:
             extra = self.num_embeddings - table.shape[0]
             log.info("unit table has %d rows; copying the last row into %d more", table.shape[0], extra)
@@ -166,4 +196,4 @@ class FaceRenderer(nn.Module):
         self.load_state_dict(state, strict=True)
 
 
-__all__ = ["FACE_SIZE", "FRAMES_PER_WINDOW", "UNITS_PER_FRAME", "UNITS_PER_WINDOW", "FaceRenderer"]
+__all__ = ["EMBED_DIM", "FACE_SIZE", "FRAMES_PER_WINDOW", "UNITS_PER_FRAME", "UNITS_PER_WINDOW", "FaceRenderer"]

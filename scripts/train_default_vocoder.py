@@ -1,0 +1,164 @@
+"""Reproduce the bundled default vocoder and k-means (``src/unit2av/assets``).
+
+    python scripts/train_default_vocoder.py --out build/vocoder --minutes 40
+
+1. a multi-speaker Korean + English corpus spoken by espeak-ng (6 voices x 20 sentences);
+2. log-mel k-means units (k = 100) fitted on the training sentences;
+3. train / held-out manifests (the last 2 sentences of every voice are held out);
+4. the small vocoder config (``unit2av/configs/demo.json``) trained for a fixed wall-clock
+   budget on the mel L1 + duration losses only (the HiFi-GAN discriminators cost ~10x the
+   generator on a CPU; with a GPU, continue with ``unit2av train-unit2a``); the checkpoint with the
+   best validation mel error (whole held-out utterances) is kept.
+Everything is seeded; the wall-clock budget makes the step count depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from unit2av.config import save_config
+from unit2av.corpus import DEFAULT_VOICES, EXTRA_VOICES, SENTENCES
+from unit2av.demo import demo_config
+
+HELD_OUT_PER_VOICE = 2  # the last sentences of every voice, never trained on
+K = 100  # units
+
+# More sentences (written for this project) so that every voice reads 20.
+EXTRA_SENTENCES = {
+    "ko": (
+        "점심으로 김치찌개를 먹었어요.",
+        "지하철 이 호선으로 갈아타세요.",
+        "창문을 조금만 열어 주시겠어요?",
+        "어제 본 영화는 아주 재미있었어요.",
+        "우체국은 은행 옆에 있습니다.",
+        "아이들이 운동장에서 축구를 합니다.",
+        "이번 겨울은 눈이 많이 내렸어요.",
+        "저녁에는 가족과 함께 식사를 합니다.",
+    ),
+    "en": (
+        "She painted the old fence bright blue.",
+        "Our flight leaves early on Monday morning.",
+        "Could you open the window a little?",
+        "The soup needs a pinch more salt.",
+        "He forgot his umbrella at the station.",
+        "Children are playing football in the yard.",
+        "It snowed heavily all through the night.",
+        "We usually eat dinner together at seven.",
+    ),
+}
+
+
+def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
+    """Corpus, k-means, units and manifests under ``out``. Returns (train records, held-out records)."""
+    from unit2av.corpus import make_corpus
+    from unit2av.manifest import build_manifest, write_manifest
+    from unit2av.units import extract_folder, fit_kmeans, save_kmeans
+
+    sentences = {lang: list(SENTENCES[lang]) + list(EXTRA_SENTENCES[lang]) for lang in SENTENCES}
+    voices = list(DEFAULT_VOICES) + list(EXTRA_VOICES)
+    records = make_corpus(out / "corpus", voices=voices, sentences_per_voice=20, seed=seed, sentences=sentences)
+    by_spk: dict[str, list[dict]] = {}
+    for r in records:
+        by_spk.setdefault(r["speaker"], []).append(r)
+    held = [r for rs in by_spk.values() for r in rs[-HELD_OUT_PER_VOICE:]]
+    held_ids = {r["utt_id"] for r in held}
+    train = [r for r in records if r["utt_id"] not in held_ids]
+    save_kmeans(fit_kmeans([r["path"] for r in train], K, seed=seed), out / "km.pt")
+    extract_folder(out / "km.pt", out / "corpus", out / "units", speaker=True)
+    built = build_manifest(out / "corpus", out / "units")
+    write_manifest([e for e in built.entries if Path(e.audio).stem not in held_ids], out / "train.jsonl")
+    write_manifest([e for e in built.entries if Path(e.audio).stem in held_ids], out / "valid.jsonl")
+    (out / "records.json").write_text(json.dumps({"train": train, "held_out": held}, indent=1))
+    return train, held
+
+
+@torch.no_grad()
+def validate(model, valid, mel) -> float:
+    """Mean mel L1 over whole held-out utterances."""
+    from unit2av.losses import mel_loss
+
+    model.eval()
+    errors = []
+    for item in valid:
+        y_hat, _ = model(code=item["code"][None], spkr=item["spkr"][None])
+        errors.append(float(mel_loss(item["mel"][None], mel(y_hat[:, 0]))))
+    model.train()
+    return sum(errors) / len(errors)
+
+
+def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_interval: int) -> dict:
+    """Generator-only training (mel L1 + duration loss); writes ``out/g_best``. Returns a summary."""
+    from torch.utils.data import DataLoader
+
+    from unit2av.audio import mel_for_config
+    from unit2av.checkpoints import save_generator
+    from unit2av.dataset import UnitAudioDataset
+    from unit2av.losses import mel_loss
+    from unit2av.manifest import read_manifest
+    from unit2av.models.vocoder import UnitVocoder
+
+    cfg = demo_config(out, K)
+    cfg.seed, cfg.batch_size = seed, batch_size
+    save_config(cfg, out / "config.json")
+    torch.manual_seed(seed)
+    model = UnitVocoder.from_config(cfg).train()
+    optim = torch.optim.AdamW(model.parameters(), cfg.learning_rate, betas=(cfg.adam_b1, cfg.adam_b2))
+    trainset = UnitAudioDataset(read_manifest(out / "train.jsonl"), cfg, segment=True)
+    valid = UnitAudioDataset(read_manifest(out / "valid.jsonl"), cfg, segment=False)
+    loader = DataLoader(trainset, batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    mel = mel_for_config(cfg, for_loss=True)
+    best, first, step, t0 = float("inf"), validate(model, valid, mel), 0, time.time()
+    logging.info("step 0: validation mel error %.4f", first)
+    while time.time() - t0 < minutes * 60:
+        for batch in loader:
+            y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"])
+            loss = mel_loss(batch["mel"], mel(y_hat[:, 0])) * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            step += 1
+            if step % validation_interval == 0:
+                err = validate(model, valid, mel)
+                logging.info("step %d: loss %.3f, validation mel error %.4f, %.0f s", step, float(loss), err,
+                             time.time() - t0)
+                if err < best:
+                    best = err
+                    save_generator(model, out / "g_best", config=cfg, step=step)
+            if time.time() - t0 >= minutes * 60:
+                break
+    return {"steps": step, "train_seconds": round(time.time() - t0), "first_val_error": first,
+            "best_val_error": best, "batch_size": batch_size, "losses": "mel L1 x lambda_mel + duration MSE"}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="build/vocoder", help="work folder")
+    p.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--validation_interval", type=int, default=200)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if not (out / "valid.jsonl").is_file():
+        prepare(out, args.seed)
+    logging.info("data ready in %.0f s", time.time() - t0)
+    info = train_mel(out, args.minutes, args.seed, args.batch_size, args.validation_interval)
+    info["threads"] = args.threads
+    (out / "train_info.json").write_text(json.dumps(info, indent=1))
+    logging.info("done: %s", info)
+
+
+if __name__ == "__main__":
+    main()
