@@ -184,7 +184,8 @@ def _loop(state: FaceTrainState, train_set: FaceWindows, valid, writer, folder: 
     opts, cfg = state.opts, state.cfg
     keys = StepKeys(state.step, cfg.batch_size, opts.training_steps, state.dist.rank, state.dist.world_size)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=keys, num_workers=opts.num_workers,
-                        pin_memory=state.device.type == "cuda")
+                        pin_memory=state.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     deadline = math.inf if opts.max_seconds is None else time.time() + opts.max_seconds
     pbar = tqdm(total=opts.training_steps, initial=state.step, desc="train-face", unit="step",
                 disable=not state.dist.main, dynamic_ncols=True)

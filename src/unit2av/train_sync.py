@@ -127,7 +127,8 @@ def train_sync(cfg: SyncConfig) -> dict:
     writer = SummaryWriter(str(folder / "logs"))
     result = {"first": sync_accuracy(model, valid) if valid else {}, "last": {}}
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=StepKeys(step, cfg.batch_size,
-                                                                               cfg.training_steps))
+                                                                               cfg.training_steps),
+                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     deadline = math.inf if cfg.max_seconds is None else time.time() + cfg.max_seconds
     with tqdm(total=cfg.training_steps, initial=step, desc="train-sync", unit="step", dynamic_ncols=True) as bar:
         for batch in loader:
@@ -138,12 +139,12 @@ def train_sync(cfg: SyncConfig) -> dict:
             optim.step()
             step += 1
             bar.update(1)
-            writer.add_scalar("training/sync_loss", float(loss), step)
+            writer.add_scalar("training/sync_loss", float(loss.detach()), step)
             if valid is not None and step % cfg.validation_interval == 0:
                 metrics = sync_accuracy(model, valid)
                 for k, v in metrics.items():
                     writer.add_scalar(f"validation/{k}", v, step)
-                log.info("step %d: loss %.4f, held-out %s", step, float(loss),
+                log.info("step %d: loss %.4f, held-out %s", step, float(loss.detach()),
                          ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
                 if metrics["accuracy"] > best:
                     best = metrics["accuracy"]
