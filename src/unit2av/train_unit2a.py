@@ -149,6 +149,8 @@ def validate(state: TrainState, loader: DataLoader, keep: int = 0) -> tuple[floa
 def make_loaders(state: TrainState, train_file, valid_file) -> tuple[DataLoader, SegmentSampler, DataLoader | None]:
     """Training loader (random aligned crops, sharded by rank) and, on rank 0, the validation loader."""
     cfg, opts, dist = state.cfg, state.opts, state.dist
+    if cfg.f0:
+        raise fail(None, "f0-conditioned vocoders (config 'f0': true) cannot be trained here yet")
     train_entries = read_manifest(train_file)
     if cfg.multispkr and not cfg.embedder_params and state.speakers is None:
         state.speakers = speaker_table(train_entries)
@@ -305,21 +307,24 @@ def train(cfg: VocoderConfig, opts: TrainOptions) -> TrainState:
     if dist.world_size > 1:
         _wrap_ddp(state)
     writer = None
+    flush = state.device.type == "cpu" and torch.set_flush_denormal(True)  # denormals make CPU convs ~10x slower
     if dist.main:
         from torch.utils.tensorboard import SummaryWriter
 
         folder.mkdir(parents=True, exist_ok=True)
         save_config(cfg, folder / "config.json")
         writer = SummaryWriter(str(folder / "logs"))
-        if state.step == 0 and valid is not None:
-            _run_validation(state, valid, writer, folder)
     try:
+        if dist.main and state.step == 0 and valid is not None:
+            _run_validation(state, valid, writer, folder)
         _run_epochs(state, loader, sampler, valid, writer, folder)
         if dist.main and not (folder / f"do_{state.step:08d}").is_file():
             save_checkpoint(state, folder)
         if dist.world_size > 1:
             torch.distributed.barrier()
     finally:
+        if flush:
+            torch.set_flush_denormal(False)
         if writer is not None:
             writer.close()
         if dist.world_size > 1:

@@ -1,0 +1,202 @@
+"""train-unit2a on a tiny config and an espeak-ng corpus: learning, checkpoints, exact resume, DDP, safety."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from _unit2a_helpers import TINY_DISC_WIDTH, make_unit_corpus, write_config
+
+from unit2av.checkpoints import load_vocoder
+from unit2av.cli import main
+from unit2av.config import load_config
+from unit2av.corpus import espeak_available
+from unit2av.errors import Unit2AVError
+from unit2av.manifest import build_manifest, write_manifest
+from unit2av.safeio import load_torch
+from unit2av.train_state import Dist, TrainOptions, build_state, latest_checkpoint, load_checkpoint
+from unit2av.train_unit2a import make_loaders, train, train_step
+
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """12 utterances of 4 voices (ko + en): the last sentence of each speaker is held out."""
+    root = tmp_path_factory.mktemp("train_corpus")
+    corpus = make_unit_corpus(root, sentences_per_voice=3)
+    entries = build_manifest(corpus["audio_root"], corpus["unit_root"]).entries
+    held = [e for e in entries if Path(e.audio).stem.endswith("_0003")]
+    write_manifest([e for e in entries if e not in held], root / "train.jsonl")
+    write_manifest(held, root / "valid.jsonl")
+    return {"root": root, "config": write_config(root / "tiny.json"), "train": root / "train.jsonl",
+            "valid": root / "valid.jsonl"}
+
+
+def _cfg(data, **kw):
+    kw = {"input_training_file": str(data["train"]), "input_validation_file": str(data["valid"]), **kw}
+    return dataclasses.replace(load_config(data["config"]), **kw)
+
+
+def _opts(folder, **kw) -> TrainOptions:
+    base = dict(training_steps=6, checkpoint_interval=3, validation_interval=0, disc_width=TINY_DISC_WIDTH,
+                num_workers=0, stdout_interval=100, summary_interval=1)
+    return TrainOptions(str(folder), **{**base, **kw})
+
+
+def _scalars(logdir: Path) -> tuple[dict[str, dict[int, float]], dict]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "audio": 0, "images": 0})
+    ea.Reload()
+    tags = ea.Tags()
+    return {t: {e.step: e.value for e in ea.Scalars(t)} for t in tags["scalars"]}, tags
+
+
+def test_cli_training_lowers_validation_mel_error(data, tmp_path):
+    ck = tmp_path / "ck"
+    rc = main(["train-unit2a", "--config", str(data["config"]), "--checkpoint_path", str(ck),
+               "--input_training_file", str(data["train"]), "--input_validation_file", str(data["valid"]),
+               "--training_steps", "16", "--validation_interval", "8", "--checkpoint_interval", "8",
+               "--summary_interval", "5", "--disc_width", str(TINY_DISC_WIDTH), "--device", "cpu",
+               "--num_workers", "0"])
+    assert rc == 0
+    scalars, tags = _scalars(ck / "logs")
+    val = scalars["validation/mel_spec_error"]
+    assert sorted(val) == [0, 8, 16]
+    assert val[16] < 0.8 * val[0], val  # measurably better than the untrained generator
+    assert {"training/gen_loss_total", "training/mel_spec_error", "training/disc", "training/dur"} <= set(scalars)
+    assert "generated/y_hat_0" in tags["audio"] and "gt/y_0" in tags["audio"]
+    assert "generated/y_hat_spec_0" in tags["images"]
+    for name in ("g_00000008", "do_00000008", "g_00000016", "do_00000016", "g_best", "do_best", "config.json"):
+        assert (ck / name).is_file(), name
+    g, do = load_torch(ck / "g_00000016"), load_torch(ck / "do_00000016")
+    assert "conv_pre.weight_g" in g["generator"] and "ups.0.weight_v" in g["generator"]
+    assert {"mpd", "msd", "optim_g", "optim_d", "steps", "epoch", "sched_g", "sched_d", "best_val_error",
+            "config", "rng"} <= set(do)
+    assert "discriminators.4.convs.0.weight_g" in do["mpd"]
+    assert {"discriminators.0.convs.0.weight_orig", "discriminators.0.convs.0.weight_u",
+            "discriminators.1.convs.0.weight_g"} <= set(do["msd"])
+    assert do["steps"] == 16
+    best = load_torch(ck / "do_best")
+    assert best["best_val_error"] == pytest.approx(min(val[8], val[16]), rel=1e-5)
+    model = load_vocoder(ck / "g_best", ck / "config.json")
+    wav, _ = model(code=torch.randint(0, 16, (1, 20)), spkr=torch.randn(1, 1, 256))
+    assert wav.shape == (1, 1, 20 * 320) and torch.isfinite(wav).all()
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    cfg = _cfg(data, batch_size=2, input_validation_file=None)
+    whole = train(cfg, _opts(tmp_path / "a"))  # 6 steps; 8 utterances / 2 = 4 per epoch
+    assert whole.step == 6 and whole.epoch == 1
+    first = train(cfg, _opts(tmp_path / "b", training_steps=3))
+    assert first.step == 3 and sorted(p.name for p in (tmp_path / "b").glob("do_*")) == ["do_00000003"]
+    # the optimiser state restored from do_00000003 is the saved one
+    fresh = build_state(cfg, _opts(tmp_path / "b"), Dist())
+    load_checkpoint(fresh, tmp_path / "b" / "do_00000003")
+    saved = load_torch(tmp_path / "b" / "do_00000003")["optim_g"]["state"]
+    for k, v in fresh.optim_g.state_dict()["state"].items():
+        assert all(torch.equal(v[n], saved[k][n]) for n in ("exp_avg", "exp_avg_sq", "step"))
+    resumed = train(cfg, _opts(tmp_path / "b"))  # the same command again, now to 6 steps
+    assert resumed.step == 6
+    a = load_torch(tmp_path / "a" / "g_00000006")["generator"]
+    b = load_torch(tmp_path / "b" / "g_00000006")["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    da, db = load_torch(tmp_path / "a" / "do_00000006"), load_torch(tmp_path / "b" / "do_00000006")
+    assert all(torch.equal(da["mpd"][k], db["mpd"][k]) for k in da["mpd"])
+    assert da["sched_g"] == db["sched_g"] and da["epoch"] == db["epoch"] == 1
+    again = train(cfg, _opts(tmp_path / "b"))  # finished: rerunning does no work
+    assert again.step == 6 and len(list((tmp_path / "b").glob("do_*"))) == 2
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_one(data, tmp_path):
+    cfg = _cfg(data, batch_size=2, input_validation_file=None)
+    ck = tmp_path / "ck"
+    train(cfg, _opts(ck, training_steps=3))
+    good = load_torch(ck / "do_00000003")
+    # a second run whose do_ write stops half-way; then it is killed with SIGKILL
+    script = textwrap.dedent(f"""
+        import io, sys, time, dataclasses, torch
+        real_save = torch.save
+        def half_save(obj, f):
+            if isinstance(obj, dict) and "mpd" in obj:
+                buf = io.BytesIO(); real_save(obj, buf)
+                f.write(buf.getvalue()[: len(buf.getvalue()) // 2]); f.flush()
+                print("HALF", flush=True); time.sleep(120)
+            real_save(obj, f)
+        torch.save = half_save
+        from unit2av.config import load_config
+        from unit2av.train_state import TrainOptions
+        from unit2av.train_unit2a import train
+        cfg = dataclasses.replace(load_config({str(data["config"])!r}), batch_size=2,
+                                  input_training_file={str(data["train"])!r})
+        train(cfg, TrainOptions({str(ck)!r}, training_steps=6, checkpoint_interval=100, validation_interval=0,
+                                disc_width={TINY_DISC_WIDTH}, num_workers=0))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert proc.stdout.readline().strip() == "HALF"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (ck / "do_00000006").exists()  # the half-written file never took the name
+    assert any(p.name.startswith(".do_00000006") for p in ck.iterdir())  # it is a hidden temporary
+    assert latest_checkpoint(ck) == ck / "do_00000003"
+    state = train(cfg, _opts(ck))  # the rerun resumes from step 3
+    assert state.step == 6 and torch.equal(load_torch(ck / "do_00000003")["optim_g"]["state"][0]["exp_avg"],
+                                           good["optim_g"]["state"][0]["exp_avg"])
+
+
+def test_non_finite_steps_are_skipped_then_stop(data, tmp_path):
+    cfg = _cfg(data, batch_size=2)
+    state = build_state(cfg, _opts(tmp_path, max_nonfinite=3), Dist())
+    loader, _, _ = make_loaders(state, cfg.input_training_file, None)
+    batch = next(iter(loader))
+    bad = {**batch, "audio": batch["audio"].clone()}
+    bad["audio"][0, 100] = float("nan")
+    before = [p.detach().clone() for p in state.g.parameters()]
+    assert train_step(state, bad) == {"skipped": 1.0}
+    assert train_step(state, bad) == {"skipped": 1.0}
+    assert state.step == 0 and state.nonfinite == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, state.g.parameters()))
+    losses = train_step(state, batch)  # a good step resets the count
+    assert state.step == 1 and state.nonfinite == 0 and all(map(lambda v: v == v, losses.values()))
+    train_step(state, bad)
+    train_step(state, bad)
+    with pytest.raises(Unit2AVError, match="3 non-finite steps in a row") as err:
+        train_step(state, bad)
+    assert "\n" not in str(err.value)
+
+
+def test_torchrun_two_cpu_processes(data, tmp_path):
+    ck = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "unit2av.cli", "train-unit2a", "--config", str(data["config"]), "--checkpoint_path", str(ck),
+           "--input_training_file", str(data["train"]), "--input_validation_file", str(data["valid"]),
+           "--training_steps", "3", "--validation_interval", "3", "--checkpoint_interval", "3",
+           "--batch_size", "2", "--disc_width", str(TINY_DISC_WIDTH), "--device", "cpu", "--num_workers", "0"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("trained 3 steps") == 1  # only rank 0 reports
+    do = load_torch(ck / "do_00000003")
+    # 8 utterances, 2 processes x batch 2: one epoch is 2 steps, so step 3 is in epoch 1
+    assert do["steps"] == 3 and do["epoch"] == 1 and do["epoch_batches"] == 1
+    assert (ck / "g_best").is_file()
+
+
+def test_missing_training_manifest_is_exit_2(data, tmp_path, capsys):
+    rc = main(["train-unit2a", "--config", str(data["config"]), "--checkpoint_path", str(tmp_path / "x"),
+               "--input_training_file", str(tmp_path / "none.jsonl"), "--device", "cpu"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "none.jsonl" in err and "manifest not found" in err and len(err.splitlines()) == 1
