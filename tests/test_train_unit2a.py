@@ -200,3 +200,38 @@ def test_missing_training_manifest_is_exit_2(data, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "none.jsonl" in err and "manifest not found" in err and len(err.splitlines()) == 1
+
+
+def test_losses_on_hand_computed_values():
+    from unit2av.losses import discriminator_loss, feature_loss, generator_loss, generator_objective, mel_loss
+
+    real, fake = [torch.ones(2, 3), torch.full((2, 5), 0.5)], [torch.zeros(2, 3), torch.full((2, 5), 0.5)]
+    total, r, g = discriminator_loss(real, fake)
+    assert r == [0.0, 0.25] and g == [0.0, 0.25] and float(total) == pytest.approx(0.5)
+    adv, each = generator_loss(fake)
+    assert float(adv) == pytest.approx(1.0 + 0.25) and len(each) == 2
+    fm = feature_loss([[torch.zeros(4), torch.ones(2)]], [[torch.full((4,), 0.5), torch.ones(2)]])
+    assert float(fm) == pytest.approx(0.5)
+    mel = mel_loss(torch.zeros(1, 80, 10), torch.full((1, 80, 12), 2.0))  # frames trimmed to 10
+    assert float(mel) == pytest.approx(2.0)
+    out = generator_objective(mel, fm, adv, torch.tensor(0.1), 45.0, 2.0, 1.0, 1.0)
+    assert float(out["total"]) == pytest.approx(45 * 2.0 + 2 * 0.5 + 1.25 + 0.1)
+
+
+def test_discriminators_have_hifigan_layout():
+    from unit2av.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict
+
+    mpd, msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
+    n = sum(p.numel() for p in mpd.parameters()) + sum(p.numel() for p in msd.parameters())
+    assert n == pytest.approx(70.7e6, rel=1e-3)  # HiFi-GAN V1's discriminators: 70.7 M parameters
+    p, s = legacy_state_dict(mpd), legacy_state_dict(msd)
+    assert p["discriminators.0.convs.0.weight_v"].shape == (32, 1, 5, 1)
+    assert p["discriminators.4.conv_post.weight_g"].shape == (1, 1, 1, 1)
+    assert s["discriminators.0.convs.1.weight_orig"].shape == (128, 32, 41)  # groups 4
+    assert s["discriminators.0.convs.1.weight_u"].shape == (128,)
+    assert s["discriminators.2.convs.6.weight_v"].shape == (1024, 1024, 5)
+    assert not any("parametrizations" in k for k in [*p, *s])
+    again = MultiScaleDiscriminator()
+    again.load_state_dict(s)  # the released names load back
+    y = torch.randn(1, 1, 4000)
+    assert torch.equal(again(y, y)[0][1], msd(y, y)[0][1])
