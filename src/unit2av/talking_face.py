@@ -5,8 +5,8 @@ audio track, a face-box pickle (the format users bring: one float32 ``[x1, y1, x
 frame) and, given a k-means model, the 50 Hz units of the speech; ``manifest.jsonl`` lists them
 for ``unit2av train-face``.
 
-The face is scikit-image's ``astronaut`` photograph (public domain; NASA) or, without
-scikit-image, a drawn face. Per frame (40 ms of audio):
+The face is a crop of the ``astronaut`` photograph that scikit-image ships (Eileen Collins,
+NASA, public domain; bundled in ``unit2av/assets``) or a drawn face. Per frame (40 ms of audio):
 
 - mouth opening = loudness (RMS in dB, mapped to 0..1), lightly smoothed over time;
 - mouth shape = roundness from the share of low-frequency energy (rounded vowels such as /o/, /u/
@@ -60,14 +60,11 @@ class FaceLayout:
 
 
 def _astronaut() -> tuple[np.ndarray, FaceLayout]:
-    try:
-        from skimage import data
-    except ImportError as e:
-        raise Unit2AVError("the 'astronaut' face needs scikit-image (pip install scikit-image); "
-                           "or use face='drawn'") from e
-    size = FRAME_SIZE + 2 * CANVAS_MARGIN
-    x0, y0 = 108 - CANVAS_MARGIN, 40 - CANVAS_MARGIN  # the face sits in x 108..332, y 40..264 of the photo
-    canvas = np.ascontiguousarray(data.astronaut()[y0:y0 + size, x0:x0 + size, ::-1])  # RGB -> BGR
+    from importlib import resources
+
+    # 256x256 crop (x 92..348, y 24..280) of scikit-image's data.astronaut(), stored losslessly
+    data = resources.files("unit2av.assets").joinpath("astronaut_face.png").read_bytes()
+    canvas = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # BGR
     m = CANVAS_MARGIN
     layout = FaceLayout(mouth=(116 + m, 105 + m), mouth_half_width=19.0, max_opening=15.0, jaw_drop=7.0,
                         chin_y=140 + m, face_sigma=30.0, box=(62 + m, 22 + m, 162 + m, 150 + m))
@@ -221,7 +218,7 @@ def make_talking_faces(wavs: list[str | os.PathLike], out_dir: str | os.PathLike
         wavs: speech files (``<spk>_<...>.wav``); the clip is named after the file.
         out_dir: output folder: ``<stem>.mp4``, ``<stem>.bbox.pkl``, ``<stem>.pt`` (units).
         kmeans_path: a k-means file for the units (``None``: no units, no manifest ``units``).
-        face: ``"astronaut"`` (needs scikit-image) or ``"drawn"``.
+        face: ``"astronaut"`` (the bundled photograph) or ``"drawn"``.
         seed: head motion and brightness of clip ``i`` use ``seed + i``.
 
     Returns:

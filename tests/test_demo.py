@@ -1,0 +1,62 @@
+"""unit2av demo: the bundled models dub a talking face offline and write the three files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from unit2av.demo_video import asset, load_default_models, run_video_demo
+from unit2av.media import probe_video, read_audio_track
+
+
+def _short_script() -> dict:
+    script = json.loads(asset("demo_script.json").read_text())
+    a, b = script["sentences"][:2]
+    a["units"], b["units"] = a["units"][:25], b["units"][:25]
+    script["sentences"] = [a, b]
+    return script
+
+
+def test_bundled_assets_are_small_and_load():
+    total = sum(p.stat().st_size for p in asset("vocoder.pt").parent.iterdir() if p.is_file())
+    assert total < 25 * 2**20
+    vocoder, face = load_default_models("cpu")
+    assert vocoder.dur_predictor is not None and vocoder.speaker == "embedding"
+    assert face.num_embeddings == vocoder.dict.num_embeddings
+    script = json.loads(asset("demo_script.json").read_text())
+    assert set(script["order"]) == set(script["voices"]) and len(script["sentences"]) >= 2
+    assert all(max(s["units"]) < face.num_embeddings for s in script["sentences"])
+
+
+def test_demo_writes_video_preview_and_spectrogram(tmp_path):
+    r = run_video_demo(tmp_path / "demo", device="cpu", script=_short_script())
+    assert {p.name for p in (tmp_path / "demo").iterdir()} == {"demo.mp4", "preview.png", "spectrogram.png"}
+    info = probe_video(r.video)
+    assert info.num_frames == r.frames and info.has_audio and (info.width, info.height) == (224, 224)
+    wav, sr = read_audio_track(r.video)
+    assert abs(len(wav) / sr - r.seconds) < 0.15 and np.abs(wav).max() > 0.05
+    preview = cv2.imread(str(r.preview))
+    assert preview.shape == (2 * (96 * 2 + 4), 2 * 96 * 8, 3)
+    spec = cv2.imread(str(r.spectrogram))
+    assert spec.shape[1] == int(r.seconds * 100)
+    # speech, then the trailing pause: quiet in the soundtrack, dark in the spectrogram
+    tail = slice(int((r.seconds - 0.25) * sr), None)
+    assert np.sqrt(np.mean(wav[tail] ** 2)) < 0.1 * np.sqrt(np.mean(wav ** 2))
+    x = int((r.seconds - 0.2) * 100)
+    assert spec[20:, x:x + 10].mean() < 0.5 * spec[20:, : x - 30].mean()
+
+
+@pytest.mark.slow
+def test_default_demo_command(tmp_path, capsys):
+    from unit2av.commands import demo as cmd
+
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    assert cmd.run(p.parse_args(["--out", str(tmp_path / "demo"), "--device", "cpu"])) == 0
+    printed = capsys.readouterr().out
+    for name in ("demo.mp4", "preview.png", "spectrogram.png"):
+        assert str(tmp_path / "demo" / name) in printed and (tmp_path / "demo" / name).is_file()
