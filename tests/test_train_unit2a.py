@@ -28,6 +28,15 @@ pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread; two OpenMP threads stall badly on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """12 utterances of 4 voices (ko + en): the last sentence of each speaker is held out."""

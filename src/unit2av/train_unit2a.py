@@ -307,7 +307,7 @@ def train(cfg: VocoderConfig, opts: TrainOptions) -> TrainState:
     if dist.world_size > 1:
         _wrap_ddp(state)
     writer = None
-    flush = state.device.type == "cpu" and torch.set_flush_denormal(True)  # denormals make CPU convs ~10x slower
+    flush = state.device.type == "cpu" and torch.set_flush_denormal(True)  # denormal floats slow CPU convs
     if dist.main:
         from torch.utils.tensorboard import SummaryWriter
 
