@@ -14,12 +14,9 @@ from pathlib import Path
 from ..faces import DETECTORS, DetectOptions
 
 
-def _add_detect(sub) -> None:
+def add_detector_arguments(p: argparse.ArgumentParser) -> None:
+    """Detector and box-shape flags shared by ``bbox detect`` and ``prepare``."""
     d = DetectOptions()
-    p = sub.add_parser("detect", help="detect and follow one face; write the box pickle")
-    p.add_argument("--video", "--in-vid-path", "--in_vid_path", "--face", required=True, help="input video")
-    p.add_argument("--out", "--out-bbox-path", "--out_bbox_path",
-                   help="box pickle to write (default: <video stem>.bbox.pkl beside the video)")
     p.add_argument("--detector", choices=DETECTORS, default=d.detector,
                    help="face detector (auto: dlib when installed, else OpenCV's Haar cascade)")
     p.add_argument("--box-style", "--box_style", choices=("av2av", "square", "raw"), default=d.box_style,
@@ -30,6 +27,21 @@ def _add_detect(sub) -> None:
     p.add_argument("--nosmooth", action="store_true", help="no temporal smoothing")
     p.add_argument("--max-gap", "--max_gap", type=int, default=d.max_gap,
                    help="interpolate up to this many frames without a face; longer gaps stay None")
+
+
+def detector_options(args: argparse.Namespace, **extra) -> DetectOptions:
+    """``DetectOptions`` from the flags of ``add_detector_arguments`` (plus ``extra`` fields)."""
+    return DetectOptions(detector=args.detector, box_style=args.box_style, pads=tuple(args.pad),
+                         smooth=1 if args.nosmooth else args.smooth, max_gap=args.max_gap, **extra)
+
+
+def _add_detect(sub) -> None:
+    d = DetectOptions()
+    p = sub.add_parser("detect", help="detect and follow one face; write the box pickle")
+    p.add_argument("--video", "--in-vid-path", "--in_vid_path", "--face", required=True, help="input video")
+    p.add_argument("--out", "--out-bbox-path", "--out_bbox_path",
+                   help="box pickle to write (default: <video stem>.bbox.pkl beside the video)")
+    add_detector_arguments(p)
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--face-index", "--face_index", type=int, default=None,
                       help="follow the N-th face from the left (0 = leftmost) instead of the largest")
@@ -64,10 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _detect(args) -> int:
     from ..faces import detect_video, save_boxes
 
-    opts = DetectOptions(detector=args.detector, box_style=args.box_style, pads=tuple(args.pad),
-                         smooth=1 if args.nosmooth else args.smooth, max_gap=args.max_gap,
-                         face_index=args.face_index, largest=args.largest, batch_size=args.batch_size,
-                         resize_factor=args.resize_factor, clamp=args.clamp)
+    opts = detector_options(args, face_index=args.face_index, largest=args.largest, batch_size=args.batch_size,
+                            resize_factor=args.resize_factor, clamp=args.clamp)
     out = Path(args.out) if args.out else Path(args.video).with_suffix(".bbox.pkl")
     result = detect_video(args.video, opts, progress=not args.no_progress)
     save_boxes(result.boxes, out)
