@@ -25,6 +25,10 @@ COMMANDS = [
     ("render", "render", "render a dubbed, lip-synced video from units, a video and face boxes"),
     ("bbox", "bbox", "detect, edit, inspect and draw per-frame face boxes"),
     ("prepare", "prepare", "prepare one video: 16 kHz audio, speaker embedding, face boxes, units"),
+    ("train-face", "train_face", "train (or fine-tune) the unit-driven face renderer"),
+    ("train-sync", "train_sync", "train the unit/mouth sync expert used by train-face's sync loss"),
+    ("pack", "pack", "pack vocoders and a face renderer into an AV2AV container"),
+    ("export", "export", "export the vocoder or the face renderer to ONNX"),
 ]
 
 
