@@ -102,6 +102,7 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
     from unit2av.losses import mel_loss
     from unit2av.manifest import read_manifest
     from unit2av.models.vocoder import UnitVocoder
+    from unit2av.safeio import save_torch
 
     cfg = demo_config(out, K)
     cfg.seed, cfg.batch_size = seed, batch_size
@@ -115,7 +116,20 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
                         generator=torch.Generator().manual_seed(seed))
     mel = mel_for_config(cfg, for_loss=True)
     best, first, step, t0 = float("inf"), validate(model, valid, mel), 0, time.time()
-    logging.info("step 0: validation mel error %.4f", first)
+    if (out / "latest.pt").is_file():  # resume (weights, optimiser, step; the batch order restarts)
+        from unit2av.safeio import load_torch
+
+        latest = load_torch(out / "latest.pt")
+        model.load_state_dict(latest["model"])
+        optim.load_state_dict(latest["optim"])
+        step, best, first = latest["steps"], latest["best"], latest["first"]
+    elif (out / "g_best").is_file():  # continue from the best weights (fresh optimiser)
+        from unit2av.checkpoints import load_state_checked, open_container, vocoder_state
+
+        g = open_container(out / "g_best")
+        load_state_checked(model, vocoder_state(g, None, out / "g_best"), out / "g_best")
+        step, best = int(g["steps"]), validate(model, valid, mel)
+    logging.info("step %d: validation mel error %.4f", step, first)
     while time.time() - t0 < minutes * 60:
         for batch in loader:
             y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"])
@@ -131,6 +145,8 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
                 if err < best:
                     best = err
                     save_generator(model, out / "g_best", config=cfg, step=step)
+                save_torch({"model": model.state_dict(), "optim": optim.state_dict(), "steps": step, "best": best,
+                            "first": first}, out / "latest.pt")
             if time.time() - t0 >= minutes * 60:
                 break
     return {"steps": step, "train_seconds": round(time.time() - t0), "first_val_error": first,

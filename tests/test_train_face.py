@@ -57,10 +57,10 @@ def test_windows_take_the_reference_from_another_window(face_dataset):  # noqa: 
 
 
 def test_train_face_lowers_validation_l1(face_dataset, tmp_path):  # noqa: F811
-    opts = FaceTrainOptions(checkpoint_path=str(tmp_path / "ck"), training_steps=20, validation_interval=10,
-                            checkpoint_interval=0, device="cpu", image_windows=1)
+    opts = FaceTrainOptions(checkpoint_path=str(tmp_path / "ck"), training_steps=10, validation_interval=5,
+                            checkpoint_interval=0, device="cpu", image_windows=1, valid_windows=2)
     state = train_face(_cfg(face_dataset), opts)
-    assert state.step == 20
+    assert state.step == 10
     assert state.best_val_error < state.first_val_error
     best = load_torch(tmp_path / "ck" / "f_best")
     assert set(best) >= {"audio", "video", "face_config", "steps"} and best["audio"] == {}
@@ -88,7 +88,7 @@ def test_resume_continues_exactly(face_dataset, tmp_path):  # noqa: F811
 def test_train_sync_separates_in_sync_from_shifted(face_dataset, tmp_path):  # noqa: F811
     cfg = SyncConfig(checkpoint_path=str(tmp_path / "sync"), input_training_file=str(face_dataset["train"]),
                      input_validation_file=str(face_dataset["valid"]), num_embeddings=face_dataset["k"], dim=32,
-                     channels=8, batch_size=8, learning_rate=1e-3, training_steps=120, validation_interval=40,
+                     channels=8, batch_size=8, learning_rate=2e-3, training_steps=60, validation_interval=30,
                      valid_windows=8, device="cpu")
     r = train_sync(cfg)
     assert r["last"]["accuracy"] > 0.6 and r["last"]["pair_accuracy"] > 0.6  # chance: 0.5

@@ -225,6 +225,10 @@ def load_face_checkpoint(state: FaceTrainState, fo_path: str | os.PathLike) -> N
             state.optim_d.load_state_dict(fo["optim_d"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise fail(fo_path, f"does not fit this config: {' '.join(str(e).split())[:200]}") from e
+    for group in state.optim_g.param_groups:  # the config's learning rate applies (it may have been changed)
+        group["lr"] = state.cfg.learning_rate
+    for group in state.optim_d.param_groups if state.optim_d is not None else []:
+        group["lr"] = state.cfg.disc_learning_rate
     state.step = int(fo["steps"])
     state.best_val_error = float(fo.get("best_val_error", math.inf))
     if state.dist.world_size == 1:

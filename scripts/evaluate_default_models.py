@@ -1,0 +1,141 @@
+"""Measure the bundled default models on held-out data (numbers for ``assets/MODEL_CARD.md``).
+
+    python scripts/evaluate_default_models.py --vocoder_dir build/vocoder --face_dir build/face --out eval.json
+
+(a) Voice: for every voice A, its held-out sentences are synthesised with A's embedding (mean
+    GE2E embedding of A's training utterances); the GE2E cosine similarity of the synthetic speech to
+    A's real held-out speech must exceed its similarity to every other voice B's real speech. Done
+    with A's own held-out units ("own units") and with the other voices' held-out units ("cross").
+(b) Face: on fixed windows of the held-out clips (reference half from another window), the mouth-half
+    L1 of the renderer vs copying the reference window's mouth, and the Pearson correlation of the
+    mouth opening measured in the generated crops with the ground-truth opening that drove the
+    synthetic face (and with the opening measured the same way in the real crops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MOUTH_ROWS, MOUTH_COLS = slice(52, 90), slice(30, 76)  # mouth area of the astronaut's 96x96 crop
+DARK_LEVEL, DARK_RANGE = 110.0, 60.0  # grey levels: darker than 110 counts, fully at 50
+
+
+def mouth_opening(crops_bgr: torch.Tensor) -> np.ndarray:
+    """(N, 3, 96, 96) float [0, 1] BGR -> (N,) dark-interior area of the mouth (soft pixel count)."""
+    rgb_w = torch.tensor([0.114, 0.587, 0.299]).view(1, 3, 1, 1)  # BGR luma weights
+    grey = (crops_bgr * rgb_w).sum(1)[:, MOUTH_ROWS, MOUTH_COLS] * 255
+    return ((DARK_LEVEL - grey) / DARK_RANGE).clamp(0, 1).sum(dim=(1, 2)).numpy()
+
+
+def pearson(a, b) -> float:
+    return float(np.corrcoef(np.asarray(a, float), np.asarray(b, float))[0, 1])
+
+
+def evaluate_face(face_dir: Path, vocoder_dir: Path, model) -> dict:
+    from unit2av.face_data import HALF, FaceWindows, FixedWindows, read_face_manifest
+    from unit2av.talking_face import mouth_track
+
+    clips = read_face_manifest(face_dir / "valid" / "manifest.jsonl")
+    windows = FaceWindows(clips, seed=0)
+    fixed = FixedWindows(windows, per_clip=6)
+    gen_l1, copy_l1, o_gen, o_real, o_true = [], [], [], [], []
+    import soundfile as sf
+
+    truth = {}
+    for c, clip in enumerate(clips):
+        stem = Path(clip.video).stem
+        wav, sr = sf.read(str(vocoder_dir / "corpus" / stem.split("_")[0] / f"{stem}.wav"), dtype="float32")
+        truth[c] = mouth_track(wav, sr)[0]
+    with torch.no_grad():
+        for i in range(len(fixed)):
+            item = fixed[i]
+            out = model(item["units"][None], item["faces"])
+            tgt, ref = item["target"], item["faces"][:, 3:]
+            gen_l1.append(float(F.l1_loss(out[:, :, HALF:], tgt[:, :, HALF:])))
+            copy_l1.append(float(F.l1_loss(ref[:, :, HALF:], tgt[:, :, HALF:])))
+            o_gen += mouth_opening(out).tolist()
+            o_real += mouth_opening(tgt).tolist()
+            s = item["start"]
+            o_true += truth[item["clip"]][s:s + 10].tolist()
+    return {"clips": len(clips), "windows": len(fixed), "lower_l1_renderer": float(np.mean(gen_l1)),
+            "lower_l1_copy_reference": float(np.mean(copy_l1)),
+            "windows_renderer_better": float(np.mean(np.array(gen_l1) < np.array(copy_l1))),
+            "pearson_opening_generated_vs_truth": pearson(o_gen, o_true),
+            "pearson_opening_generated_vs_real_crops": pearson(o_gen, o_real),
+            "pearson_opening_real_crops_vs_truth": pearson(o_real, o_true)}
+
+
+def evaluate_voice(vocoder_dir: Path, model) -> dict:
+    from unit2av.models.speaker_encoder import SpeakerEncoder
+    from unit2av.safeio import load_torch
+    from unit2av.synth import synthesize
+
+    enc = SpeakerEncoder.load()
+    records = json.loads((vocoder_dir / "records.json").read_text())
+    spks = sorted({r["speaker"] for r in records["held_out"]})
+
+    def units(r):
+        return load_torch(vocoder_dir / "units" / r["speaker"] / f"{r['utt_id']}.pt")
+
+    def unit_norm(v):
+        return v / np.linalg.norm(v)
+
+    voice = {s: unit_norm(torch.stack([units(r)["spkr"] for r in records["train"] if r["speaker"] == s])
+                          .mean(0).numpy()) for s in spks}
+    real = {s: unit_norm(np.mean([enc.embed(*_wav(r["path"])) for r in records["held_out"] if r["speaker"] == s],
+                                 0)) for s in spks}
+    out = {}
+    for mode in ("own_units", "cross"):
+        sims = {}
+        for a in spks:
+            srcs = [r for r in records["held_out"] if (r["speaker"] == a) == (mode == "own_units")]
+            embs = []
+            for r in srcs:
+                spkr = torch.from_numpy(voice[a]).view(1, 1, -1)
+                wav = synthesize(model, units(r)["code"], spkr)[0]
+                embs.append(enc.embed(np.asarray(wav, np.float32).reshape(-1), 16000))
+            sims[a] = {b: float(np.mean([e @ real[b] for e in embs])) for b in spks}
+        pairs = [(a, b) for a, b in itertools.permutations(spks, 2)]
+        wins = [sims[a][a] > sims[a][b] for a, b in pairs]
+        out[mode] = {"similarity": sims, "pairs": len(pairs), "pairs_won": int(sum(wins)),
+                     "all_pairs": bool(all(wins)),
+                     "mean_own": float(np.mean([sims[a][a] for a in spks])),
+                     "mean_other": float(np.mean([sims[a][b] for a, b in pairs]))}
+    return out
+
+
+def _wav(path):
+    from unit2av.audio import load_audio
+
+    return load_audio(path, 16000)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--vocoder_dir", default="build/vocoder")
+    p.add_argument("--face_dir", default="build/face")
+    p.add_argument("--out", default="build/eval.json")
+    p.add_argument("--only", choices=("face", "voice"), default=None)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    from unit2av.demo_video import load_default_models
+
+    vocoder, face = load_default_models("cpu")
+    result = {}
+    if args.only in (None, "face"):
+        result["face"] = evaluate_face(Path(args.face_dir), Path(args.vocoder_dir), face)
+    if args.only in (None, "voice"):
+        result["voice"] = evaluate_voice(Path(args.vocoder_dir), vocoder)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
