@@ -23,6 +23,7 @@ from .audio import load_audio
 from .checkpoints import face_state, load_state_checked, open_container, resolve_device, vocoder_state
 from .config import load_config
 from .errors import fail
+from .fast import fast_face_renderer, fast_vocoder
 from .media import VideoInfo, VideoWriter, iter_frames, probe_video, read_audio_track
 from .models.face_renderer import FRAMES_PER_WINDOW, FaceRenderer
 from .models.vocoder import UnitVocoder
@@ -48,7 +49,7 @@ class RenderResult:
 
 
 def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = None, lang: str | None = None,
-                  device: str | torch.device = "auto") -> tuple[UnitVocoder, FaceRenderer]:
+                  device: str | torch.device = "auto", backend: str = "auto") -> tuple[UnitVocoder, FaceRenderer]:
     """Load the vocoder for ``lang`` and the face renderer from an AV2AV container.
 
     Args:
@@ -56,6 +57,8 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
         config: vocoder config JSON (``None``: the bundled AV2AV config).
         lang: target language key (``None``: the only one, if the checkpoint has one).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
+        backend: inference path (``unit2av.fast.BACKENDS``): ``"auto"`` = folded, fused torch modules
+            computing the same function; ``"eager"`` = the plain modules.
 
     Returns:
         ``(vocoder, face_renderer)`` in eval mode on ``device``; weight norm removed from the vocoder.
@@ -80,7 +83,8 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
     except (KeyError, RuntimeError) as e:
         detail = " ".join(str(e).split())[:300]
         raise fail(path, f"face renderer weights do not fit the AV2AV layout: {detail}") from e
-    return vocoder.to(dev).eval(), face.to(dev).eval()
+    return (fast_vocoder(vocoder.to(dev).eval(), backend),
+            fast_face_renderer(face.to(dev).eval(), backend))
 
 
 class FrameReader:
@@ -200,7 +204,8 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
            config: str | os.PathLike | None = None, speaker_encoder=None,
            speaker_wav: str | os.PathLike | None = None, dur_prediction: bool = True,
            device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_FRAMES,
-           blend: str = "feather", models: tuple[UnitVocoder, FaceRenderer] | None = None) -> RenderResult:
+           blend: str = "feather", models: tuple[UnitVocoder, FaceRenderer] | None = None,
+           backend: str = "auto") -> RenderResult:
     """Render a dubbed, lip-synced video (the seed's ``inference_unit2av.py``).
 
     Args:
@@ -217,7 +222,8 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ...
         batch_size: frames per renderer forward (rounded up to whole 10-frame windows).
         blend: ``"feather"`` (seam-hiding) or ``"hard"`` (the reference's paste).
-        models: already loaded ``(vocoder, face_renderer)`` (skips ``load_renderer``).
+        models: already loaded ``(vocoder, face_renderer)`` (skips ``load_renderer``; used as given).
+        backend: inference path for ``load_renderer`` (see there).
 
     Raises:
         Unit2AVError: any bad input (one line naming the file); no output is left behind.
@@ -227,7 +233,8 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
     in_vid_path, out_vid_path = Path(in_vid_path), Path(out_vid_path)
     info = probe_video(in_vid_path)
     boxes = load_boxes(in_bbox_path, info.num_frames, info.width, info.height, in_vid_path)
-    vocoder, face = models if models is not None else load_renderer(unit2av_path, config, tgt_lang, device)
+    vocoder, face = models if models is not None else load_renderer(unit2av_path, config, tgt_lang, device,
+                                                                                backend)
     units = read_units(in_unit_path, num_embeddings=min(vocoder.dict.num_embeddings, face.num_embeddings),
                        deduplicate=dur_prediction)
     dev = next(vocoder.parameters()).device

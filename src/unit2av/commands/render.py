@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..paste import BLENDS
 from ..dubbing import DEFAULT_BATCH_FRAMES, render
+from ..fast import BACKENDS
+from ..paste import BLENDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_BATCH_FRAMES})")
     parser.add_argument("--paste", choices=BLENDS, default="feather",
                         help="feather: blend a soft border (default); hard: the reference's paste")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="inference path: auto/torch = folded and fused modules (same outputs, faster); "
+                             "compile = torch.compile; onnx = ONNX Runtime (CPU); eager = the plain modules")
 
 
 def run(args: argparse.Namespace) -> int:
     result = render(args.in_unit_path, args.in_vid_path, args.in_bbox_path, args.out_vid_path, args.tgt_lang,
                     args.unit2av_path, config=args.config, speaker_encoder=args.speaker_encoder,
                     speaker_wav=args.speaker_wav, dur_prediction=args.dur_prediction, device=args.device,
-                    batch_size=args.batch_size, blend=args.paste)
+                    batch_size=args.batch_size, blend=args.paste, backend=args.backend)
     print(f"wrote {result.path}: {result.num_frames} frames at 25 fps, "
           f"{result.num_samples / result.sample_rate:.2f} s of speech")
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from ..fast import BACKENDS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", "--checkpoint_file", "--checkpoint-file", dest="checkpoint", required=True,
@@ -27,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output_format", "--output-format", choices=["int16", "float"], default="int16",
                    help="16-bit PCM (default) or 32-bit float wav")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="inference path: auto/torch = folded and fused modules (same outputs, faster); "
+                        "compile = torch.compile; onnx = ONNX Runtime (CPU); eager = the plain modules")
 
 
 def _speaker(value: str | None, encoder_path: str | None):
@@ -49,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from ..synth import collect_inputs, synth_files
 
     inputs = collect_inputs(args.input_file)
-    model = load_vocoder(args.checkpoint, args.config, lang=args.lang, device=args.device)
-    model.remove_weight_norm()
+    from ..fast import fast_vocoder
+
+    model = fast_vocoder(load_vocoder(args.checkpoint, args.config, lang=args.lang, device=args.device),
+                         args.backend)
     written = synth_files(model, inputs, args.output_folder, step=model.step, speaker=_speaker(args.speaker,
                           args.speaker_encoder), dur_prediction=args.dur_prediction, output_format=args.output_format)
     for path in written:
