@@ -121,21 +121,19 @@ def spectrogram_image(wav: np.ndarray, spans, sample_rate: int, hop: int) -> np.
     return np.concatenate([bars, img])
 
 
-def preview_image(frames, boxes, generated) -> np.ndarray:
-    """Source face crops (top row) above the generated ones (bottom row) at the most varied frames."""
+def preview_image(frames, boxes, generated, last: int) -> np.ndarray:
+    """Source face crops (top row) above the generated ones (bottom row): frames evenly spread
+    over the first sentence and the pause after it (frame ``last``), so the mouth opens and closes."""
     from .paste import clip_box
 
-    picks = np.linspace(0, len(frames) - 1, PREVIEW_FRAMES * 4).round().astype(int)
-    # prefer frames whose generated mouth differs most from the source (speech, not pauses)
     h, w = frames[0].shape[:2]
+    picks = np.linspace(0, min(last, len(frames) - 1), PREVIEW_FRAMES).round().astype(int)
     crops = []
     for i in picks:
         x1, y1, x2, y2 = clip_box(boxes[i], w, h)
         crops.append(cv2.resize(frames[i][y1:y2, x1:x2], (96, 96), interpolation=cv2.INTER_AREA))
-    diff = [np.abs(c[48:].astype(int) - generated[i][48:].astype(int)).mean() for c, i in zip(crops, picks)]
-    keep = sorted(np.argsort(diff)[-PREVIEW_FRAMES:])
-    top = np.concatenate([crops[k] for k in keep], axis=1)
-    bottom = np.concatenate([generated[picks[k]] for k in keep], axis=1)
+    top = np.concatenate(crops, axis=1)
+    bottom = np.concatenate([generated[i] for i in picks], axis=1)
     img = np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom])
     return cv2.resize(img, None, fx=PREVIEW_SCALE, fy=PREVIEW_SCALE, interpolation=cv2.INTER_NEAREST)
 
@@ -173,7 +171,8 @@ def run_video_demo(out_dir: str | os.PathLike = "demo", device: str = "auto",
             paste_face(frame, face, clip_box(box, FRAME_SIZE, FRAME_SIZE))
             writer.write(frame)
     hop = len(wav) // max(1, codes.numel())
-    for name, img in (("preview.png", preview_image(frames, boxes, generated)),
+    pause_end = (spans[1][0] if len(spans) > 1 else spans[0][1]) // 2 - 1  # units -> frames
+    for name, img in (("preview.png", preview_image(frames, boxes, generated, pause_end)),
                       ("spectrogram.png", spectrogram_image(wav, spans, sr, hop))):
         ok, data = cv2.imencode(".png", img)
         write_bytes_atomic(out / name, data.tobytes())
