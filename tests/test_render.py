@@ -16,11 +16,11 @@ import torch
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import main as cli_main
+from unit2av.dubbing import load_renderer, render
 from unit2av.errors import Unit2AVError
 from unit2av.media import VideoWriter, iter_frames, probe_video
 from unit2av.models.speaker_encoder import SpeakerEncoder
 from unit2av.paste import clip_box, crop_windows, load_boxes, paste_face
-from unit2av.dubbing import load_renderer, render
 from unit2av.safeio import dump_plain_pickle, load_plain_pickle
 from unit2av.timeline import frame_schedule, ping_pong, retime_indices, unit_windows
 
