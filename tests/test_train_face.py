@@ -136,3 +136,16 @@ def test_manifests_by_hand_and_built(face_dataset, tmp_path):  # noqa: F811
     (tmp_path / "evil.jsonl").write_text(json.dumps({"video": clip["video"], "bbox": "evil.bbox.pkl"}) + "\n")
     with pytest.raises(Unit2AVError):
         FaceWindows(read_face_manifest(tmp_path / "evil.jsonl"))
+
+
+def test_bundled_portrait_opens_its_mouth_with_the_speech():
+    """The astronaut portrait ships in the package: a loud frame's mouth area is darker than a silent one's."""
+    from unit2av.talking_face import base_face, render_clip
+
+    t = np.arange(16000) / 16000
+    wav = np.where(t < 0.5, 0.0, 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # silence, then a vowel-ish tone
+    frames, boxes, opening = render_clip(wav, base_face("astronaut"))
+    assert frames[0].shape == (224, 224, 3) and opening[2] == 0 and opening[-3] > 0.9
+    x1, y1, x2, y2 = boxes[-3].astype(int)
+    mouth = slice(y1 + (y2 - y1) * 2 // 3, y1 + (y2 - y1) * 5 // 6), slice(x1 + (x2 - x1) // 3, x2 - (x2 - x1) // 3)
+    assert frames[-3][mouth].mean() < frames[2][mouth].mean() - 15
