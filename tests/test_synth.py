@@ -77,10 +77,15 @@ def _bad(tmp_path, name, content):
     ("badspk.pt", {"code": torch.tensor([1, 2, 3]), "spkr": torch.zeros(128)}, [], "speaker embedding has 128 values"),
     ("nospk.txt", "1 2 3", [], "speaker-conditioned but no speaker"),
     ("ok.txt", "1 2 3", ["--speaker", "/nonexistent/voice.wav"], "audio file not found"),
+    ("ok.txt", "1 2 3", ["--speaker", "__garbage__"], "unreadable audio"),
 ])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, reference_dir, reference_config, capsys, name, content, extra,
                                          message):
     src = _bad(tmp_path, name, content)
+    if "__garbage__" in extra:
+        garbage = tmp_path / "voice.wav"
+        garbage.write_bytes(bytes(range(256)) * 20)
+        extra = [str(garbage) if a == "__garbage__" else a for a in extra]
     out = tmp_path / "out"
     rc = _synth(reference_dir, reference_config, "--input_file", str(src), "--output_folder", str(out), *extra)
     err = capsys.readouterr().err.strip()

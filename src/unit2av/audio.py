@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import resample_poly
 
-from .errors import fail
+from .errors import Unit2AVError, fail
 from .safeio import atomic_path
 
 log = logging.getLogger(__name__)
 
 MAX_WAV_VALUE = 32768.0
+SOUNDFILE_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")  # formats that must open with soundfile
 
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -55,10 +56,15 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
         wav = wav.mean(axis=1)
-    except Exception:  # noqa: BLE001 - not a soundfile format: try the container decoder
+    except Exception as sf_error:  # noqa: BLE001 - not a soundfile format: try the container decoder
         from .media import read_audio_track
 
-        wav, sr = read_audio_track(path)
+        try:
+            wav, sr = read_audio_track(path)
+        except Unit2AVError as e:
+            if path.suffix.lower() in SOUNDFILE_SUFFIXES:  # an audio file neither decoder can read
+                raise fail(path, f"unreadable audio ({' '.join(str(sf_error).split())})") from e
+            raise
     if wav.size == 0:
         raise fail(path, "audio is empty")
     if not np.all(np.isfinite(wav)):
