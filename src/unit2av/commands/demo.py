@@ -1,4 +1,4 @@
-"""The demo. Default: a dubbed talking-face video from the bundled models (offline, about a minute on a CPU).
+"""The demo. Default: a dubbed talking-face video from the bundled models (offline, seconds on a CPU).
 
 --train: the Unit2A training demo instead (espeak-ng corpus -> units -> a small vocoder trained for
 ~2 minutes -> held-out sentences in each speaker's voice).
