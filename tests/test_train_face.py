@@ -149,3 +149,25 @@ def test_bundled_portrait_opens_its_mouth_with_the_speech():
     x1, y1, x2, y2 = boxes[-3].astype(int)
     mouth = slice(y1 + (y2 - y1) * 2 // 3, y1 + (y2 - y1) * 5 // 6), slice(x1 + (x2 - x1) // 3, x2 - (x2 - x1) // 3)
     assert frames[-3][mouth].mean() < frames[2][mouth].mean() - 15
+
+
+def test_init_fine_tunes_given_weights_at_their_width(face_dataset, tmp_path):  # noqa: F811
+    """--init: the renderer starts from an AV2AV-style container and takes its width from the weights."""
+    from unit2av.face_state import renderer_container
+    from unit2av.models.face_renderer import FaceRenderer
+    from unit2av.safeio import save_torch
+
+    torch.manual_seed(11)
+    init = FaceRenderer(face_dataset["k"], width=16)
+    save_torch(renderer_container(init), tmp_path / "released.pt")
+    cfg = _cfg(face_dataset, width=512, batch_size=1)  # the AV2AV default, overridden by the weights
+    opts = FaceTrainOptions(checkpoint_path=str(tmp_path / "ck"), training_steps=1, validation_interval=0,
+                            device="cpu", init=str(tmp_path / "released.pt"))
+    state = train_face(cfg, opts)
+    assert state.g.width == 16 and state.cfg.width == 16
+    after = load_torch(tmp_path / "ck" / "f_00000001")["video"]
+    before = init.state_dict()
+    assert after["unit_embed.weight"].shape == before["unit_embed.weight"].shape
+    # one small Adam step away from the initial weights, not a fresh initialisation
+    w = "face_encoder_blocks.0.0.conv_block.0.weight"
+    assert 0 < (after[w] - before[w]).abs().max() < 1e-2
