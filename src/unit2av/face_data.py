@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .safeio import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")  # looked for by build_face_manifest
+CACHE_CLIPS = 512  # decoded clips kept in memory per process (about 1 GB of 3 s clips)
 MIN_SYNC_SHIFT = 4  # frames: an out-of-sync pair's units are at least this far from the mouth's window
 HALF = FACE_SIZE // 2  # first row of the lower (mouth) half
 
@@ -111,35 +113,45 @@ def build_face_manifest(video_root: str | os.PathLike, unit_root: str | os.PathL
     return clips, problems
 
 
-def load_clip(clip: FaceClip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode a clip into face crops.
+def index_clip(clip: FaceClip) -> tuple[list, np.ndarray, np.ndarray]:
+    """Boxes and units of a clip without decoding it.
 
     Returns:
-        ``(crops, valid, codes)``: (N, 96, 96, 3) uint8 BGR crops (zeros where the box is None),
-        (N,) bool, and the (T,) int64 units.
+        ``(boxes, valid, codes)``: one clipped box or None per frame, (N,) bool, the (T,) int64 units.
     """
-    import cv2
-
-    from .media import iter_frames, probe_video
+    from .media import probe_video
     from .paste import load_boxes
     from .safeio import load_torch
 
     info = probe_video(clip.video)
     boxes = load_boxes(clip.bbox, info.num_frames, info.width, info.height, clip.video)
-    crops = np.zeros((info.num_frames, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    valid = np.zeros(info.num_frames, bool)
-    for i, frame in enumerate(iter_frames(clip.video)):
-        if i >= info.num_frames:
-            break
-        if boxes[i] is not None:
-            x1, y1, x2, y2 = boxes[i]
-            crops[i] = cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
-            valid[i] = True
     units = load_torch(clip.units, "units file")
     code = units.get("code") if isinstance(units, dict) else units
     if not isinstance(code, torch.Tensor) or code.dim() != 1 or code.numel() == 0:
         raise fail(clip.units, "expected {'code': LongTensor (T,)} 50 Hz units")
-    return crops, valid, code.long().numpy()
+    return boxes, np.array([b is not None for b in boxes]), code.long().numpy()
+
+
+def decode_crops(clip: FaceClip, boxes: list) -> np.ndarray:
+    """(N, 96, 96, 3) uint8 BGR face crops of every frame (zeros where the box is None)."""
+    import cv2
+
+    from .media import iter_frames
+
+    crops = np.zeros((len(boxes), FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    for i, frame in enumerate(iter_frames(clip.video)):
+        if i >= len(boxes):
+            break
+        if boxes[i] is not None:
+            x1, y1, x2, y2 = boxes[i]
+            crops[i] = cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+    return crops
+
+
+def load_clip(clip: FaceClip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode a clip: ``(crops (N, 96, 96, 3) uint8 BGR, valid (N,) bool, codes (T,) int64)``."""
+    boxes, valid, code = index_clip(clip)
+    return decode_crops(clip, boxes), valid, code
 
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
@@ -158,21 +170,25 @@ class FaceWindows(Dataset):
     """Random 10-frame windows of decoded clips, with their 20 units and a reference window.
 
     Args:
-        clips: manifest clips (decoded once, kept in memory as 96x96 uint8 crops).
+        clips: manifest clips (boxes and units are read up front; frames are decoded on first use).
         seed: base of every item's randomness.
         num_embeddings: unit ids must be below this (checked once per clip).
+        cache_clips: decoded clips kept in memory (96x96 uint8 crops, ~2 MB per 3 s clip; least
+            recently used are dropped, so a large dataset streams from disk).
 
     Items (``dataset[key]``): ``units`` (20,) long, ``faces`` (10, 6, 96, 96) renderer input,
     ``target`` (10, 3, 96, 96), ``shifted`` (20,) units of another window at least
     ``MIN_SYNC_SHIFT`` frames away (for sync training), ``clip`` and ``start`` ints.
     """
 
-    def __init__(self, clips: list[FaceClip], seed: int = 0, num_embeddings: int | None = None):
+    def __init__(self, clips: list[FaceClip], seed: int = 0, num_embeddings: int | None = None,
+                 cache_clips: int = CACHE_CLIPS):
         from tqdm import tqdm
 
-        self.seed, self.data = seed, []
+        self.seed, self.data, self.cache_clips = seed, [], cache_clips
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         for clip in tqdm(clips, desc="clips", unit="clip", disable=len(clips) < 20):
-            crops, valid, code = load_clip(clip)
+            boxes, valid, code = index_clip(clip)
             if num_embeddings is not None and code.max() >= num_embeddings:
                 raise fail(clip.units, f"unit id {int(code.max())} >= the model's {num_embeddings} units")
             ok = np.convolve(valid.astype(int), np.ones(FRAMES_PER_WINDOW, int), "valid") == FRAMES_PER_WINDOW
@@ -180,12 +196,23 @@ class FaceWindows(Dataset):
             if starts.size == 0:
                 log.warning("%s: no 10 consecutive frames with a face box; skipped", clip.video)
                 continue
-            self.data.append((crops, code, starts))
+            self.data.append((clip, boxes, code, starts))
         if not self.data:
             raise fail(clips[0].video, "no usable clip (each needs 10 consecutive frames with boxes)")
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def crops(self, c: int) -> np.ndarray:
+        """Decoded crops of clip ``c`` (from the cache when it holds them)."""
+        if c in self._cache:
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        crops = decode_crops(self.data[c][0], self.data[c][1])
+        self._cache[c] = crops
+        while len(self._cache) > max(1, self.cache_clips):
+            self._cache.popitem(last=False)
+        return crops
 
     def _units(self, code: np.ndarray, start: int) -> torch.Tensor:
         u = code[start * UNITS_PER_FRAME:start * UNITS_PER_FRAME + UNITS_PER_WINDOW]
@@ -200,7 +227,7 @@ class FaceWindows(Dataset):
 
     def window(self, clip: int, start: int, ref_start: int, shift_start: int | None = None) -> dict:
         """The item for explicit window positions (frames)."""
-        crops, code, _ = self.data[clip]
+        code, crops = self.data[clip][2], self.crops(clip)
         target = to_tensor(crops[start:start + FRAMES_PER_WINDOW])
         reference = to_tensor(crops[ref_start:ref_start + FRAMES_PER_WINDOW])
         item = {"units": self._units(code, start), "faces": renderer_input(target, reference), "target": target,
@@ -211,7 +238,7 @@ class FaceWindows(Dataset):
     def __getitem__(self, key: int) -> dict:
         rng = np.random.default_rng([self.seed, int(key)])
         clip = int(rng.integers(len(self.data)))
-        starts = self.data[clip][2]
+        starts = self.data[clip][3]
         start = int(rng.choice(starts))
         ref = self._other(rng, starts, start, FRAMES_PER_WINDOW)  # Wav2Lip: the reference is another window
         return self.window(clip, start, ref, self._other(rng, starts, start, MIN_SYNC_SHIFT))
@@ -219,7 +246,7 @@ class FaceWindows(Dataset):
     def fixed_keys(self, per_clip: int) -> list[tuple[int, int, int, int]]:
         """Deterministic (clip, start, reference start, shifted start) windows for validation."""
         out = []
-        for c, (_, _, starts) in enumerate(self.data):
+        for c, (_, _, _, starts) in enumerate(self.data):
             rng = np.random.default_rng([self.seed, 7919, c])
             picks = starts[np.linspace(0, starts.size - 1, min(per_clip, starts.size)).round().astype(int)]
             for s in picks:
@@ -261,5 +288,6 @@ class StepKeys(Sampler):
         return max(0, self.total - self.start) * self.batch
 
 
-__all__ = ["FaceClip", "FaceWindows", "FixedWindows", "StepKeys", "build_face_manifest", "load_clip",
+__all__ = ["FaceClip", "FaceWindows", "FixedWindows", "StepKeys", "build_face_manifest", "decode_crops",
+           "index_clip", "load_clip",
            "read_face_manifest", "renderer_input", "to_tensor", "write_face_manifest"]
