@@ -173,3 +173,17 @@ def test_init_fine_tunes_given_weights_at_their_width(face_dataset, tmp_path):  
     # one small Adam step away from the initial weights, not a fresh initialisation
     w = "face_encoder_blocks.0.0.conv_block.0.weight"
     assert 0 < (after[w] - before[w]).abs().max() < 1e-2
+
+
+def test_manifest_command_with_video_root(face_dataset, tmp_path, capsys):  # noqa: F811
+    from unit2av.cli import main
+
+    out = tmp_path / "faces.jsonl"
+    assert main(["manifest", "--video_root", str(face_dataset["root"] / "train"), "--output_file", str(out)]) == 0
+    clips = read_face_manifest(out)
+    assert len(clips) == len(face_dataset["train_clips"])
+    assert f"wrote {len(clips)} clips" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["manifest", "--video_root", str(empty), "--output_file", str(tmp_path / "x.jsonl")]) == 2
+    assert not (tmp_path / "x.jsonl").exists()

@@ -16,7 +16,7 @@ from .errors import Unit2AVError
 
 # (subcommand, module under unit2av.commands, one-line help)
 COMMANDS = [
-    ("demo", "demo", "make a small corpus, train a small vocoder, synthesise held-out sentences"),
+    ("demo", "demo", "dub a talking-face video with the bundled models (--train: the Unit2A training demo)"),
     ("manifest", "manifest", "build training/validation manifests from unit files and audio"),
     ("train-unit2a", "train_unit2a", "train the unit-to-speech vocoder (CodeHiFiGAN)"),
     ("synth", "synth", "synthesise speech from units (.pt, .txt, or a folder)"),

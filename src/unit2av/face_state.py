@@ -28,7 +28,7 @@ from .models.face_renderer import EMBED_DIM, NUM_UNITS, FaceRenderer
 from .models.quality_disc import QualityDiscriminator
 from .models.sync_expert import SyncExpert
 from .safeio import load_torch, save_torch
-from .train_state import Dist, _rng_state, _set_rng_state
+from .train_state import Dist, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def save_face_checkpoint(state: FaceTrainState, folder: str | os.PathLike, tag: 
     tag = tag or f"{state.step:08d}"
     save_torch(renderer_container(state.g, state.cfg, state.step), folder / f"f_{tag}")
     fo = {"optim_g": state.optim_g.state_dict(), "steps": state.step, "best_val_error": float(state.best_val_error),
-          "config": state.cfg.to_dict(), "rng": _rng_state(), "unit2av": FORMAT_MARKER,
+          "config": state.cfg.to_dict(), "rng": rng_state(), "unit2av": FORMAT_MARKER,
           "disc": None if state.d is None else state.d.state_dict(),
           "optim_d": None if state.optim_d is None else state.optim_d.state_dict()}
     save_torch(fo, folder / f"fo_{tag}")
@@ -232,7 +232,7 @@ def load_face_checkpoint(state: FaceTrainState, fo_path: str | os.PathLike) -> N
     state.step = int(fo["steps"])
     state.best_val_error = float(fo.get("best_val_error", math.inf))
     if state.dist.world_size == 1:
-        _set_rng_state(fo["rng"])
+        set_rng_state(fo["rng"])
     log.info("resumed from %s: step %d", fo_path, state.step)
 
 

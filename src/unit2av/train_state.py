@@ -138,7 +138,7 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
 
 
 # ------------------------------------------------------------------------------ RNG
-def _rng_state() -> dict:
+def rng_state() -> dict:
     """Torch / CUDA / numpy / python RNG states as tensors (loadable with weights_only)."""
     np_state = np.random.get_state()
     py_state = random.getstate()
@@ -149,7 +149,7 @@ def _rng_state() -> dict:
     return out
 
 
-def _set_rng_state(rng: dict) -> None:
+def set_rng_state(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
     np.random.set_state(("MT19937", rng["numpy_keys"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
     random.setstate((3, tuple(int(x) for x in rng["python"].tolist()), None))
@@ -169,7 +169,7 @@ def save_checkpoint(state: TrainState, folder: str | os.PathLike, tag: str | Non
           "sched_g": state.sched_g.state_dict(), "sched_d": state.sched_d.state_dict(),
           "scaler_g": state.scaler_g.state_dict(), "scaler_d": state.scaler_d.state_dict(),
           "best_val_error": float(state.best_val_error), "config": json.loads(json.dumps(state.cfg.to_dict())),
-          "rng": _rng_state(), "speakers": state.speakers, "disc_width": state.opts.disc_width,
+          "rng": rng_state(), "speakers": state.speakers, "disc_width": state.opts.disc_width,
           "unit2av": FORMAT_MARKER}
     save_torch(do, folder / f"do_{tag}")
     log.info("saved %s", folder / f"g_{tag}")
@@ -229,7 +229,7 @@ def load_checkpoint(state: TrainState, do_path: str | os.PathLike) -> None:
         state.scaler_g.load_state_dict(do["scaler_g"])
         state.scaler_d.load_state_dict(do["scaler_d"])
         if state.dist.world_size == 1:  # other ranks' RNG streams were not saved
-            _set_rng_state(do["rng"])
+            set_rng_state(do["rng"])
     else:  # speech-resynthesis: the optimisers hold the decayed lr; restart the epoch
         state.sched_g.last_epoch = state.sched_d.last_epoch = state.epoch
     log.info("resumed from %s: step %d, epoch %d", do_path, state.step, state.epoch)

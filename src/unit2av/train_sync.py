@@ -25,7 +25,7 @@ from .errors import fail
 from .face_data import FaceWindows, FixedWindows, StepKeys, read_face_manifest
 from .models.sync_expert import SyncExpert, mouth_stack, sync_loss
 from .safeio import load_torch, save_torch
-from .train_state import _rng_state, _set_rng_state
+from .train_state import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def sync_accuracy(model: SyncExpert, loader: DataLoader) -> dict[str, float]:
 
 def _save(model, optim, cfg: SyncConfig, step: int, best: float, path: Path) -> None:
     save_torch({"sync": model.state_dict(), "sync_config": model.config(), "steps": step, "optim": optim.state_dict(),
-                "rng": _rng_state(), "best_val_accuracy": best, "config": dataclasses.asdict(cfg)}, path)
+                "rng": rng_state(), "best_val_accuracy": best, "config": dataclasses.asdict(cfg)}, path)
 
 
 def _resume(model, optim, folder: Path) -> tuple[int, float]:
@@ -99,7 +99,7 @@ def _resume(model, optim, folder: Path) -> tuple[int, float]:
         optim.load_state_dict(obj["optim"])
     except (KeyError, RuntimeError, ValueError) as e:
         raise fail(path, f"does not fit this config: {' '.join(str(e).split())[:200]}") from e
-    _set_rng_state(obj["rng"])
+    set_rng_state(obj["rng"])
     log.info("resumed from %s: step %d", path, obj["steps"])
     return int(obj["steps"]), float(obj.get("best_val_accuracy", -math.inf))
 

@@ -1,7 +1,8 @@
-"""Build training (and held-out validation) manifests from unit files and audio.
+"""Build training (and held-out validation) manifests from unit files and audio, or of talking-face clips.
 
-Unit files (``*.pt`` with ``code`` and optionally ``spkr``) are the source of truth; the
-audio of utterance ``113_003_0012`` is ``AUDIO_ROOT/113/113_003_0012.wav``.
+Vocoder manifests: unit files (``*.pt`` with ``code`` and optionally ``spkr``) are the source of
+truth; the audio of utterance ``113_003_0012`` is ``AUDIO_ROOT/113/113_003_0012.wav``.
+Face manifests (``--video_root``): every video with its ``<stem>.bbox.pkl`` and ``<stem>.pt`` units.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ SHOW_MISSING = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--audio_root", "--audio-root", required=True, help="zeroth-style audio tree A/<spk>/<utt>.wav")
-    p.add_argument("--unit_root", "--unit-root", required=True, help="folder of *.pt unit files (searched recursively)")
-    p.add_argument("--output_file", "--output-file", required=True, help="training manifest to write (JSON lines)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--audio_root", "--audio-root", help="zeroth-style audio tree A/<spk>/<utt>.wav")
+    src.add_argument("--video_root", "--video-root",
+                     help="talking-face clips for train-face: videos with <stem>.bbox.pkl and <stem>.pt units")
+    p.add_argument("--unit_root", "--unit-root", help="folder of *.pt unit files (searched recursively; "
+                   "with --video_root: default beside the videos)")
+    p.add_argument("--bbox_root", "--bbox-root",
+                   help="--video_root: folder of box pickles (default: beside the videos)")
+    p.add_argument("--output_file", "--output-file", "--out", required=True, help="manifest to write (JSON lines)")
     p.add_argument("--unit_suffix", "--unit-suffix", default=None,
                    help="suffix after the utterance id in unit file names (default: longest matching id)")
     g = p.add_mutually_exclusive_group()
@@ -36,10 +43,31 @@ def _valid_path(output_file: str) -> str:
     return str(out.with_name(out.stem + "_valid" + (out.suffix or ".txt")))
 
 
+def _run_faces(args: argparse.Namespace) -> int:
+    from ..errors import fail
+    from ..face_data import build_face_manifest, write_face_manifest
+
+    clips, problems = build_face_manifest(args.video_root, args.unit_root, args.bbox_root)
+    print(f"found {len(clips)} complete clips, skipped {len(problems)}")
+    for line in problems[:SHOW_MISSING]:
+        print(f"  skipped: {line}")
+    if len(problems) > SHOW_MISSING:
+        print(f"  ... and {len(problems) - SHOW_MISSING} more")
+    if not clips:
+        raise fail(args.video_root, "no video has both a box pickle and a units file")
+    write_face_manifest(clips, args.output_file)
+    print(f"wrote {len(clips)} clips to {args.output_file}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import fail
     from ..manifest import build_manifest, split_manifest, write_manifest
 
+    if args.video_root:
+        return _run_faces(args)
+    if not args.unit_root:
+        raise fail(None, "--unit_root is required with --audio_root")
     result = build_manifest(args.audio_root, args.unit_root, args.unit_suffix)
     print(f"found {len(result.entries)} utterances with audio, {len(result.missing)} unit files without audio")
     for unit_file, expected in result.missing[:SHOW_MISSING]:
