@@ -2,7 +2,7 @@
 
     boxes = edit_boxes(load_boxes("b.pkl"), none=[(41, 84)], keep=[])   # ranges are [start, end)
     edit_box_file("b.pkl", none=["41:84", "161:224"])                    # in place, keeps b.pkl.bak
-    print(format_box_info(box_info(load_boxes("b.pkl"), width=224, height=224)))
+    summary = format_box_info(box_info(load_boxes("b.pkl"), width=224, height=224))  # text for a console
 """
 
 from __future__ import annotations

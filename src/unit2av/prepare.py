@@ -2,7 +2,7 @@
 
     result = prepare_video("talk.mp4", "prep/", kmeans="km.pt")
     result.wav, result.speaker, result.bbox, result.units    # paths of the files written
-    print(render_command(result))                            # the `unit2av render ...` line to run next
+    line = render_command(result)                            # the `unit2av render ...` line to run next
 
 Files written to ``out_dir`` (``<stem>`` = the video's file name without suffix):
 
