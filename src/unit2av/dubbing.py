@@ -25,7 +25,7 @@ from .config import load_config
 from .errors import fail
 from .fast import fast_face_renderer, fast_vocoder
 from .media import VideoInfo, VideoWriter, iter_frames, probe_video, read_audio_track
-from .models.face_renderer import FRAMES_PER_WINDOW, FaceRenderer
+from .models.face_renderer import EMBED_DIM, FRAMES_PER_WINDOW, FaceRenderer
 from .models.vocoder import UnitVocoder
 from .paste import BLENDS, Box, crop_windows, faces_to_uint8, load_boxes, paste_face
 from .render_speech import synthesize_chunked
@@ -76,8 +76,8 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
     vocoder.remove_weight_norm()
     video = face_state(container, path)
     table = video.get("unit_embed.weight")
-    rows = table.shape[0] if isinstance(table, torch.Tensor) and table.dim() == 2 else 0
-    face = FaceRenderer(num_embeddings=max(cfg.num_embeddings, rows))
+    shape = tuple(table.shape) if isinstance(table, torch.Tensor) and table.dim() == 2 else (0, EMBED_DIM)
+    face = FaceRenderer(num_embeddings=max(cfg.num_embeddings, shape[0]), width=shape[1])  # built at its width
     try:
         face.load_released(video)
     except (KeyError, RuntimeError) as e:
