@@ -60,3 +60,19 @@ def test_default_demo_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     for name in ("demo.mp4", "preview.png", "spectrogram.png"):
         assert str(tmp_path / "demo" / name) in printed and (tmp_path / "demo" / name).is_file()
+
+
+def test_train_demo_leaves_held_out_speech(tmp_path):
+    """`unit2av demo --train`, shortened: corpus -> units -> a few seconds of training -> held-out wavs."""
+    import soundfile as sf
+
+    from unit2av.demo import run_demo
+
+    result = run_demo(tmp_path / "demo", train_seconds=4.0, device="cpu", sentences=3, k=16)
+    assert result.steps >= 1 and result.checkpoint is not None and result.checkpoint.is_file()
+    assert result.val_error_start is not None
+    names = sorted(p.name for p in result.wavs)
+    assert len(names) == 8  # 4 speakers x (own durations, predicted durations)
+    for wav_path in result.wavs:
+        wav, sr = sf.read(wav_path, dtype="float32")
+        assert sr == 16000 and wav.size > 0.3 * sr and np.isfinite(wav).all()
