@@ -38,6 +38,7 @@ from .face_state import (
 from .models.quality_disc import adversarial_loss, disc_loss
 from .models.sync_expert import mouth_stack, sync_loss
 from .safeio import write_bytes_atomic
+from .train_state import record_validation
 from .train_unit2a import init_distributed
 
 log = logging.getLogger(__name__)
@@ -144,10 +145,7 @@ def _run_validation(state: FaceTrainState, valid: DataLoader, writer, folder: Pa
     error = errors["lower_l1"]
     log.info("step %d: validation mouth L1 %.4f, face L1 %.4f (best %.4f)", state.step, error, errors["l1"],
              state.best_val_error)
-    if state.first_val_error is None:
-        state.first_val_error = error
-    if state.step > 0 and error < state.best_val_error:
-        state.best_val_error = error
+    if record_validation(state, error):
         save_face_checkpoint(state, folder, "best")
     return error
 

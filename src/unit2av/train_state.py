@@ -138,6 +138,17 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
 
 
 # ------------------------------------------------------------------------------ RNG
+def record_validation(state, error: float) -> bool:
+    """Note a validation error on ``state`` (any trainer's state with ``step``, ``first_val_error`` and
+    ``best_val_error``); True when it is a new best after step 0, i.e. a "best" checkpoint is due."""
+    if state.first_val_error is None:
+        state.first_val_error = error
+    if state.step > 0 and error < state.best_val_error:
+        state.best_val_error = error
+        return True
+    return False
+
+
 def rng_state() -> dict:
     """Torch / CUDA / numpy / python RNG states as tensors (loadable with weights_only)."""
     np_state = np.random.get_state()

@@ -31,6 +31,7 @@ from .train_state import (
     build_state,
     latest_checkpoint,
     load_checkpoint,
+    record_validation,
     save_checkpoint,
 )
 
@@ -195,10 +196,7 @@ def _run_validation(state: TrainState, valid: DataLoader, writer, folder: Path) 
     error, examples = validate(state, valid, keep=state.opts.audio_samples)
     _log_validation(state, writer, error, examples)
     log.info("step %d: validation mel error %.4f (best %.4f)", state.step, error, state.best_val_error)
-    if state.first_val_error is None:
-        state.first_val_error = error
-    if state.step > 0 and error < state.best_val_error:
-        state.best_val_error = error
+    if record_validation(state, error):
         save_checkpoint(state, folder, "best")
     return error
 
