@@ -78,34 +78,42 @@ def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
-@torch.no_grad()
-def validate(model, valid, mel) -> float:
-    """Mean mel L1 over whole held-out utterances."""
-    from unit2av.losses import mel_loss
+def spectral_loss(cfg, mel, audio, mel_real, y_hat):
+    """The training objective's spectral part, in mel-error units: mel L1 (+ STFT loss x lambda_stft / lambda_mel)."""
+    from unit2av.losses import mel_loss, stft_loss
 
+    loss = mel_loss(mel_real, mel(y_hat[:, 0]))
+    if cfg.lambda_stft:
+        loss = loss + stft_loss(audio, y_hat) * (cfg.lambda_stft / cfg.lambda_mel)
+    return loss
+
+
+@torch.no_grad()
+def validate(model, valid, mel, cfg) -> float:
+    """Mean spectral loss (``spectral_loss``) over whole held-out utterances."""
     model.eval()
     errors = []
     for item in valid:
         y_hat, _ = model(code=item["code"][None], spkr=item["spkr"][None])
-        errors.append(float(mel_loss(item["mel"][None], mel(y_hat[:, 0]))))
+        errors.append(float(spectral_loss(cfg, mel, item["audio"][None], item["mel"][None], y_hat)))
     model.train()
     return sum(errors) / len(errors)
 
 
-def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_interval: int) -> dict:
-    """Generator-only training (mel L1 + duration loss); writes ``out/g_best``. Returns a summary."""
+def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_interval: int,
+              lambda_stft: float = 0.0) -> dict:
+    """Generator-only training (mel L1 [+ STFT] + duration loss); writes ``out/g_best``. Returns a summary."""
     from torch.utils.data import DataLoader
 
     from unit2av.audio import mel_for_config
     from unit2av.checkpoints import save_generator
     from unit2av.dataset import UnitAudioDataset
-    from unit2av.losses import mel_loss
     from unit2av.manifest import read_manifest
     from unit2av.models.vocoder import UnitVocoder
     from unit2av.safeio import save_torch
 
     cfg = demo_config(out, K)
-    cfg.seed, cfg.batch_size = seed, batch_size
+    cfg.seed, cfg.batch_size, cfg.lambda_stft = seed, batch_size, lambda_stft
     save_config(cfg, out / "config.json")
     torch.manual_seed(seed)
     model = UnitVocoder.from_config(cfg).train()
@@ -115,7 +123,7 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
     loader = DataLoader(trainset, batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     mel = mel_for_config(cfg, for_loss=True)
-    best, first, step, t0 = float("inf"), validate(model, valid, mel), 0, time.time()
+    best, first, step, t0 = float("inf"), validate(model, valid, mel, cfg), 0, time.time()
     if (out / "latest.pt").is_file():  # resume (weights, optimiser, step; the batch order restarts)
         from unit2av.safeio import load_torch
 
@@ -128,18 +136,19 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
 
         g = open_container(out / "g_best")
         load_state_checked(model, vocoder_state(g, None, out / "g_best"), out / "g_best")
-        step, best = int(g["steps"]), validate(model, valid, mel)
+        step, best = int(g["steps"]), validate(model, valid, mel, cfg)
     logging.info("step %d: validation mel error %.4f", step, first)
     while time.time() - t0 < minutes * 60:
         for batch in loader:
             y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"])
-            loss = mel_loss(batch["mel"], mel(y_hat[:, 0])) * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
+            spectral = spectral_loss(cfg, mel, batch["audio"], batch["mel"], y_hat)
+            loss = spectral * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
             step += 1
             if step % validation_interval == 0:
-                err = validate(model, valid, mel)
+                err = validate(model, valid, mel, cfg)
                 logging.info("step %d: loss %.3f, validation mel error %.4f, %.0f s", step, float(loss), err,
                              time.time() - t0)
                 if err < best:
@@ -150,7 +159,8 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
             if time.time() - t0 >= minutes * 60:
                 break
     return {"steps": step, "train_seconds": round(time.time() - t0), "first_val_error": first,
-            "best_val_error": best, "batch_size": batch_size, "losses": "mel L1 x lambda_mel + duration MSE"}
+            "best_val_error": best, "batch_size": batch_size,
+            "losses": "mel L1 x lambda_mel" + (f" + STFT x {lambda_stft}" if lambda_stft else "") + " + duration MSE"}
 
 
 def main() -> None:
@@ -161,6 +171,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--validation_interval", type=int, default=200)
+    p.add_argument("--lambda_stft", type=float, default=0.0,
+                   help="weight of the multi-resolution STFT loss (teaches low voices' harmonics)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -170,7 +182,7 @@ def main() -> None:
     if not (out / "valid.jsonl").is_file():
         prepare(out, args.seed)
     logging.info("data ready in %.0f s", time.time() - t0)
-    info = train_mel(out, args.minutes, args.seed, args.batch_size, args.validation_interval)
+    info = train_mel(out, args.minutes, args.seed, args.batch_size, args.validation_interval, args.lambda_stft)
     info["threads"] = args.threads
     (out / "train_info.json").write_text(json.dumps(info, indent=1))
     logging.info("done: %s", info)

@@ -244,3 +244,57 @@ def test_discriminators_have_hifigan_layout():
     again.load_state_dict(s)  # the released names load back
     y = torch.randn(1, 1, 4000)
     assert torch.equal(again(y, y)[0][1], msd(y, y)[0][1])
+
+
+def _pulses(f0: float, seconds: float = 0.6, shift: int = 0, sr: int = 16000) -> torch.Tensor:
+    """A band-limited-ish glottal pulse train at ``f0`` Hz (decaying pulses), (1, T)."""
+    t = torch.arange(int(seconds * sr) + shift, dtype=torch.float64)
+    period = sr / f0
+    phase = torch.remainder(t, period)
+    return (torch.exp(-phase / 24.0) * torch.cos(2 * torch.pi * 700 * phase / sr))[shift:].float()[None]
+
+
+def test_stft_loss_hears_a_pitch_change_not_a_time_shift():
+    from unit2av.losses import generator_objective, stft_loss
+
+    y = _pulses(100.0)
+    same_late = _pulses(100.0, shift=37)  # the same voice, 37 samples later: same magnitudes
+    other = _pulses(110.0)  # the same pulse shape at a 10 % higher pitch
+    assert float(stft_loss(y, y)) < 1e-6
+    near, far = float(stft_loss(y, same_late)), float(stft_loss(y, other))
+    assert far > 4 * near, (near, far)
+    base = dict(mel_l1=torch.tensor(1.0), fm=torch.tensor(0.0), adv=torch.tensor(0.0), dur=None,
+                lambda_mel=45.0, lambda_fm=2.0, lambda_adv=1.0, dur_weight=0.0)
+    assert float(generator_objective(**base)["total"]) == pytest.approx(45.0)
+    weighted = generator_objective(**base, stft=torch.tensor(0.5), lambda_stft=10.0)
+    assert float(weighted["total"]) == pytest.approx(50.0) and float(weighted["stft"]) == 0.5
+
+
+def test_lambda_stft_trains_and_init_starts_from_given_weights(data, tmp_path):
+    cfg = _cfg(data, batch_size=2, input_validation_file=None)
+    train(cfg, _opts(tmp_path / "a", training_steps=3))
+    start = tmp_path / "a" / "g_00000003"
+    stft_cfg = dataclasses.replace(cfg, lambda_stft=5.0)
+    opts = _opts(tmp_path / "b", training_steps=2, init=str(start))
+    fresh = build_state(stft_cfg, opts, Dist())
+    want = load_vocoder(start, data["config"]).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in fresh.g.state_dict().items())
+    loader, _, _ = make_loaders(fresh, cfg.input_training_file, None)
+    losses = train_step(fresh, next(iter(loader)))
+    assert losses["stft"] > 0
+    assert losses["total"] == pytest.approx(45 * losses["mel"] + 2 * losses["fm"] + losses["adv"] + losses["dur"]
+                                            + 5.0 * losses["stft"], rel=1e-4)
+    train(stft_cfg, opts)  # a fresh run from the given weights...
+    again = train(stft_cfg, _opts(tmp_path / "b", training_steps=4, init=str(start)))  # ...then a resume:
+    resumed = load_torch(tmp_path / "b" / "g_00000004")["generator"]  # it continues, not restarts
+    assert again.step == 4 and not all(torch.equal(v, load_torch(start)["generator"][k]) for k, v in resumed.items())
+
+
+def test_bad_init_file_is_exit_2(data, tmp_path, capsys):
+    bad = tmp_path / "g_bad"
+    bad.write_bytes(b"not a checkpoint")
+    rc = main(["train-unit2a", "--config", str(data["config"]), "--checkpoint_path", str(tmp_path / "x"),
+               "--input_training_file", str(data["train"]), "--init", str(bad), "--device", "cpu"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "g_bad" in err and len(err.splitlines()) == 1

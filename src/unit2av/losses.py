@@ -59,9 +59,40 @@ def mel_loss(mel_real: torch.Tensor, mel_fake: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(mel_fake[..., :n].float(), mel_real[..., :n].float())
 
 
+STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (FFT size = window, hop) of ``stft_loss``
+STFT_FLOOR = 1e-5  # magnitude floor before the log
+
+
+def stft_loss(y: torch.Tensor, y_hat: torch.Tensor,
+              resolutions: tuple[tuple[int, int], ...] = STFT_RESOLUTIONS) -> torch.Tensor:
+    """Multi-resolution linear-frequency STFT loss (spectral convergence + log-magnitude L1).
+
+    Compares linear-frequency magnitudes at three resolutions (up to 2048 points: 7.8 Hz bins),
+    so the harmonics of a voice weigh as much at 3 kHz as at 300 Hz; used as an auxiliary
+    term when training without (or before) the discriminators. Off by default
+    (``lambda_stft`` = 0, HiFi-GAN's recipe). Averaged over the resolutions.
+
+    Args:
+        y / y_hat: real / generated audio, (B, T) or (B, 1, T); trimmed to the shorter.
+        resolutions: ``(n_fft, hop)`` pairs (Hann window of ``n_fft`` samples).
+    """
+    y, y_hat = y.reshape(y.shape[0], -1).float(), y_hat.reshape(y_hat.shape[0], -1).float()
+    n = min(y.shape[-1], y_hat.shape[-1])
+    y, y_hat = y[:, :n], y_hat[:, :n]
+    total = y.new_zeros(())
+    for n_fft, hop in resolutions:
+        win = torch.hann_window(n_fft, device=y.device)
+        mag_r, mag_g = (torch.stft(x, n_fft, hop, window=win, return_complex=True).abs().clamp_min(STFT_FLOOR)
+                        for x in (y, y_hat))
+        convergence = torch.linalg.vector_norm(mag_r - mag_g) / torch.linalg.vector_norm(mag_r)
+        total = total + convergence + F.l1_loss(mag_g.log(), mag_r.log())
+    return total / len(resolutions)
+
+
 def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tensor, dur: torch.Tensor | None,
                         lambda_mel: float, lambda_fm: float, lambda_adv: float,
-                        dur_weight: float) -> dict[str, torch.Tensor]:
+                        dur_weight: float, stft: torch.Tensor | None = None,
+                        lambda_stft: float = 0.0) -> dict[str, torch.Tensor]:
     """Weight the generator's loss terms and name them.
 
     Args:
@@ -70,16 +101,24 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
         adv: unweighted adversarial loss (MPD + MSD).
         dur: duration-predictor loss (``None`` or ignored when ``dur_weight`` is 0).
         lambda_mel / lambda_fm / lambda_adv / dur_weight: weights from the config.
+        stft / lambda_stft: optional unweighted ``stft_loss`` and its weight (0: not added).
 
     Returns:
-        ``{"mel", "fm", "adv", "dur", "total"}``: the weighted terms and their sum ("mel" is
-        the unweighted L1, the usual "mel error").
+        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"`` when given): the weighted terms and
+        their sum ("mel" is the unweighted L1, the usual "mel error").
     """
     total = lambda_mel * mel_l1 + lambda_fm * fm + lambda_adv * adv
     dur_term = torch.zeros_like(total) if dur is None else dur.float()
     if dur_weight and dur is not None:
         total = total + dur_weight * dur_term
-    return {"mel": mel_l1, "fm": fm, "adv": adv, "dur": dur_term, "total": total}
+    out = {"mel": mel_l1, "fm": fm, "adv": adv, "dur": dur_term}
+    if stft is not None:
+        out["stft"] = stft
+        if lambda_stft:
+            total = total + lambda_stft * stft
+    out["total"] = total
+    return out
 
 
-__all__ = ["discriminator_loss", "feature_loss", "generator_loss", "generator_objective", "mel_loss"]
+__all__ = ["discriminator_loss", "feature_loss", "generator_loss", "generator_objective", "mel_loss",
+           "stft_loss"]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .audio import MelSpectrogram, mel_for_config
-from .checkpoints import load_state_checked, resolve_device, save_generator, vocoder_state
+from .checkpoints import load_state_checked, open_container, resolve_device, save_generator, vocoder_state
 from .config import VocoderConfig
 from .errors import fail
 from .models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict
@@ -61,6 +61,8 @@ class TrainOptions:
     disc_width: float = 1.0  # discriminator channel multiplier (1.0 = HiFi-GAN; smaller for tests)
     audio_samples: int = 3  # validation utterances written to TensorBoard as audio and images
     max_seconds: float | None = None  # also stop after this much wall-clock training time (None: no limit)
+    init: str | None = None  # fresh run: start the generator from these weights (g_*, AV2AV container, ...)
+    init_lang: str | None = None  # the language of an AV2AV ``init`` container
 
 
 @dataclass
@@ -123,7 +125,11 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
     if opts.amp and not amp:
         log.warning("--amp needs CUDA; training in float32 on %s", device)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    generator = UnitVocoder.from_config(cfg).to(device)
+    generator = UnitVocoder.from_config(cfg)
+    if opts.init and latest_checkpoint(opts.checkpoint_path) is None:  # a resume loads its own weights
+        load_state_checked(generator, vocoder_state(open_container(opts.init), opts.init_lang, opts.init), opts.init)
+        log.info("generator initialised from %s", opts.init)
+    generator = generator.to(device)
     mpd = MultiPeriodDiscriminator(width=opts.disc_width).to(device)
     msd = MultiScaleDiscriminator(width=opts.disc_width).to(device)
     betas = (cfg.adam_b1, cfg.adam_b2)

@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"stop after this many non-finite steps in a row (default: {d.max_nonfinite})")
     p.add_argument("--disc_width", "--disc-width", type=float, default=d.disc_width,
                    help="discriminator channel multiplier; 1.0 = HiFi-GAN (default), smaller for quick tests")
+    p.add_argument("--init", default=None,
+                   help="fresh run only: start the generator from these weights (a g_ checkpoint, "
+                        "{'generator': sd}, or an AV2AV container with --init_lang); discriminators start fresh")
+    p.add_argument("--init_lang", "--init-lang", default=None, help="language key of an AV2AV --init container")
     # Flags of the original scripts, accepted and ignored (torchrun sets LOCAL_RANK).
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--fine_tuning", default=None, help=argparse.SUPPRESS)
