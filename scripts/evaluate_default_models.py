@@ -123,11 +123,16 @@ def main() -> None:
     p.add_argument("--face_dir", default="build/face")
     p.add_argument("--out", default="build/eval.json")
     p.add_argument("--only", choices=("face", "voice"), default=None)
+    p.add_argument("--vocoder", default=None, help="evaluate this generator checkpoint instead of the bundled one")
     args = p.parse_args()
     torch.set_num_threads(1)
     from unit2av.demo_video import load_default_models
 
     vocoder, face = load_default_models("cpu")
+    if args.vocoder:
+        from unit2av.checkpoints import load_vocoder
+
+        vocoder = load_vocoder(args.vocoder).remove_weight_norm()
     result = {}
     if args.only in (None, "face"):
         result["face"] = evaluate_face(Path(args.face_dir), Path(args.vocoder_dir), face)

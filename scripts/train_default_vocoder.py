@@ -5,11 +5,17 @@
 1. a multi-speaker Korean + English corpus spoken by espeak-ng (6 voices x 20 sentences);
 2. log-mel k-means units (k = 100) fitted on the training sentences;
 3. train / held-out manifests (the last 2 sentences of every voice are held out);
-4. the small vocoder config (``unit2av/configs/demo.json``) trained for a fixed wall-clock
-   budget on the mel L1 + duration losses only (the HiFi-GAN discriminators cost ~10x the
-   generator on a CPU; with a GPU, continue with ``unit2av train-unit2a``); the checkpoint with the
-   best validation mel error (whole held-out utterances) is kept.
-Everything is seeded; the wall-clock budget makes the step count depend on the machine.
+4. stage 1: the small vocoder config (``unit2av/configs/demo.json``) trained for a wall-clock
+   budget on the mel L1 + duration losses only (a generator step costs ~1/4 of a step with even
+   narrow discriminators on a CPU); the checkpoint with the best validation mel error (whole
+   held-out utterances) is kept as ``g_best``;
+5. stage 2 (``--gan_minutes``): adversarial fine-tuning of that generator with ``train-unit2a``'s
+   own loop (HiFi-GAN losses, multi-period + multi-scale discriminators at 1/8 width) in ``gan/``.
+   The mel-only generator cannot make low voices periodic (it learns a noisy, whispered excitation
+   below ~150 Hz); the multi-period discriminator is what teaches it. ``gan/`` keeps
+   ``train-unit2a``'s checkpoints; the bundle takes its last one.
+Everything is seeded; the wall-clock budgets make the step counts depend on the machine. Rerunning
+continues both stages.
 """
 
 from __future__ import annotations
@@ -78,42 +84,34 @@ def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
-def spectral_loss(cfg, mel, audio, mel_real, y_hat):
-    """The training objective's spectral part, in mel-error units: mel L1 (+ STFT loss x lambda_stft / lambda_mel)."""
-    from unit2av.losses import mel_loss, stft_loss
-
-    loss = mel_loss(mel_real, mel(y_hat[:, 0]))
-    if cfg.lambda_stft:
-        loss = loss + stft_loss(audio, y_hat) * (cfg.lambda_stft / cfg.lambda_mel)
-    return loss
-
-
 @torch.no_grad()
-def validate(model, valid, mel, cfg) -> float:
-    """Mean spectral loss (``spectral_loss``) over whole held-out utterances."""
+def validate(model, valid, mel) -> float:
+    """Mean mel L1 over whole held-out utterances."""
+    from unit2av.losses import mel_loss
+
     model.eval()
     errors = []
     for item in valid:
         y_hat, _ = model(code=item["code"][None], spkr=item["spkr"][None])
-        errors.append(float(spectral_loss(cfg, mel, item["audio"][None], item["mel"][None], y_hat)))
+        errors.append(float(mel_loss(item["mel"][None], mel(y_hat[:, 0]))))
     model.train()
     return sum(errors) / len(errors)
 
 
-def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_interval: int,
-              lambda_stft: float = 0.0) -> dict:
-    """Generator-only training (mel L1 [+ STFT] + duration loss); writes ``out/g_best``. Returns a summary."""
+def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_interval: int) -> dict:
+    """Generator-only training (mel L1 + duration loss); writes ``out/g_best``. Returns a summary."""
     from torch.utils.data import DataLoader
 
     from unit2av.audio import mel_for_config
     from unit2av.checkpoints import save_generator
     from unit2av.dataset import UnitAudioDataset
+    from unit2av.losses import mel_loss
     from unit2av.manifest import read_manifest
     from unit2av.models.vocoder import UnitVocoder
     from unit2av.safeio import save_torch
 
     cfg = demo_config(out, K)
-    cfg.seed, cfg.batch_size, cfg.lambda_stft = seed, batch_size, lambda_stft
+    cfg.seed, cfg.batch_size = seed, batch_size
     save_config(cfg, out / "config.json")
     torch.manual_seed(seed)
     model = UnitVocoder.from_config(cfg).train()
@@ -123,7 +121,7 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
     loader = DataLoader(trainset, batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     mel = mel_for_config(cfg, for_loss=True)
-    best, first, step, t0 = float("inf"), validate(model, valid, mel, cfg), 0, time.time()
+    best, first, step, t0 = float("inf"), validate(model, valid, mel), 0, time.time()
     if (out / "latest.pt").is_file():  # resume (weights, optimiser, step; the batch order restarts)
         from unit2av.safeio import load_torch
 
@@ -136,19 +134,18 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
 
         g = open_container(out / "g_best")
         load_state_checked(model, vocoder_state(g, None, out / "g_best"), out / "g_best")
-        step, best = int(g["steps"]), validate(model, valid, mel, cfg)
+        step, best = int(g["steps"]), validate(model, valid, mel)
     logging.info("step %d: validation mel error %.4f", step, first)
     while time.time() - t0 < minutes * 60:
         for batch in loader:
             y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"])
-            spectral = spectral_loss(cfg, mel, batch["audio"], batch["mel"], y_hat)
-            loss = spectral * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
+            loss = mel_loss(batch["mel"], mel(y_hat[:, 0])) * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
             step += 1
             if step % validation_interval == 0:
-                err = validate(model, valid, mel, cfg)
+                err = validate(model, valid, mel)
                 logging.info("step %d: loss %.3f, validation mel error %.4f, %.0f s", step, float(loss), err,
                              time.time() - t0)
                 if err < best:
@@ -159,8 +156,27 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
             if time.time() - t0 >= minutes * 60:
                 break
     return {"steps": step, "train_seconds": round(time.time() - t0), "first_val_error": first,
-            "best_val_error": best, "batch_size": batch_size,
-            "losses": "mel L1 x lambda_mel" + (f" + STFT x {lambda_stft}" if lambda_stft else "") + " + duration MSE"}
+            "best_val_error": best, "batch_size": batch_size, "losses": "mel L1 x lambda_mel + duration MSE"}
+
+
+def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
+    """Stage 2: ``train-unit2a`` from ``out/g_best`` for ``minutes`` (continues an earlier run in ``out/gan``)."""
+    from unit2av.checkpoints import checkpoint_step
+    from unit2av.config import load_config
+    from unit2av.safeio import load_torch
+    from unit2av.train_state import TrainOptions
+    from unit2av.train_unit2a import train
+
+    cfg = load_config(out / "config.json")
+    opts = TrainOptions(str(out / "gan"), training_steps=1_000_000, validation_interval=500,
+                        checkpoint_interval=500, stdout_interval=100, disc_width=disc_width,
+                        max_seconds=minutes * 60, init=str(out / "g_best"))
+    t0 = time.time()
+    state = train(cfg, opts)
+    return {"init": "g_best", "init_steps": checkpoint_step(out / "g_best", load_torch(out / "g_best")),
+            "steps": state.step, "train_seconds": round(time.time() - t0), "disc_width": disc_width,
+            "losses": "HiFi-GAN: mel L1 x 45 + feature matching x 2 + adversarial (MPD + MSD) + duration MSE",
+            "first_val_mel_error": state.first_val_error, "best_val_mel_error": state.best_val_error}
 
 
 def main() -> None:
@@ -171,8 +187,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--validation_interval", type=int, default=200)
-    p.add_argument("--lambda_stft", type=float, default=0.0,
-                   help="weight of the multi-resolution STFT loss (teaches low voices' harmonics)")
+    p.add_argument("--gan_minutes", type=float, default=75.0, help="wall-clock budget of stage 2 (0: skip)")
+    p.add_argument("--disc_width", type=float, default=0.125, help="stage 2 discriminator channel multiplier")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -182,10 +198,16 @@ def main() -> None:
     if not (out / "valid.jsonl").is_file():
         prepare(out, args.seed)
     logging.info("data ready in %.0f s", time.time() - t0)
-    info = train_mel(out, args.minutes, args.seed, args.batch_size, args.validation_interval, args.lambda_stft)
-    info["threads"] = args.threads
-    (out / "train_info.json").write_text(json.dumps(info, indent=1))
-    logging.info("done: %s", info)
+    if args.minutes > 0:
+        info = train_mel(out, args.minutes, args.seed, args.batch_size, args.validation_interval)
+        info["threads"] = args.threads
+        (out / "train_info.json").write_text(json.dumps(info, indent=1))
+        logging.info("stage 1 done: %s", info)
+    if args.gan_minutes > 0:
+        info = train_adversarial(out, args.gan_minutes, args.disc_width)
+        info["threads"] = args.threads
+        (out / "gan_info.json").write_text(json.dumps(info, indent=1))
+        logging.info("stage 2 done: %s", info)
 
 
 if __name__ == "__main__":
