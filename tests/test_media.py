@@ -100,3 +100,48 @@ def test_bad_files_give_one_line_errors(tmp_path, sample_frames):
         w.write(sample_frames[0])
     with pytest.raises(Unit2AVError, match="silent.mp4.*no audio track"):
         read_audio_track(silent)
+
+
+def _short_gop_clip(path, frames, gop):
+    """The sample's frames as H.264 with a key frame every ``gop`` frames (no B-frame reordering tricks)."""
+    from unit2av.media import pick_h264_encoder
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(pick_h264_encoder(), rate=25)
+        stream.width, stream.height, stream.pix_fmt = 224, 224, "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.options = {"keyint_min": str(gop), "sc_threshold": "0"}
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="bgr24")))
+        out.mux(stream.encode(None))
+
+
+def test_frame_reader_seeks_back_to_key_frames(tmp_path, sample_frames):
+    from unit2av.dubbing import FrameReader
+    from unit2av.timeline import ping_pong
+
+    clip = tmp_path / "gop8.mp4"
+    _short_gop_clip(clip, sample_frames * 3, gop=8)  # 210 frames, a key frame every 8
+    truth = list(iter_frames(clip))  # decoded start to end, once
+    assert len(truth) == 210
+    walk = ping_pong(np.arange(525), 210).tolist()  # 2.5 passes: forward, backward, forward
+    batches = [walk[b:b + 10] for b in range(0, len(walk), 10)]  # one window per batch
+
+    def run(seek: bool) -> int:
+        reader = FrameReader(clip, 210)
+        reader._seekable = reader._seekable and seek
+        for batch in batches:
+            got = reader.get(batch)
+            assert all(np.array_equal(got[i], truth[i]) for i in batch), batch
+        reader.close()
+        return reader.decoded
+
+    seeking, from_start = run(True), run(False)
+    # each backward batch costs its own frames plus at most one GOP; decoding from the start
+    # for each of them costs ~100 frames apiece
+    assert seeking <= len(walk) + 21 * 8, seeking
+    assert from_start > 3 * seeking, (seeking, from_start)
+    img = tmp_path / "still.png"  # a still image has no key frames to seek: it just works
+    cv2.imwrite(str(img), sample_frames[0])
+    still = FrameReader(img, 1)
+    assert np.array_equal(still.get([0, 0])[0], sample_frames[0])

@@ -24,7 +24,7 @@ from .checkpoints import face_state, load_state_checked, open_container, resolve
 from .config import load_config
 from .errors import fail
 from .fast import fast_face_renderer, fast_vocoder
-from .media import VideoInfo, VideoWriter, iter_frames, probe_video, read_audio_track
+from .media import VideoInfo, VideoWriter, decode_video, is_image, iter_frames, probe_video, read_audio_track, to_bgr
 from .models.face_renderer import EMBED_DIM, FRAMES_PER_WINDOW, FaceRenderer
 from .models.vocoder import UnitVocoder
 from .paste import BLENDS, Box, crop_windows, faces_to_uint8, load_boxes, paste_face
@@ -90,21 +90,53 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
 class FrameReader:
     """Random access to a video's frames for one batch at a time, decoding forward lazily.
 
-    Going backwards (the ping-pong walk) reopens the file and decodes forward again; only the
-    frames of the current batch are kept.
+    Going backwards (the ping-pong walk) seeks to the nearest key frame at or before the first
+    frame wanted (key frames are remembered, with their frame index, as the first pass meets
+    them) and decodes forward from there, so a backward batch costs at most one GOP of extra
+    decoding instead of the whole file. Only the frames of the current batch are kept.
+    ``decoded`` counts the frames decoded so far.
     """
 
     def __init__(self, path: Path, num_frames: int):
         self.path, self.num_frames = path, num_frames
+        self.still = is_image(path)
         self._it = None
         self._pos = 0  # index of the next frame the decoder yields
-        self._last: np.ndarray | None = None
+        self._check_pts: int | None = None  # after a seek: the pts the first frame must have
+        self._last = None  # the last decoded frame (PyAV frame, or BGR array for a still image)
         self._cache: dict[int, np.ndarray] = {}
+        self._keyframes: list[tuple[int, int]] = []  # (frame index, pts) of key frames met, ascending
+        self._seekable = not self.still
+        self.decoded = 0
 
-    def _restart(self) -> None:
+    def _open_at(self, target: int) -> None:
+        """Position the decoder at or before frame ``target``: the nearest known key frame, else the start."""
         if self._it is not None:
             self._it.close()
-        self._it, self._pos = iter_frames(self.path), 0
+        key = next(((i, pts) for i, pts in reversed(self._keyframes) if i <= target), None)
+        if not self._seekable or key is None or key[0] == 0:
+            self._it, self._pos, self._check_pts = (iter_frames(self.path) if self.still
+                                                    else decode_video(self.path)), 0, None
+        else:
+            self._it, self._pos, self._check_pts = decode_video(self.path, seek_pts=key[1]), key[0], key[1]
+
+    def _next(self):
+        """The next decoded frame (or ``None`` at the end), keeping frame indices exact."""
+        frame = next(self._it, None)
+        if self.still or frame is None:
+            return frame
+        if self._check_pts is not None:  # first frame after a seek: must be the key frame asked for
+            landed, expected, self._check_pts = frame.pts, self._check_pts, None
+            if landed != expected:
+                log.debug("%s: seek landed on pts %s, not frame %d; decoding from the start", self.path,
+                          landed, self._pos)
+                self._seekable = False  # this file's time stamps do not allow exact seeking
+                self._open_at(0)
+                return self._next()
+        self.decoded += 1
+        if frame.key_frame and frame.pts is not None and (not self._keyframes or self._pos > self._keyframes[-1][0]):
+            self._keyframes.append((self._pos, frame.pts))
+        return frame
 
     def get(self, indices: list[int]) -> dict[int, np.ndarray]:
         """Frames for ``indices`` (a batch), as {index: (H, W, 3) uint8 BGR}."""
@@ -113,21 +145,22 @@ class FrameReader:
         missing = sorted(wanted - frames.keys())
         if missing:
             if self._it is None or missing[0] < self._pos:
-                self._restart()
+                self._open_at(missing[0])
             todo = set(missing)
             while todo and self._pos <= missing[-1]:
-                frame = next(self._it, None)
+                frame = self._next()
                 if frame is None:  # the header promised more frames than the stream has
                     break
                 if self._pos in todo:
-                    frames[self._pos] = frame
+                    frames[self._pos] = frame if self.still else to_bgr(frame)
                     todo.discard(self._pos)
                 self._last, self._pos = frame, self._pos + 1
             if todo:
                 if self._last is None:
                     raise fail(self.path, "cannot decode any video frame")
                 log.warning("%s: stream ended at frame %d; repeating the last frame", self.path, self._pos)
-                frames.update({i: self._last for i in todo})
+                last = self._last if self.still else to_bgr(self._last)
+                frames.update({i: last for i in todo})
         self._cache = frames
         return frames
 

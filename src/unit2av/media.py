@@ -163,6 +163,38 @@ def iter_frames(path: str | os.PathLike, start: int = 0) -> Iterator[np.ndarray]
         container.close()
 
 
+def decode_video(path: str | os.PathLike, seek_pts: int | None = None) -> Iterator[av.VideoFrame]:
+    """Decoded frames of the first video stream (PyAV frames: ``.pts``, ``.key_frame``), lazily.
+
+    Args:
+        path: a video file.
+        seek_pts: start at the key frame with this presentation time stamp (one seen in an
+            earlier pass; the caller checks that the first frame has it).
+
+    Raises:
+        Unit2AVError: the file cannot be opened or decoded.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise fail(path, "has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if seek_pts is not None:
+            container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+        yield from container.decode(stream)
+    except av.FFmpegError as e:
+        raise fail(path, f"cannot decode video: {e}") from e
+    finally:
+        container.close()
+
+
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame from ``decode_video`` as (H, W, 3) uint8 BGR."""
+    return _to_bgr(frame)
+
+
 def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode a file's first audio stream to mono float32.
 
@@ -302,4 +334,5 @@ class VideoWriter:
                 raise
         self._stack.__exit__(exc_type, exc, tb)
 
-__all__ = ["VideoInfo", "VideoWriter", "is_image", "iter_frames", "probe_video", "read_audio_track"]
+__all__ = ["VideoInfo", "VideoWriter", "decode_video", "is_image", "iter_frames", "probe_video", "read_audio_track",
+           "to_bgr"]
