@@ -72,6 +72,20 @@ def evaluate_face(face_dir: Path, vocoder_dir: Path, model) -> dict:
             "pearson_opening_real_crops_vs_truth": pearson(o_real, o_true)}
 
 
+def voiced_share(wav: np.ndarray, sr: int = 16000, frame: int = 1024, hop: int = 320) -> float:
+    """Share of non-silent 64 ms frames that are periodic (normalised autocorrelation peak > 0.5 at 70-400 Hz)."""
+    loud = periodic = 0
+    lo, hi = sr // 400, sr // 70
+    for i in range(0, len(wav) - frame, hop):
+        x = wav[i:i + frame] - wav[i:i + frame].mean()
+        if np.sqrt(np.mean(x ** 2)) < 0.1 * np.sqrt(np.mean(wav ** 2)):
+            continue
+        loud += 1
+        ac = np.correlate(x, x, "full")[frame - 1:]
+        periodic += ac[lo + np.argmax(ac[lo:hi])] > 0.5 * ac[0]
+    return periodic / max(loud, 1)
+
+
 def evaluate_voice(vocoder_dir: Path, model) -> dict:
     from unit2av.models.speaker_encoder import SpeakerEncoder
     from unit2av.safeio import load_torch
@@ -91,16 +105,21 @@ def evaluate_voice(vocoder_dir: Path, model) -> dict:
                           .mean(0).numpy()) for s in spks}
     real = {s: unit_norm(np.mean([enc.embed(*_wav(r["path"])) for r in records["held_out"] if r["speaker"] == s],
                                  0)) for s in spks}
-    out = {}
+    out = {"voiced_share": {}}
     for mode in ("own_units", "cross"):
         sims = {}
         for a in spks:
             srcs = [r for r in records["held_out"] if (r["speaker"] == a) == (mode == "own_units")]
-            embs = []
+            embs, voiced = [], []
             for r in srcs:
                 spkr = torch.from_numpy(voice[a]).view(1, 1, -1)
-                wav = synthesize(model, units(r)["code"], spkr)[0]
-                embs.append(enc.embed(np.asarray(wav, np.float32).reshape(-1), 16000))
+                wav = np.asarray(synthesize(model, units(r)["code"], spkr)[0], np.float32).reshape(-1)
+                embs.append(enc.embed(wav, 16000))
+                if mode == "own_units":
+                    voiced.append((voiced_share(wav), voiced_share(_wav(r["path"])[0])))
+            if voiced:
+                out["voiced_share"][a] = {"synthetic": float(np.mean([v[0] for v in voiced])),
+                                          "real": float(np.mean([v[1] for v in voiced]))}
             sims[a] = {b: float(np.mean([e @ real[b] for e in embs])) for b in spks}
         pairs = [(a, b) for a, b in itertools.permutations(spks, 2)]
         wins = [sims[a][a] > sims[a][b] for a, b in pairs]

@@ -84,32 +84,60 @@ def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
-@torch.no_grad()
-def validate(model, valid, mel) -> float:
-    """Mean mel L1 over whole held-out utterances."""
-    from unit2av.losses import mel_loss
+class Objective:
+    """Generator objective in mel-error units: mel L1 (+ speaker consistency x lambda_spk / lambda_mel)."""
 
-    model.eval()
-    errors = []
-    for item in valid:
-        y_hat, _ = model(code=item["code"][None], spkr=item["spkr"][None])
-        errors.append(float(mel_loss(item["mel"][None], mel(y_hat[:, 0]))))
-    model.train()
-    return sum(errors) / len(errors)
+    def __init__(self, cfg, lambda_spk: float = 0.0):
+        from unit2av.audio import mel_for_config
+
+        self.cfg, self.lambda_spk = cfg, lambda_spk
+        self.mel = mel_for_config(cfg, for_loss=True)
+        self.encoder = None
+        if lambda_spk:
+            from unit2av.models.speaker_encoder import SpeakerEncoder
+
+            # frozen; train mode only so that a cuDNN LSTM could backpropagate (it has no dropout)
+            self.encoder = SpeakerEncoder.load().train().requires_grad_(False)
+
+    def __call__(self, audio, mel_real, y_hat) -> tuple[torch.Tensor, dict]:
+        from unit2av.losses import mel_loss, speaker_consistency_loss
+
+        terms = {"mel": mel_loss(mel_real, self.mel(y_hat[:, 0]))}
+        loss = terms["mel"]
+        if self.encoder is not None:
+            terms["spk"] = speaker_consistency_loss(self.encoder, audio, y_hat)
+            loss = loss + terms["spk"] * (self.lambda_spk / self.cfg.lambda_mel)
+        return loss, terms
+
+    @torch.no_grad()
+    def validate(self, model, valid) -> float:
+        """Mean objective over whole held-out utterances."""
+        model.eval()
+        errors = []
+        for item in valid:
+            y_hat, _ = model(code=item["code"][None], spkr=item["spkr"][None])
+            errors.append(float(self(item["audio"][None], item["mel"][None], y_hat)[0]))
+        model.train()
+        return sum(errors) / len(errors)
 
 
-def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_interval: int) -> dict:
-    """Generator-only training (mel L1 + duration loss); writes ``out/g_best``. Returns a summary."""
+def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size: int, validation_interval: int,
+                    lambda_spk: float = 0.0, init: Path | None = None) -> dict:
+    """Generator-only training; writes ``work/g_best`` (best validation objective). Returns a summary.
+
+    Stage 1 (``work`` = ``out``, ``lambda_spk`` = 0): mel L1 + duration loss from scratch.
+    Stage 2 (``work`` = ``out/spk``, ``init`` = stage 1's ``g_best``): + speaker consistency loss.
+    Rerunning continues from ``work/latest.pt``.
+    """
     from torch.utils.data import DataLoader
 
-    from unit2av.audio import mel_for_config
-    from unit2av.checkpoints import save_generator
+    from unit2av.checkpoints import load_state_checked, open_container, save_generator, vocoder_state
     from unit2av.dataset import UnitAudioDataset
-    from unit2av.losses import mel_loss
     from unit2av.manifest import read_manifest
     from unit2av.models.vocoder import UnitVocoder
-    from unit2av.safeio import save_torch
+    from unit2av.safeio import load_torch, save_torch
 
+    work.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(out, K)
     cfg.seed, cfg.batch_size = seed, batch_size
     save_config(cfg, out / "config.json")
@@ -120,43 +148,45 @@ def train_mel(out: Path, minutes: float, seed: int, batch_size: int, validation_
     valid = UnitAudioDataset(read_manifest(out / "valid.jsonl"), cfg, segment=False)
     loader = DataLoader(trainset, batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
-    mel = mel_for_config(cfg, for_loss=True)
-    best, first, step, t0 = float("inf"), validate(model, valid, mel), 0, time.time()
-    if (out / "latest.pt").is_file():  # resume (weights, optimiser, step; the batch order restarts)
-        from unit2av.safeio import load_torch
-
-        latest = load_torch(out / "latest.pt")
+    objective = Objective(cfg, lambda_spk)
+    step, t0, init_steps = 0, time.time(), 0
+    if init is not None:
+        g = open_container(init)
+        load_state_checked(model, vocoder_state(g, None, init), init)
+        init_steps = int(g["steps"])
+    best = first = objective.validate(model, valid)
+    if init is None:
+        best = float("inf")  # from scratch: the untrained model is no candidate
+    if (work / "latest.pt").is_file():  # resume (weights, optimiser, step; the batch order restarts)
+        latest = load_torch(work / "latest.pt")
         model.load_state_dict(latest["model"])
         optim.load_state_dict(latest["optim"])
         step, best, first = latest["steps"], latest["best"], latest["first"]
-    elif (out / "g_best").is_file():  # continue from the best weights (fresh optimiser)
-        from unit2av.checkpoints import load_state_checked, open_container, vocoder_state
-
-        g = open_container(out / "g_best")
-        load_state_checked(model, vocoder_state(g, None, out / "g_best"), out / "g_best")
-        step, best = int(g["steps"]), validate(model, valid, mel)
-    logging.info("step %d: validation mel error %.4f", step, first)
+    logging.info("step %d: validation objective %.4f", step, first)
     while time.time() - t0 < minutes * 60:
         for batch in loader:
             y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"])
-            loss = mel_loss(batch["mel"], mel(y_hat[:, 0])) * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
+            spectral, terms = objective(batch["audio"], batch["mel"], y_hat)
+            loss = spectral * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
             step += 1
             if step % validation_interval == 0:
-                err = validate(model, valid, mel)
-                logging.info("step %d: loss %.3f, validation mel error %.4f, %.0f s", step, float(loss), err,
-                             time.time() - t0)
+                err = objective.validate(model, valid)
+                logging.info("step %d: loss %.3f (%s), validation objective %.4f, %.0f s", step, loss.item(),
+                             ", ".join(f"{k} {float(v):.3f}" for k, v in terms.items()), err, time.time() - t0)
                 if err < best:
                     best = err
-                    save_generator(model, out / "g_best", config=cfg, step=step)
+                    save_generator(model, work / "g_best", config=cfg, step=init_steps + step)
                 save_torch({"model": model.state_dict(), "optim": optim.state_dict(), "steps": step, "best": best,
-                            "first": first}, out / "latest.pt")
+                            "first": first}, work / "latest.pt")
             if time.time() - t0 >= minutes * 60:
                 break
-    return {"steps": step, "train_seconds": round(time.time() - t0), "first_val_error": first,
-            "best_val_error": best, "batch_size": batch_size, "losses": "mel L1 x lambda_mel + duration MSE"}
+    losses = "mel L1 x lambda_mel + duration MSE" + (f" + speaker consistency x {lambda_spk}" if lambda_spk else "")
+    return {"init_steps": init_steps, "steps": step, "train_seconds": round(time.time() - t0),
+            "first_val_objective": first, "best_val_objective": best, "batch_size": batch_size,
+            "lambda_spk": lambda_spk, "losses": losses}
 
 
 def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
@@ -187,8 +217,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--validation_interval", type=int, default=200)
-    p.add_argument("--gan_minutes", type=float, default=75.0, help="wall-clock budget of stage 2 (0: skip)")
-    p.add_argument("--disc_width", type=float, default=0.125, help="stage 2 discriminator channel multiplier")
+    p.add_argument("--spk_minutes", type=float, default=30.0, help="wall-clock budget of stage 2 (0: skip)")
+    p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 speaker consistency weight")
+    p.add_argument("--gan_minutes", type=float, default=0.0,
+                   help="optional adversarial fine-tuning after stage 1 (not used for the bundled model)")
+    p.add_argument("--disc_width", type=float, default=0.125, help="adversarial stage discriminator width")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -199,15 +232,23 @@ def main() -> None:
         prepare(out, args.seed)
     logging.info("data ready in %.0f s", time.time() - t0)
     if args.minutes > 0:
-        info = train_mel(out, args.minutes, args.seed, args.batch_size, args.validation_interval)
+        init = out / "g_best" if (out / "g_best").is_file() and not (out / "latest.pt").is_file() else None
+        info = train_generator(out, out, args.minutes, args.seed, args.batch_size, args.validation_interval,
+                               init=init)
         info["threads"] = args.threads
         (out / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 1 done: %s", info)
+    if args.spk_minutes > 0:
+        info = train_generator(out, out / "spk", args.spk_minutes, args.seed, args.batch_size,
+                               args.validation_interval, lambda_spk=args.lambda_spk, init=out / "g_best")
+        info["threads"] = args.threads
+        (out / "spk" / "train_info.json").write_text(json.dumps(info, indent=1))
+        logging.info("stage 2 done: %s", info)
     if args.gan_minutes > 0:
         info = train_adversarial(out, args.gan_minutes, args.disc_width)
         info["threads"] = args.threads
         (out / "gan_info.json").write_text(json.dumps(info, indent=1))
-        logging.info("stage 2 done: %s", info)
+        logging.info("adversarial stage done: %s", info)
 
 
 if __name__ == "__main__":

@@ -200,3 +200,35 @@ def test_cli_speaker(tmp_path, corpus, embeddings, capsys):
                  "--speaker-encoder", str(tmp_path / "none.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("unit2av speaker: error:") for line in err)
+
+
+def test_segment_embeddings_and_speaker_consistency_loss(corpus, encoder):
+    from unit2av.audio import load_audio
+    from unit2av.losses import speaker_consistency_loss
+
+    _, records = corpus
+    by_spk: dict[str, list] = {}
+    for r in records:
+        by_spk.setdefault(r["speaker"], []).append(torch.from_numpy(load_audio(r["path"], 16000)[0]))
+    a, b = sorted(by_spk)[:2]
+    seg = 16000  # 1 s from the middle of each utterance
+    cut = [w[len(w) // 2 - seg // 2:len(w) // 2 + seg // 2] for w in by_spk[a][:2] + by_spk[b][:1]]
+    a1, a2, b1 = cut
+    # one segment, one partial: close to the utterance embedding that ``embed`` gives
+    whole = encoder.embed(by_spk[a][0].numpy(), 16000)
+    seg_emb = encoder.embed_segments(a1[None])[0].detach()
+    assert seg_emb.shape == (256,) and float(seg_emb.norm()) == pytest.approx(1.0, abs=1e-5)
+    assert cosine_similarity(seg_emb, whole) > 0.8
+    # quiet audio is raised to -30 dBFS first (as ``embed`` does): how quiet does not matter
+    quiet = a1 * (0.01 / float(a1.pow(2).mean().sqrt()))  # -40 dBFS
+    assert torch.allclose(encoder.embed_segments(quiet[None]), encoder.embed_segments(0.3 * quiet[None]), atol=1e-4)
+    same = float(speaker_consistency_loss(encoder, a1[None], a1[None]))
+    same_voice = float(speaker_consistency_loss(encoder, a1[None], a2[None]))
+    other_voice = float(speaker_consistency_loss(encoder, a1[None], b1[None]))
+    assert same < 1e-5 and same_voice < other_voice, (same_voice, other_voice)
+    # gradients reach the generated audio, not the encoder
+    fake = b1.clone()[None].requires_grad_(True)
+    enc = SpeakerEncoder.load().requires_grad_(False)
+    speaker_consistency_loss(enc, a1[None], fake).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in enc.parameters())

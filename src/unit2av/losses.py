@@ -89,6 +89,24 @@ def stft_loss(y: torch.Tensor, y_hat: torch.Tensor,
     return total / len(resolutions)
 
 
+def speaker_consistency_loss(encoder, y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos`` between a speaker encoder's embeddings of generated and real segments.
+
+    YourTTS's speaker consistency loss: the generated audio must carry the voice of the real
+    audio at the same place, as a speaker encoder hears it (``SpeakerEncoder.embed_segments``,
+    frozen; gradients reach only ``y_hat``).
+
+    Args:
+        encoder: a ``SpeakerEncoder`` at the audio's rate, on the same device.
+        y / y_hat: real / generated audio, (B, T) or (B, 1, T); trimmed to the shorter.
+    """
+    y, y_hat = y.reshape(y.shape[0], -1), y_hat.reshape(y_hat.shape[0], -1)
+    n = min(y.shape[-1], y_hat.shape[-1])
+    with torch.no_grad():
+        real = encoder.embed_segments(y[:, :n])
+    return (1.0 - (encoder.embed_segments(y_hat[:, :n]) * real).sum(dim=1)).mean()
+
+
 def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tensor, dur: torch.Tensor | None,
                         lambda_mel: float, lambda_fm: float, lambda_adv: float,
                         dur_weight: float, stft: torch.Tensor | None = None,
@@ -121,4 +139,4 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
 
 
 __all__ = ["discriminator_loss", "feature_loss", "generator_loss", "generator_objective", "mel_loss",
-           "stft_loss"]
+           "speaker_consistency_loss", "stft_loss"]

@@ -177,6 +177,23 @@ class SpeakerEncoder(nn.Module):
         power = spec.real.pow(2) + spec.imag.pow(2)
         return (self.mel_basis @ power).T  # (frames, mels)
 
+    def embed_segments(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Differentiable embeddings of equal-length segments (for training losses).
+
+        Each segment is volume-normalised like ``embed`` (raised to -30 dBFS, never lowered) and
+        embedded whole as one partial; no silence trimming.
+
+        Args:
+            wavs: ``(B, T)`` float at ``sample_rate``.
+
+        Returns:
+            ``(B, embedding_size)``, unit norm; gradients flow to ``wavs``.
+        """
+        rms = wavs.float().pow(2).mean(dim=1, keepdim=True).clamp_min(EPS).sqrt()
+        gain = (10.0 ** (TARGET_DBFS / 20.0) / rms).clamp_min(1.0)
+        mels = torch.stack([self.mel_frames(w) for w in wavs.float() * gain])  # (B, frames, mels)
+        return self(mels)
+
     def preprocess(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mono float32 at ``self.sample_rate``, volume-normalised, long silences trimmed."""
         wav = np.asarray(wav, dtype=np.float32)
