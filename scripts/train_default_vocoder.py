@@ -85,12 +85,12 @@ def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
 
 
 class Objective:
-    """Generator objective in mel-error units: mel L1 (+ speaker consistency x lambda_spk / lambda_mel)."""
+    """Generator objective in mel-error units: mel L1 (+ pitch and speaker consistency terms, / lambda_mel)."""
 
-    def __init__(self, cfg, lambda_spk: float = 0.0):
+    def __init__(self, cfg, lambda_pitch: float = 0.0, lambda_spk: float = 0.0):
         from unit2av.audio import mel_for_config
 
-        self.cfg, self.lambda_spk = cfg, lambda_spk
+        self.cfg, self.lambda_pitch, self.lambda_spk = cfg, lambda_pitch, lambda_spk
         self.mel = mel_for_config(cfg, for_loss=True)
         self.encoder = None
         if lambda_spk:
@@ -100,10 +100,13 @@ class Objective:
             self.encoder = SpeakerEncoder.load().train().requires_grad_(False)
 
     def __call__(self, audio, mel_real, y_hat) -> tuple[torch.Tensor, dict]:
-        from unit2av.losses import mel_loss, speaker_consistency_loss
+        from unit2av.losses import mel_loss, pitch_loss, speaker_consistency_loss
 
         terms = {"mel": mel_loss(mel_real, self.mel(y_hat[:, 0]))}
         loss = terms["mel"]
+        if self.lambda_pitch:
+            terms["pitch"] = pitch_loss(audio, y_hat, self.cfg.sampling_rate)
+            loss = loss + terms["pitch"] * (self.lambda_pitch / self.cfg.lambda_mel)
         if self.encoder is not None:
             terms["spk"] = speaker_consistency_loss(self.encoder, audio, y_hat)
             loss = loss + terms["spk"] * (self.lambda_spk / self.cfg.lambda_mel)
@@ -122,7 +125,7 @@ class Objective:
 
 
 def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size: int, validation_interval: int,
-                    lambda_spk: float = 0.0, init: Path | None = None) -> dict:
+                    lambda_pitch: float = 0.0, lambda_spk: float = 0.0, init: Path | None = None) -> dict:
     """Generator-only training; writes ``work/g_best`` (best validation objective). Returns a summary.
 
     Stage 1 (``work`` = ``out``, ``lambda_spk`` = 0): mel L1 + duration loss from scratch.
@@ -148,7 +151,7 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
     valid = UnitAudioDataset(read_manifest(out / "valid.jsonl"), cfg, segment=False)
     loader = DataLoader(trainset, batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
-    objective = Objective(cfg, lambda_spk)
+    objective = Objective(cfg, lambda_pitch, lambda_spk)
     step, t0, init_steps = 0, time.time(), 0
     if init is not None:
         g = open_container(init)
@@ -175,7 +178,7 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
             if step % validation_interval == 0:
                 err = objective.validate(model, valid)
                 logging.info("step %d: loss %.3f (%s), validation objective %.4f, %.0f s", step, loss.item(),
-                             ", ".join(f"{k} {float(v):.3f}" for k, v in terms.items()), err, time.time() - t0)
+                             ", ".join(f"{k} {v.item():.3f}" for k, v in terms.items()), err, time.time() - t0)
                 if err < best:
                     best = err
                     save_generator(model, work / "g_best", config=cfg, step=init_steps + step)
@@ -183,10 +186,11 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
                             "first": first}, work / "latest.pt")
             if time.time() - t0 >= minutes * 60:
                 break
-    losses = "mel L1 x lambda_mel + duration MSE" + (f" + speaker consistency x {lambda_spk}" if lambda_spk else "")
+    losses = ("mel L1 x lambda_mel + duration MSE" + (f" + pitch x {lambda_pitch}" if lambda_pitch else "")
+              + (f" + GE2E speaker consistency x {lambda_spk}" if lambda_spk else ""))
     return {"init_steps": init_steps, "steps": step, "train_seconds": round(time.time() - t0),
             "first_val_objective": first, "best_val_objective": best, "batch_size": batch_size,
-            "lambda_spk": lambda_spk, "losses": losses}
+            "lambda_pitch": lambda_pitch, "lambda_spk": lambda_spk, "losses": losses}
 
 
 def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
@@ -217,8 +221,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--validation_interval", type=int, default=200)
-    p.add_argument("--spk_minutes", type=float, default=30.0, help="wall-clock budget of stage 2 (0: skip)")
-    p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 speaker consistency weight")
+    p.add_argument("--stage2_minutes", type=float, default=25.0, help="wall-clock budget of stage 2 (0: skip)")
+    p.add_argument("--lambda_pitch", type=float, default=30.0, help="stage 2 pitch (autocorrelation) loss weight")
+    p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 GE2E speaker consistency weight")
     p.add_argument("--gan_minutes", type=float, default=0.0,
                    help="optional adversarial fine-tuning after stage 1 (not used for the bundled model)")
     p.add_argument("--disc_width", type=float, default=0.125, help="adversarial stage discriminator width")
@@ -238,11 +243,12 @@ def main() -> None:
         info["threads"] = args.threads
         (out / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 1 done: %s", info)
-    if args.spk_minutes > 0:
-        info = train_generator(out, out / "spk", args.spk_minutes, args.seed, args.batch_size,
-                               args.validation_interval, lambda_spk=args.lambda_spk, init=out / "g_best")
+    if args.stage2_minutes > 0:
+        info = train_generator(out, out / "stage2", args.stage2_minutes, args.seed, args.batch_size,
+                               args.validation_interval, lambda_pitch=args.lambda_pitch, lambda_spk=args.lambda_spk,
+                               init=out / "g_best")
         info["threads"] = args.threads
-        (out / "spk" / "train_info.json").write_text(json.dumps(info, indent=1))
+        (out / "stage2" / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 2 done: %s", info)
     if args.gan_minutes > 0:
         info = train_adversarial(out, args.gan_minutes, args.disc_width)

@@ -298,3 +298,26 @@ def test_bad_init_file_is_exit_2(data, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "g_bad" in err and len(err.splitlines()) == 1
+
+
+def test_pitch_loss_wants_the_right_pitch_not_the_right_phase():
+    from unit2av.losses import pitch_loss
+
+    y = _pulses(135.0)  # a low female voice's pitch
+    late = _pulses(135.0, shift=50)
+    grid = _pulses(250.0)  # the period a generator's upsampling grid falls into (64 samples)
+    noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(0)) * y.std()
+    assert float(pitch_loss(y, y)) < 1e-6
+    same = float(pitch_loss(y, late))
+    assert same < 0.05, same
+    assert float(pitch_loss(y, grid)) > 5 * same and float(pitch_loss(y, noise)) > 5 * same
+    # only frames with real sound count: a silent first half may hold anything
+    quiet = y.clone()
+    quiet[:, :4800] = 0
+    mess = quiet.clone()
+    mess[:, :4000] = noise[:, :4000] * 1e-3
+    assert float(pitch_loss(quiet, mess)) < 0.05
+    # the gradient pulls a slightly detuned signal towards the real pitch
+    fake = _pulses(150.0).requires_grad_(True)
+    pitch_loss(y, fake).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
