@@ -34,13 +34,9 @@ def main() -> None:
     p.add_argument("--face_dir", default="build/face")
     args = p.parse_args()
     voc, face = Path(args.vocoder_dir), Path(args.face_dir)
-    g = load_torch(voc / "g_best")  # stage 1 (mel + duration losses)
-    steps = g["steps"]
-    gan = sorted((voc / "gan").glob("g_[0-9]*"))  # stage 2 (adversarial): its last checkpoint
-    if gan:
-        g, steps = load_torch(gan[-1]), steps + int(gan[-1].name[2:])
-    save_torch({"generator": g["generator"], "config": load_torch(voc / "g_best")["config"], "steps": steps},
-               ASSETS / "vocoder.pt")
+    best = voc / "stage2" / "g_best"  # stage 2 (pitch + speaker consistency), else stage 1
+    g = load_torch(best if best.is_file() else voc / "g_best")
+    save_torch({"generator": g["generator"], "config": g["config"], "steps": g["steps"]}, ASSETS / "vocoder.pt")
     f = load_torch(face / "checkpoints" / "f_best")
     save_torch({"audio": {}, "video": f["video"], "face_config": f["face_config"], "steps": f["steps"]},
                ASSETS / "face_renderer.pt")

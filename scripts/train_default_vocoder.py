@@ -6,14 +6,20 @@
 2. log-mel k-means units (k = 100) fitted on the training sentences;
 3. train / held-out manifests (the last 2 sentences of every voice are held out);
 4. stage 1: the small vocoder config (``unit2av/configs/demo.json``) trained for a wall-clock
-   budget on the mel L1 + duration losses only (a generator step costs ~1/4 of a step with even
-   narrow discriminators on a CPU); the checkpoint with the best validation mel error (whole
-   held-out utterances) is kept as ``g_best``;
-5. stage 2 (``--gan_minutes``): adversarial fine-tuning of that generator with ``train-unit2a``'s
-   own loop (HiFi-GAN losses, multi-period + multi-scale discriminators at 1/8 width) in ``gan/``.
-   The mel-only generator cannot make low voices periodic (it learns a noisy, whispered excitation
-   below ~150 Hz); the multi-period discriminator is what teaches it. ``gan/`` keeps
-   ``train-unit2a``'s checkpoints; the bundle takes its last one.
+   budget on the mel L1 + duration losses only; the checkpoint with the best validation mel
+   error (whole held-out utterances) is kept as ``g_best``;
+5. stage 2 (``--stage2_minutes``): fine-tuning ``g_best`` in ``stage2/`` with two more terms.
+   ``pitch_loss`` (phase-free autocorrelation match): the mel-only generator cannot tell the
+   pitch of low voices from these coarse units, so it makes them whispery (noise excitation)
+   or buzzes at periods of its upsampling grid (125 / 250 Hz); this term makes voiced frames
+   periodic at the speaker's pitch. ``speaker_consistency_loss`` with the GE2E encoder
+   (YourTTS-style): the generated segment must embed like the real one. GE2E is also what
+   measures voice similarity in the model card, so that measurement is not independent of
+   training; ``scripts/evaluate_default_models.py`` adds a cepstral check that is.
+   ``stage2/g_best`` (best validation objective) is what ``bundle_default_models.py`` ships;
+6. optional (``--gan_minutes``): adversarial fine-tuning with ``train-unit2a --init`` (HiFi-GAN
+   losses, discriminators at 1/8 width) in ``gan/``; 1,000 steps (20 min on one core) did not
+   change the voicing, so the bundled model does not use it.
 Everything is seeded; the wall-clock budgets make the step counts depend on the machine. Rerunning
 continues both stages.
 """
@@ -165,6 +171,10 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
         model.load_state_dict(latest["model"])
         optim.load_state_dict(latest["optim"])
         step, best, first = latest["steps"], latest["best"], latest["first"]
+        if latest.get("lambdas") != [lambda_pitch, lambda_spk]:  # other weights: objectives not comparable
+            best = objective.validate(model, valid)
+            logging.info("loss weights changed to pitch %g, spk %g: best objective reset to %.4f", lambda_pitch,
+                         lambda_spk, best)
     logging.info("step %d: validation objective %.4f", step, first)
     while time.time() - t0 < minutes * 60:
         for batch in loader:
@@ -183,7 +193,7 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
                     best = err
                     save_generator(model, work / "g_best", config=cfg, step=init_steps + step)
                 save_torch({"model": model.state_dict(), "optim": optim.state_dict(), "steps": step, "best": best,
-                            "first": first}, work / "latest.pt")
+                            "first": first, "lambdas": [lambda_pitch, lambda_spk]}, work / "latest.pt")
             if time.time() - t0 >= minutes * 60:
                 break
     losses = ("mel L1 x lambda_mel + duration MSE" + (f" + pitch x {lambda_pitch}" if lambda_pitch else "")
