@@ -274,16 +274,16 @@ def test_lambda_stft_trains_and_init_starts_from_given_weights(data, tmp_path):
     cfg = _cfg(data, batch_size=2, input_validation_file=None)
     train(cfg, _opts(tmp_path / "a", training_steps=3))
     start = tmp_path / "a" / "g_00000003"
-    stft_cfg = dataclasses.replace(cfg, lambda_stft=5.0)
+    stft_cfg = dataclasses.replace(cfg, lambda_stft=5.0, lambda_pitch=3.0)
     opts = _opts(tmp_path / "b", training_steps=2, init=str(start))
     fresh = build_state(stft_cfg, opts, Dist())
     want = load_vocoder(start, data["config"]).state_dict()
     assert all(torch.equal(v, want[k]) for k, v in fresh.g.state_dict().items())
     loader, _, _ = make_loaders(fresh, cfg.input_training_file, None)
     losses = train_step(fresh, next(iter(loader)))
-    assert losses["stft"] > 0
+    assert losses["stft"] > 0 and losses["pitch"] > 0
     assert losses["total"] == pytest.approx(45 * losses["mel"] + 2 * losses["fm"] + losses["adv"] + losses["dur"]
-                                            + 5.0 * losses["stft"], rel=1e-4)
+                                            + 5.0 * losses["stft"] + 3.0 * losses["pitch"], rel=1e-4)
     train(stft_cfg, opts)  # a fresh run from the given weights...
     again = train(stft_cfg, _opts(tmp_path / "b", training_steps=4, init=str(start)))  # ...then a resume:
     resumed = load_torch(tmp_path / "b" / "g_00000004")["generator"]  # it continues, not restarts

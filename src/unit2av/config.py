@@ -81,6 +81,7 @@ class VocoderConfig:
     lambda_fm: float = 2.0  # weight of the feature-matching loss
     lambda_adv: float = 1.0  # weight of the adversarial loss
     lambda_stft: float = 0.0  # ours: weight of a multi-resolution STFT loss (0 = off, HiFi-GAN's recipe)
+    lambda_pitch: float = 0.0  # ours: weight of the autocorrelation pitch loss (0 = off)
     # --- data
     input_training_file: str | None = None  # training manifest
     input_validation_file: str | None = None  # validation manifest

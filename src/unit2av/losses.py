@@ -147,7 +147,8 @@ def speaker_consistency_loss(encoder, y: torch.Tensor, y_hat: torch.Tensor) -> t
 def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tensor, dur: torch.Tensor | None,
                         lambda_mel: float, lambda_fm: float, lambda_adv: float,
                         dur_weight: float, stft: torch.Tensor | None = None,
-                        lambda_stft: float = 0.0) -> dict[str, torch.Tensor]:
+                        lambda_stft: float = 0.0, pitch: torch.Tensor | None = None,
+                        lambda_pitch: float = 0.0) -> dict[str, torch.Tensor]:
     """Weight the generator's loss terms and name them.
 
     Args:
@@ -157,9 +158,10 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
         dur: duration-predictor loss (``None`` or ignored when ``dur_weight`` is 0).
         lambda_mel / lambda_fm / lambda_adv / dur_weight: weights from the config.
         stft / lambda_stft: optional unweighted ``stft_loss`` and its weight (0: not added).
+        pitch / lambda_pitch: optional unweighted ``pitch_loss`` and its weight (0: not added).
 
     Returns:
-        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"`` when given): the weighted terms and
+        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"``, ``"pitch"`` when given): the weighted terms and
         their sum ("mel" is the unweighted L1, the usual "mel error").
     """
     total = lambda_mel * mel_l1 + lambda_fm * fm + lambda_adv * adv
@@ -167,10 +169,11 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
     if dur_weight and dur is not None:
         total = total + dur_weight * dur_term
     out = {"mel": mel_l1, "fm": fm, "adv": adv, "dur": dur_term}
-    if stft is not None:
-        out["stft"] = stft
-        if lambda_stft:
-            total = total + lambda_stft * stft
+    for name, value, weight in (("stft", stft, lambda_stft), ("pitch", pitch, lambda_pitch)):
+        if value is not None:
+            out[name] = value
+            if weight:
+                total = total + weight * value
     out["total"] = total
     return out
 

@@ -22,7 +22,15 @@ from tqdm import tqdm
 from .config import VocoderConfig, save_config
 from .dataset import SegmentSampler, UnitAudioDataset, speaker_table
 from .errors import fail
-from .losses import discriminator_loss, feature_loss, generator_loss, generator_objective, mel_loss, stft_loss
+from .losses import (
+    discriminator_loss,
+    feature_loss,
+    generator_loss,
+    generator_objective,
+    mel_loss,
+    pitch_loss,
+    stft_loss,
+)
 from .manifest import read_manifest
 from .train_state import (
     Dist,
@@ -102,7 +110,8 @@ def train_step(state: TrainState, batch: dict) -> dict[str, float]:
         mel_loss(y_mel, state.mel(y_hat)), feature_loss(fmap_rp, fmap_gp) + feature_loss(fmap_rs, fmap_gs),
         generator_loss(fake_p)[0] + generator_loss(fake_s)[0], dur_loss,
         cfg.lambda_mel, cfg.lambda_fm, cfg.lambda_adv, cfg.dur_prediction_weight,
-        stft_loss(y, y_hat) if cfg.lambda_stft else None, cfg.lambda_stft)
+        stft_loss(y, y_hat) if cfg.lambda_stft else None, cfg.lambda_stft,
+        pitch_loss(y, y_hat, cfg.sampling_rate) if cfg.lambda_pitch else None, cfg.lambda_pitch)
     if not _all_finite(state, losses["total"]):
         return _skip(state, "generator loss")
     _update(losses["total"], state.optim_g, state.scaler_g)
