@@ -171,7 +171,7 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
         model.load_state_dict(latest["model"])
         optim.load_state_dict(latest["optim"])
         step, best, first = latest["steps"], latest["best"], latest["first"]
-        if latest.get("lambdas") != [lambda_pitch, lambda_spk]:  # other weights: objectives not comparable
+        if latest.get("lambdas", [0.0, 0.0]) != [lambda_pitch, lambda_spk]:  # other weights: not comparable
             best = objective.validate(model, valid)
             logging.info("loss weights changed to pitch %g, spk %g: best objective reset to %.4f", lambda_pitch,
                          lambda_spk, best)
