@@ -34,9 +34,8 @@ def main() -> None:
     p.add_argument("--face_dir", default="build/face")
     args = p.parse_args()
     voc, face = Path(args.vocoder_dir), Path(args.face_dir)
-    # the last stage that ran: 3 (+ pitch lag), 2 (pitch + speaker consistency), 1 (mel)
-    best = next(p for p in (voc / "stage3" / "g_best", voc / "stage2" / "g_best", voc / "g_best") if p.is_file())
-    g = load_torch(best)
+    best = voc / "stage2" / "g_best"  # stage 2 (pitch + speaker consistency), else stage 1
+    g = load_torch(best if best.is_file() else voc / "g_best")
     save_torch({"generator": g["generator"], "config": g["config"], "steps": g["steps"]}, ASSETS / "vocoder.pt")
     f = load_torch(face / "checkpoints" / "f_best")
     save_torch({"audio": {}, "video": f["video"], "face_config": f["face_config"], "steps": f["steps"]},
