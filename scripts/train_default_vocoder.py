@@ -93,10 +93,10 @@ def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
 class Objective:
     """Generator objective in mel-error units: mel L1 (+ pitch and speaker consistency terms, / lambda_mel)."""
 
-    def __init__(self, cfg, lambda_pitch: float = 0.0, lambda_spk: float = 0.0, lambda_lag: float = 0.0):
+    def __init__(self, cfg, lambda_pitch: float = 0.0, lambda_spk: float = 0.0):
         from unit2av.audio import mel_for_config
 
-        self.cfg, self.lambda_pitch, self.lambda_spk, self.lambda_lag = cfg, lambda_pitch, lambda_spk, lambda_lag
+        self.cfg, self.lambda_pitch, self.lambda_spk = cfg, lambda_pitch, lambda_spk
         self.mel = mel_for_config(cfg, for_loss=True)
         self.encoder = None
         if lambda_spk:
@@ -106,16 +106,13 @@ class Objective:
             self.encoder = SpeakerEncoder.load().train().requires_grad_(False)
 
     def __call__(self, audio, mel_real, y_hat) -> tuple[torch.Tensor, dict]:
-        from unit2av.losses import mel_loss, pitch_lag_loss, pitch_loss, speaker_consistency_loss
+        from unit2av.losses import mel_loss, pitch_loss, speaker_consistency_loss
 
         terms = {"mel": mel_loss(mel_real, self.mel(y_hat[:, 0]))}
         loss = terms["mel"]
         if self.lambda_pitch:
             terms["pitch"] = pitch_loss(audio, y_hat, self.cfg.sampling_rate)
             loss = loss + terms["pitch"] * (self.lambda_pitch / self.cfg.lambda_mel)
-        if self.lambda_lag:
-            terms["lag"] = pitch_lag_loss(audio, y_hat, self.cfg.sampling_rate)
-            loss = loss + terms["lag"] * (self.lambda_lag / self.cfg.lambda_mel)
         if self.encoder is not None:
             terms["spk"] = speaker_consistency_loss(self.encoder, audio, y_hat)
             loss = loss + terms["spk"] * (self.lambda_spk / self.cfg.lambda_mel)
@@ -134,8 +131,7 @@ class Objective:
 
 
 def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size: int, validation_interval: int,
-                    lambda_pitch: float = 0.0, lambda_spk: float = 0.0, init: Path | None = None,
-                    lambda_lag: float = 0.0) -> dict:
+                    lambda_pitch: float = 0.0, lambda_spk: float = 0.0, init: Path | None = None) -> dict:
     """Generator-only training; writes ``work/g_best`` (best validation objective). Returns a summary.
 
     Stage 1 (``work`` = ``out``, ``lambda_spk`` = 0): mel L1 + duration loss from scratch.
@@ -161,9 +157,8 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
     valid = UnitAudioDataset(read_manifest(out / "valid.jsonl"), cfg, segment=False)
     loader = DataLoader(trainset, batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
-    objective = Objective(cfg, lambda_pitch, lambda_spk, lambda_lag)
+    objective = Objective(cfg, lambda_pitch, lambda_spk)
     step, t0, init_steps = 0, time.time(), 0
-    lambdas = [lambda_pitch, lambda_spk, *([lambda_lag] if lambda_lag else [])]  # stored in latest.pt
     if init is not None:
         g = open_container(init)
         load_state_checked(model, vocoder_state(g, None, init), init)
@@ -176,7 +171,7 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
         model.load_state_dict(latest["model"])
         optim.load_state_dict(latest["optim"])
         step, best, first = latest["steps"], latest["best"], latest["first"]
-        if latest.get("lambdas", [0.0, 0.0]) != lambdas:  # other weights: not comparable
+        if latest.get("lambdas", [0.0, 0.0]) != [lambda_pitch, lambda_spk]:  # other weights: not comparable
             best = objective.validate(model, valid)
             logging.info("loss weights changed to pitch %g, spk %g: best objective reset to %.4f", lambda_pitch,
                          lambda_spk, best)
@@ -198,15 +193,14 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
                     best = err
                     save_generator(model, work / "g_best", config=cfg, step=init_steps + step)
                 save_torch({"model": model.state_dict(), "optim": optim.state_dict(), "steps": step, "best": best,
-                            "first": first, "lambdas": lambdas}, work / "latest.pt")
+                            "first": first, "lambdas": [lambda_pitch, lambda_spk]}, work / "latest.pt")
             if time.time() - t0 >= minutes * 60:
                 break
     losses = ("mel L1 x lambda_mel + duration MSE" + (f" + pitch x {lambda_pitch}" if lambda_pitch else "")
-              + (f" + pitch lag x {lambda_lag}" if lambda_lag else "")
               + (f" + GE2E speaker consistency x {lambda_spk}" if lambda_spk else ""))
     return {"init_steps": init_steps, "steps": step, "train_seconds": round(time.time() - t0),
             "first_val_objective": first, "best_val_objective": best, "batch_size": batch_size,
-            "lambda_pitch": lambda_pitch, "lambda_spk": lambda_spk, "lambda_lag": lambda_lag, "losses": losses}
+            "lambda_pitch": lambda_pitch, "lambda_spk": lambda_spk, "losses": losses}
 
 
 def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
@@ -240,8 +234,6 @@ def main() -> None:
     p.add_argument("--stage2_minutes", type=float, default=25.0, help="wall-clock budget of stage 2 (0: skip)")
     p.add_argument("--lambda_pitch", type=float, default=30.0, help="stage 2 pitch (autocorrelation) loss weight")
     p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 GE2E speaker consistency weight")
-    p.add_argument("--stage3_minutes", type=float, default=18.0, help="wall-clock budget of stage 3 (0: skip)")
-    p.add_argument("--lambda_lag", type=float, default=3.0, help="stage 3 pitch-lag (KL) loss weight")
     p.add_argument("--gan_minutes", type=float, default=0.0,
                    help="optional adversarial fine-tuning after stage 1 (not used for the bundled model)")
     p.add_argument("--disc_width", type=float, default=0.125, help="adversarial stage discriminator width")
@@ -268,13 +260,6 @@ def main() -> None:
         info["threads"] = args.threads
         (out / "stage2" / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 2 done: %s", info)
-    if args.stage3_minutes > 0:
-        info = train_generator(out, out / "stage3", args.stage3_minutes, args.seed + 1, args.batch_size,
-                               args.validation_interval, lambda_pitch=args.lambda_pitch, lambda_spk=args.lambda_spk,
-                               init=out / "stage2" / "g_best", lambda_lag=args.lambda_lag)
-        info["threads"] = args.threads
-        (out / "stage3" / "train_info.json").write_text(json.dumps(info, indent=1))
-        logging.info("stage 3 done: %s", info)
     if args.gan_minutes > 0:
         info = train_adversarial(out, args.gan_minutes, args.disc_width)
         info["threads"] = args.threads

@@ -126,30 +126,6 @@ def pitch_loss(y: torch.Tensor, y_hat: torch.Tensor, sample_rate: int = 16000) -
     return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def pitch_lag_loss(y: torch.Tensor, y_hat: torch.Tensor, sample_rate: int = 16000,
-                   temperature: float = 0.05) -> torch.Tensor:
-    """KL divergence between real and generated pitch-lag distributions on clearly voiced frames.
-
-    Each frame's normalised autocorrelation over the 70-400 Hz lags is turned into a distribution
-    over lags (softmax of autocorrelation / ``temperature``); frames whose real peak exceeds 0.5
-    count. Where ``pitch_loss`` compares the curves point by point, this term pulls the
-    generated peak towards the real lag, which is what gets a generator off the periods of its
-    upsampling grid (it holds low male voices at 125-130 Hz otherwise).
-
-    Args:
-        y / y_hat: real / generated audio, (B, T) or (B, 1, T), at least one frame long.
-        temperature: softmax temperature (smaller = sharper distributions).
-    """
-    y, y_hat = y.reshape(y.shape[0], -1).float(), y_hat.reshape(y_hat.shape[0], -1).float()
-    n = min(y.shape[-1], y_hat.shape[-1])
-    real, energy = _autocorrelation(y[:, :n], sample_rate)
-    fake, _ = _autocorrelation(y_hat[:, :n], sample_rate)
-    voiced = ((energy > ACF_LOUD * energy.amax(dim=-1, keepdim=True)) & (real.amax(dim=-1) > 0.5)).float()
-    p_real = torch.softmax(real / temperature, dim=-1)
-    kl = (p_real * (p_real.clamp_min(1e-8).log() - torch.log_softmax(fake / temperature, dim=-1))).sum(dim=-1)
-    return (kl * voiced).sum() / voiced.sum().clamp_min(1.0)
-
-
 def speaker_consistency_loss(encoder, y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
     """Mean ``1 - cos`` between a speaker encoder's embeddings of generated and real segments.
 
@@ -203,4 +179,4 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
 
 
 __all__ = ["discriminator_loss", "feature_loss", "generator_loss", "generator_objective", "mel_loss",
-           "pitch_lag_loss", "pitch_loss", "speaker_consistency_loss", "stft_loss"]
+           "pitch_loss", "speaker_consistency_loss", "stft_loss"]
