@@ -59,6 +59,13 @@ def mel_loss(mel_real: torch.Tensor, mel_fake: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(mel_fake[..., :n].float(), mel_real[..., :n].float())
 
 
+def _paired(y: torch.Tensor, y_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and generated audio as float (B, T), both trimmed to the shorter."""
+    y, y_hat = y.reshape(y.shape[0], -1).float(), y_hat.reshape(y_hat.shape[0], -1).float()
+    n = min(y.shape[-1], y_hat.shape[-1])
+    return y[:, :n], y_hat[:, :n]
+
+
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (FFT size = window, hop) of ``stft_loss``
 STFT_FLOOR = 1e-5  # magnitude floor before the log
 
@@ -76,9 +83,7 @@ def stft_loss(y: torch.Tensor, y_hat: torch.Tensor,
         y / y_hat: real / generated audio, (B, T) or (B, 1, T); trimmed to the shorter.
         resolutions: ``(n_fft, hop)`` pairs (Hann window of ``n_fft`` samples).
     """
-    y, y_hat = y.reshape(y.shape[0], -1).float(), y_hat.reshape(y_hat.shape[0], -1).float()
-    n = min(y.shape[-1], y_hat.shape[-1])
-    y, y_hat = y[:, :n], y_hat[:, :n]
+    y, y_hat = _paired(y, y_hat)
     total = y.new_zeros(())
     for n_fft, hop in resolutions:
         win = torch.hann_window(n_fft, device=y.device)
@@ -117,10 +122,9 @@ def pitch_loss(y: torch.Tensor, y_hat: torch.Tensor, sample_rate: int = 16000) -
     Args:
         y / y_hat: real / generated audio, (B, T) or (B, 1, T), at least one frame long.
     """
-    y, y_hat = y.reshape(y.shape[0], -1).float(), y_hat.reshape(y_hat.shape[0], -1).float()
-    n = min(y.shape[-1], y_hat.shape[-1])
-    real, energy = _autocorrelation(y[:, :n], sample_rate)
-    fake, _ = _autocorrelation(y_hat[:, :n], sample_rate)
+    y, y_hat = _paired(y, y_hat)
+    real, energy = _autocorrelation(y, sample_rate)
+    fake, _ = _autocorrelation(y_hat, sample_rate)
     weight = (energy > ACF_LOUD * energy.amax(dim=-1, keepdim=True)).float()
     per_frame = (fake - real).abs().mean(dim=-1) + (fake.amax(dim=-1) - real.amax(dim=-1)).abs()
     return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
@@ -137,11 +141,10 @@ def speaker_consistency_loss(encoder, y: torch.Tensor, y_hat: torch.Tensor) -> t
         encoder: a ``SpeakerEncoder`` at the audio's rate, on the same device.
         y / y_hat: real / generated audio, (B, T) or (B, 1, T); trimmed to the shorter.
     """
-    y, y_hat = y.reshape(y.shape[0], -1), y_hat.reshape(y_hat.shape[0], -1)
-    n = min(y.shape[-1], y_hat.shape[-1])
+    y, y_hat = _paired(y, y_hat)
     with torch.no_grad():
-        real = encoder.embed_segments(y[:, :n])
-    return (1.0 - (encoder.embed_segments(y_hat[:, :n]) * real).sum(dim=1)).mean()
+        real = encoder.embed_segments(y)
+    return (1.0 - (encoder.embed_segments(y_hat) * real).sum(dim=1)).mean()
 
 
 def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tensor, dur: torch.Tensor | None,

@@ -69,8 +69,8 @@ def _read_image(path: Path) -> np.ndarray:
     return img
 
 
-def _to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """Decoded frame -> (H, W, 3) uint8 BGR.
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame (``decode_video``) -> (H, W, 3) uint8 BGR.
 
     yuv420p (nearly every H.264/MPEG-4 file) is converted with OpenCV, whose BT.601 conversion
     is the exact inverse of the one ``VideoWriter`` uses, so frames passed through unchanged come
@@ -148,19 +148,10 @@ def iter_frames(path: str | os.PathLike, start: int = 0) -> Iterator[np.ndarray]
         if start == 0:
             yield _read_image(path)
         return
-    container = _open(path)
-    try:
-        if not container.streams.video:
-            raise fail(path, "has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
+    with contextlib.closing(decode_video(path)) as frames:  # closing this generator closes the file
+        for i, frame in enumerate(frames):
             if i >= start:
-                yield _to_bgr(frame)
-    except av.FFmpegError as e:
-        raise fail(path, f"cannot decode video: {e}") from e
-    finally:
-        container.close()
+                yield to_bgr(frame)
 
 
 def decode_video(path: str | os.PathLike, seek_pts: int | None = None) -> Iterator[av.VideoFrame]:
@@ -188,11 +179,6 @@ def decode_video(path: str | os.PathLike, seek_pts: int | None = None) -> Iterat
         raise fail(path, f"cannot decode video: {e}") from e
     finally:
         container.close()
-
-
-def to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame from ``decode_video`` as (H, W, 3) uint8 BGR."""
-    return _to_bgr(frame)
 
 
 def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
