@@ -166,10 +166,14 @@ def cepstral_check(vocoder_dir: Path, model) -> dict:
     def units(r):
         return load_torch(vocoder_dir / "units" / r["speaker"] / f"{r['utt_id']}.pt")
 
+    voice = {}
+    for q in records["train"]:  # each voice's mean embedding of its training utterances
+        voice.setdefault(q["speaker"], []).append(units(q)["spkr"])
+    voice = {s: torch.stack(e).mean(0) for s, e in voice.items()}
     real_hits = synth_hits = 0
     distances = []
     for r in records["held_out"]:
-        mean = torch.stack([units(q)["spkr"] for q in records["train"] if q["speaker"] == r["speaker"]]).mean(0)
+        mean = voice[r["speaker"]]
         wav = np.asarray(synthesize(model, units(r)["code"], (mean / mean.norm()).view(1, 1, -1))[0],
                          np.float32).reshape(-1)
         real = _wav(r["path"])[0]
