@@ -131,25 +131,29 @@ class Objective:
 
 
 def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size: int, validation_interval: int,
-                    lambda_pitch: float = 0.0, lambda_spk: float = 0.0, init: Path | None = None) -> dict:
+                    lambda_pitch: float = 0.0, lambda_spk: float = 0.0, init: Path | None = None,
+                    f0_source: bool = False) -> dict:
     """Generator-only training; writes ``work/g_best`` (best validation objective). Returns a summary.
 
     Stage 1 (``work`` = ``out``, ``lambda_spk`` = 0): mel L1 + duration loss from scratch.
     Stage 2 (``work`` = ``out/spk``, ``init`` = stage 1's ``g_best``): + speaker consistency loss.
+    With ``f0_source`` the generator gets the harmonic excitation and f0 predictor (the real f0
+    drives the excitation in training; validation uses the predicted one, as inference does).
     Rerunning continues from ``work/latest.pt``.
     """
     from torch.utils.data import DataLoader
 
+    from unit2av.audio import frame_f0
     from unit2av.checkpoints import load_state_checked, open_container, save_generator, vocoder_state
     from unit2av.dataset import UnitAudioDataset
     from unit2av.manifest import read_manifest
-    from unit2av.models.vocoder import UnitVocoder
+    from unit2av.models.vocoder import SOURCE_PARTS, UnitVocoder
     from unit2av.safeio import load_torch, save_torch
 
     work.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(out, K)
-    cfg.seed, cfg.batch_size = seed, batch_size
-    save_config(cfg, out / "config.json")
+    cfg.seed, cfg.batch_size, cfg.f0_source = seed, batch_size, f0_source
+    save_config(cfg, work / "config.json")
     torch.manual_seed(seed)
     model = UnitVocoder.from_config(cfg).train()
     optim = torch.optim.AdamW(model.parameters(), cfg.learning_rate, betas=(cfg.adam_b1, cfg.adam_b2))
@@ -161,7 +165,7 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
     step, t0, init_steps = 0, time.time(), 0
     if init is not None:
         g = open_container(init)
-        load_state_checked(model, vocoder_state(g, None, init), init)
+        load_state_checked(model, vocoder_state(g, None, init), init, may_lack=SOURCE_PARTS if f0_source else ())
         init_steps = int(g["steps"])
     best = first = objective.validate(model, valid)
     if init is None:
@@ -178,9 +182,13 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
     logging.info("step %d: validation objective %.4f", step, first)
     while time.time() - t0 < minutes * 60:
         for batch in loader:
-            y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"])
+            f0 = frame_f0(batch["audio"], cfg.sampling_rate, cfg.code_hop_size) if f0_source else None
+            y_hat, dur_loss = model(code=batch["code"], spkr=batch["spkr"], f0=f0)
             spectral, terms = objective(batch["audio"], batch["mel"], y_hat)
             loss = spectral * cfg.lambda_mel + dur_loss * cfg.dur_prediction_weight
+            if f0_source:
+                terms["f0"] = model.last_f0_loss
+                loss = loss + terms["f0"] * cfg.lambda_f0
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -197,10 +205,11 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
             if time.time() - t0 >= minutes * 60:
                 break
     losses = ("mel L1 x lambda_mel + duration MSE" + (f" + pitch x {lambda_pitch}" if lambda_pitch else "")
-              + (f" + GE2E speaker consistency x {lambda_spk}" if lambda_spk else ""))
+              + (f" + GE2E speaker consistency x {lambda_spk}" if lambda_spk else "")
+              + (" + f0 predictor (log-f0 MSE + voicing BCE)" if f0_source else ""))
     return {"init_steps": init_steps, "steps": step, "train_seconds": round(time.time() - t0),
             "first_val_objective": first, "best_val_objective": best, "batch_size": batch_size,
-            "lambda_pitch": lambda_pitch, "lambda_spk": lambda_spk, "losses": losses}
+            "lambda_pitch": lambda_pitch, "lambda_spk": lambda_spk, "f0_source": f0_source, "losses": losses}
 
 
 def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
@@ -234,6 +243,9 @@ def main() -> None:
     p.add_argument("--stage2_minutes", type=float, default=25.0, help="wall-clock budget of stage 2 (0: skip)")
     p.add_argument("--lambda_pitch", type=float, default=30.0, help="stage 2 pitch (autocorrelation) loss weight")
     p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 GE2E speaker consistency weight")
+    p.add_argument("--stage2_dir", default="stage2", help="stage 2 work folder, inside --out")
+    p.add_argument("--f0_source", action="store_true",
+                   help="stage 2 adds the harmonic excitation at a predicted f0 (config key f0_source)")
     p.add_argument("--gan_minutes", type=float, default=0.0,
                    help="optional adversarial fine-tuning after stage 1 (not used for the bundled model)")
     p.add_argument("--disc_width", type=float, default=0.125, help="adversarial stage discriminator width")
@@ -254,11 +266,11 @@ def main() -> None:
         (out / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 1 done: %s", info)
     if args.stage2_minutes > 0:
-        info = train_generator(out, out / "stage2", args.stage2_minutes, args.seed, args.batch_size,
+        info = train_generator(out, out / args.stage2_dir, args.stage2_minutes, args.seed, args.batch_size,
                                args.validation_interval, lambda_pitch=args.lambda_pitch, lambda_spk=args.lambda_spk,
-                               init=out / "g_best")
+                               init=out / "g_best", f0_source=args.f0_source)
         info["threads"] = args.threads
-        (out / "stage2" / "train_info.json").write_text(json.dumps(info, indent=1))
+        (out / args.stage2_dir / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 2 done: %s", info)
     if args.gan_minutes > 0:
         info = train_adversarial(out, args.gan_minutes, args.disc_width)

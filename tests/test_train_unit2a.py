@@ -290,6 +290,26 @@ def test_lambda_stft_trains_and_init_starts_from_given_weights(data, tmp_path):
     assert again.step == 4 and not all(torch.equal(v, load_torch(start)["generator"][k]) for k, v in resumed.items())
 
 
+def test_f0_source_vocoder_trains_from_a_plain_checkpoint(data, tmp_path):
+    cfg = _cfg(data, batch_size=2, input_validation_file=None)
+    train(cfg, _opts(tmp_path / "a", training_steps=2))
+    src_cfg = dataclasses.replace(cfg, f0_source=True, lambda_f0=2.0)
+    opts = _opts(tmp_path / "b", training_steps=3, init=str(tmp_path / "a" / "g_00000002"))
+    state = build_state(src_cfg, opts, Dist())  # the plain checkpoint lacks the source parts: they start fresh
+    loader, _, _ = make_loaders(state, cfg.input_training_file, None)
+    losses = train_step(state, next(iter(loader)))
+    assert losses["f0"] > 0
+    assert losses["total"] == pytest.approx(45 * losses["mel"] + 2 * losses["fm"] + losses["adv"] + losses["dur"]
+                                            + 2.0 * losses["f0"], rel=1e-4)
+    final = train(src_cfg, opts)
+    assert final.step == 3
+    model = load_vocoder(tmp_path / "b" / "g_00000003")  # its embedded config says f0_source
+    assert model.f0_source and any(k.startswith("f0_predictor.") for k in model.state_dict())
+    with torch.no_grad():
+        wav, _ = model(code=torch.randint(0, 16, (1, 20)), spkr=torch.randn(1, 1, 256))
+    assert wav.shape == (1, 1, 6400) and bool(torch.isfinite(wav).all())
+
+
 def test_bad_init_file_is_exit_2(data, tmp_path, capsys):
     bad = tmp_path / "g_bad"
     bad.write_bytes(b"not a checkpoint")

@@ -161,3 +161,58 @@ def mel_spectrogram(wav: torch.Tensor, sample_rate: int, n_fft: int, hop_size: i
                     fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
     """Functional form of ``MelSpectrogram`` (builds the filterbank each call; prefer the module)."""
     return MelSpectrogram(sample_rate, n_fft, hop_size, win_size, num_mels, fmin, fmax).to(wav.device)(wav)
+
+
+F0_RANGE = (60.0, 420.0)  # Hz searched by ``frame_f0``
+F0_FRAME = 1024  # samples of each ``frame_f0`` analysis window (64 ms at 16 kHz)
+
+
+@torch.no_grad()
+def frame_f0(wav: torch.Tensor, sample_rate: int, hop: int, voicing: float = 0.5,
+             silence_db: float = 35.0) -> torch.Tensor:
+    """Fundamental frequency per ``hop`` samples (one value per unit frame), 0 where unvoiced.
+
+    An autocorrelation tracker: each frame's Hann-windowed autocorrelation is divided by the
+    window's own (Boersma 1993), so that the peak height is the frame's periodicity (0..1); the
+    period is the shortest lag in the 60-420 Hz range whose local peak is within 90 % of the
+    highest one (this avoids picking a multiple of the period), refined by a parabola. A frame is
+    voiced when that peak exceeds ``voicing`` and it is within ``silence_db`` of the loudest frame.
+
+    Args:
+        wav: (T,) or (B, T) audio.
+        sample_rate / hop: audio rate and samples per output frame.
+
+    Returns:
+        (B, T // hop) float f0 in Hz (or (T // hop,) for 1-D input).
+    """
+    x = wav.float().reshape(-1, wav.shape[-1])
+    n = x.shape[-1] // hop
+    if n == 0:
+        return x.new_zeros(x.shape[:-1] + (0,)).reshape(wav.shape[:-1] + (0,))
+    left = F0_FRAME // 2 - hop // 2  # frame i is centred on unit frame i
+    x = F.pad(x, (left, F0_FRAME))
+    frames = x.unfold(-1, F0_FRAME, hop)[:, :n]  # (B, N, F0_FRAME)
+    frames = frames - frames.mean(dim=-1, keepdim=True)
+    window = torch.hann_window(F0_FRAME, periodic=False, device=x.device)
+
+    def acf(v: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfft(v, n=2 * F0_FRAME)
+        return torch.fft.irfft(spec.real.pow(2) + spec.imag.pow(2), n=2 * F0_FRAME)[..., :F0_FRAME]
+
+    lo, hi = int(sample_rate / F0_RANGE[1]), int(sample_rate / F0_RANGE[0]) + 1
+    r = acf(frames * window)
+    energy = r[..., 0]
+    rw = acf(window)
+    rw = rw / rw[0]
+    r = r[..., lo - 1:hi + 2] / (r[..., :1].clamp_min(1e-9) * rw[lo - 1:hi + 2])  # lags lo-1 .. hi+1
+    mid = r[..., 1:-1]  # lags lo .. hi
+    peak = (mid >= r[..., :-2]) & (mid >= r[..., 2:])
+    best = mid.amax(dim=-1, keepdim=True)
+    first = (peak & (mid >= 0.9 * best)).float().argmax(dim=-1)  # index of the first qualifying local peak
+    y0, y1, y2 = (r.gather(-1, (first + k).unsqueeze(-1)).squeeze(-1) for k in range(3))
+    denom = y0 - 2 * y1 + y2
+    shift = torch.where(denom.abs() > 1e-9, 0.5 * (y0 - y2) / denom, torch.zeros_like(denom)).clamp(-0.5, 0.5)
+    f0 = sample_rate / (lo + first.float() + shift)
+    loud = energy > energy.amax(dim=-1, keepdim=True) * 10 ** (-silence_db / 10)
+    voiced = (best.squeeze(-1) > voicing) & loud
+    return torch.where(voiced, f0, torch.zeros_like(f0)).reshape(wav.shape[:-1] + (n,))

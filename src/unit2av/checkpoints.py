@@ -95,11 +95,17 @@ def face_state(container: dict, path) -> dict[str, torch.Tensor]:
     return video
 
 
-def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path) -> None:
-    """``load_state_dict`` with a one-line error naming the first mismatched keys and shapes."""
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path,
+                       may_lack: tuple[str, ...] = ()) -> None:
+    """``load_state_dict`` with a one-line error naming the first mismatched keys and shapes.
+
+    Args:
+        may_lack: key prefixes the state may lack (those parameters keep their initial values),
+            e.g. the f0-source parts when an ``f0_source`` model starts from a plain vocoder.
+    """
     state = from_any_keys(state, model)
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and not k.startswith(may_lack)]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k} {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -110,7 +116,7 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], p
             problems.append(f"{label}: " + "; ".join(items[:3]) + more)
     if problems:
         raise fail(path, "checkpoint does not fit the config: " + " | ".join(problems))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not may_lack)
 
 
 def _config_for(checkpoint: Path, container: dict, config_path) -> VocoderConfig:

@@ -55,6 +55,8 @@ class VocoderConfig:
     num_speakers: int = 200  # rows of the speaker ID table when embedder_params is falsy
     f0: bool = False  # concatenate an f0 track (speech-resynthesis f0 models)
     f0_quant_num_bin: int = 0  # >0: f0 is quantised and embedded
+    f0_source: bool = False  # ours: NSF-style harmonic excitation at a predicted f0 (UnitVocoder docs)
+    lambda_f0: float = 1.0  # ours: weight of the f0 predictor's loss when f0_source is on
     dur_predictor_params: DurPredictorParams | None = field(default_factory=DurPredictorParams)
     dur_prediction_weight: float = 1.0  # weight of the duration loss in training
     # --- audio and features
@@ -129,6 +131,8 @@ class VocoderConfig:
                 parts += " + f0"
             raise fail(src, f"model_in_dim is {self.model_in_dim}, but the embeddings concatenate to "
                             f"{self.expected_model_in_dim} ({parts})")
+        if self.f0_source and self.f0:
+            raise fail(src, "f0_source (a predicted excitation) and f0 (a given f0 input) exclude each other")
         if self.segment_size % self.code_hop_size:
             raise fail(src, f"segment_size {self.segment_size} is not a multiple of code_hop_size {self.code_hop_size}")
         dp = self.dur_predictor_params

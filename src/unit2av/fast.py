@@ -26,13 +26,13 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .models.face_renderer import ConvBlock, FaceRenderer, UpBlock
-from .models.vocoder import LRELU_SLOPE, UnitVocoder
+from .models.vocoder import LRELU_SLOPE, UnitVocoder, fit_length
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "compile", "onnx", "eager")  # "auto" = "torch"; "eager" = the model unchanged
 POST_SLOPE = 0.01  # slope of the activation before conv_post (torch's default, as the original)
-VOCODER_BODY = ("conv_pre", "ups", "resblocks", "conv_post")  # UnitVocoder children replaced by FastGenerator
+VOCODER_BODY = ("conv_pre", "ups", "resblocks", "conv_post", "source_downs")  # UnitVocoder children replaced by FastGenerator
 FACE_BODY = ("face_encoder_blocks", "face_decoder_blocks", "output_block")  # FaceRenderer children folded
 
 
@@ -79,6 +79,8 @@ class FastGenerator(nn.Module):
             nn.ModuleList(nn.ModuleList([_as_2d(c1), _as_2d(c2)]) for c1, c2 in zip(rb.convs1, rb.convs2))
             for rb in model.resblocks)
         self.conv_post = _as_2d(model.conv_post, 1.0 / k)
+        self.source_downs = (nn.ModuleList(_as_2d(d) for d in model.source_downs)
+                             if getattr(model, "f0_source", False) else None)
 
     def _stage(self, x: torch.Tensor, blocks: nn.ModuleList) -> torch.Tensor:
         """Sum (not mean) of the parallel residual blocks over x (B, C, 1, T)."""
@@ -97,12 +99,16 @@ class FastGenerator(nn.Module):
                 total += y
         return total
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, model_in_dim, T) -> (B, 1, T * hop) in [-1, 1]."""
+    def forward(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, model_in_dim, T) [+ excitation (B, 1, T * hop)] -> (B, 1, T * hop) in [-1, 1]."""
         x = self.conv_pre(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))  # (B, C, 1, T)
+        if source is not None:
+            source = source.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, 1, 1, T * hop)
         for i, up in enumerate(self.ups):
-            x = self._stage(up(F.leaky_relu(x, LRELU_SLOPE)), self.blocks[i * self.num_kernels:
-                                                                             (i + 1) * self.num_kernels])
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            if source is not None:
+                x += fit_length(self.source_downs[i](source), x.shape[-1])
+            x = self._stage(x, self.blocks[i * self.num_kernels:(i + 1) * self.num_kernels])
         x = torch.tanh_(self.conv_post(F.leaky_relu_(x, POST_SLOPE)))  # (B, 1, 1, T * hop)
         return x.squeeze(2).contiguous()
 
@@ -141,9 +147,9 @@ class FastVocoder(UnitVocoder):
         self.body = body
         self.eval()
 
-    def generate(self, x: torch.Tensor) -> torch.Tensor:
-        """HiFi-GAN body. (B, model_in_dim, T) -> (B, 1, T * hop)."""
-        return self.body(x)
+    def generate(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """HiFi-GAN body. (B, model_in_dim, T) [+ excitation (B, 1, T * hop)] -> (B, 1, T * hop)."""
+        return self.body(x) if source is None else self.body(x, source)
 
 
 def fast_vocoder(model: UnitVocoder, backend: str = "auto", threads: int | None = None) -> UnitVocoder:
@@ -163,7 +169,9 @@ def fast_vocoder(model: UnitVocoder, backend: str = "auto", threads: int | None 
     device = next(model.parameters()).device
     body: nn.Module = FastGenerator(model).eval()
     example = torch.randn(1, model.conv_pre.in_channels, 8, device=device)  # (B, C, T) for warm-up and export
-    if backend == "onnx":
+    if backend == "onnx" and getattr(model, "f0_source", False):
+        log.warning("the ONNX body takes no f0 excitation: this f0_source vocoder runs on the torch backend")
+    elif backend == "onnx":
         body = _onnx_or(body, lambda: _onnx_vocoder_body(model, threads), device)
     elif backend == "compile":
         body = _compiled_or(body, (example,))

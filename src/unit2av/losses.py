@@ -151,7 +151,8 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
                         lambda_mel: float, lambda_fm: float, lambda_adv: float,
                         dur_weight: float, stft: torch.Tensor | None = None,
                         lambda_stft: float = 0.0, pitch: torch.Tensor | None = None,
-                        lambda_pitch: float = 0.0) -> dict[str, torch.Tensor]:
+                        lambda_pitch: float = 0.0, f0: torch.Tensor | None = None,
+                        lambda_f0: float = 0.0) -> dict[str, torch.Tensor]:
     """Weight the generator's loss terms and name them.
 
     Args:
@@ -162,9 +163,10 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
         lambda_mel / lambda_fm / lambda_adv / dur_weight: weights from the config.
         stft / lambda_stft: optional unweighted ``stft_loss`` and its weight (0: not added).
         pitch / lambda_pitch: optional unweighted ``pitch_loss`` and its weight (0: not added).
+        f0 / lambda_f0: optional f0-predictor loss of an ``f0_source`` vocoder and its weight.
 
     Returns:
-        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"``, ``"pitch"`` when given): the weighted terms and
+        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"``, ``"pitch"``, ``"f0"`` when given): the weighted terms and
         their sum ("mel" is the unweighted L1, the usual "mel error").
     """
     total = lambda_mel * mel_l1 + lambda_fm * fm + lambda_adv * adv
@@ -172,7 +174,7 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
     if dur_weight and dur is not None:
         total = total + dur_weight * dur_term
     out = {"mel": mel_l1, "fm": fm, "adv": adv, "dur": dur_term}
-    for name, value, weight in (("stft", stft, lambda_stft), ("pitch", pitch, lambda_pitch)):
+    for name, value, weight in (("stft", stft, lambda_stft), ("pitch", pitch, lambda_pitch), ("f0", f0, lambda_f0)):
         if value is not None:
             out[name] = value
             if weight:

@@ -33,7 +33,7 @@ from .checkpoints import load_state_checked, open_container, resolve_device, sav
 from .config import VocoderConfig
 from .errors import fail
 from .models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict
-from .models.vocoder import UnitVocoder
+from .models.vocoder import SOURCE_PARTS, UnitVocoder
 from .models.weightnorm import from_any_keys
 from .safeio import load_torch, save_torch
 
@@ -127,7 +127,8 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = UnitVocoder.from_config(cfg)
     if opts.init and latest_checkpoint(opts.checkpoint_path) is None:  # a resume loads its own weights
-        load_state_checked(generator, vocoder_state(open_container(opts.init), opts.init_lang, opts.init), opts.init)
+        load_state_checked(generator, vocoder_state(open_container(opts.init), opts.init_lang, opts.init), opts.init,
+                           may_lack=SOURCE_PARTS if cfg.f0_source else ())
         log.info("generator initialised from %s", opts.init)
     generator = generator.to(device)
     mpd = MultiPeriodDiscriminator(width=opts.disc_width).to(device)

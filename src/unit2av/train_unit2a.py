@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .audio import frame_f0
 from .config import VocoderConfig, save_config
 from .dataset import SegmentSampler, UnitAudioDataset, speaker_table
 from .errors import fail
@@ -92,8 +93,9 @@ def train_step(state: TrainState, batch: dict) -> dict[str, float]:
     y_mel = batch["mel"].to(dev)
     spkr = batch["spkr"].to(dev) if "spkr" in batch else None
     autocast = torch.autocast(dev.type, dtype=torch.float16, enabled=state.amp)
+    f0 = frame_f0(y[:, 0], cfg.sampling_rate, cfg.code_hop_size) if cfg.f0_source else None  # the real f0
     with autocast:
-        y_hat, dur_loss = state.generator(code=code, spkr=spkr)
+        y_hat, dur_loss = state.generator(code=code, spkr=spkr, f0=f0)
     y_hat = y_hat.float()
     with autocast:
         real_p, fake_p, _, _ = state.mpd(y, y_hat.detach())
@@ -111,7 +113,8 @@ def train_step(state: TrainState, batch: dict) -> dict[str, float]:
         generator_loss(fake_p)[0] + generator_loss(fake_s)[0], dur_loss,
         cfg.lambda_mel, cfg.lambda_fm, cfg.lambda_adv, cfg.dur_prediction_weight,
         stft_loss(y, y_hat) if cfg.lambda_stft else None, cfg.lambda_stft,
-        pitch_loss(y, y_hat, cfg.sampling_rate) if cfg.lambda_pitch else None, cfg.lambda_pitch)
+        pitch_loss(y, y_hat, cfg.sampling_rate) if cfg.lambda_pitch else None, cfg.lambda_pitch,
+        state.g.last_f0_loss if f0 is not None else None, cfg.lambda_f0)
     if not _all_finite(state, losses["total"]):
         return _skip(state, "generator loss")
     _update(losses["total"], state.optim_g, state.scaler_g)

@@ -6,6 +6,8 @@ State-dict keys match the released checkpoints: ``dict``, ``spkr``, ``conv_pre``
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +15,7 @@ from torch import nn
 from ..config import DurPredictorParams, VocoderConfig
 from .weightnorm import remove_weight_norm, weight_norm
 
+SOURCE_PARTS = ("f0_predictor.", "source_merge.", "source_downs.")  # parameters only f0_source models have
 LRELU_SLOPE = 0.1  # HiFi-GAN body slope; the activation before conv_post uses torch's default 0.01
 
 
@@ -65,6 +68,25 @@ class DurationPredictor(nn.Module):
         return self.proj(x).squeeze(2)  # (B, T)
 
 
+class F0Predictor(nn.Module):
+    """Frame-level f0 from the generator's input features (units + speaker): log-f0 and a voicing logit.
+
+    Shapes: (B, C, T) -> (B, 2, T). Ours (``f0_source`` configs); fairseq has no counterpart.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 128, kernel: int = 5):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(in_dim, hidden, kernel, padding=kernel // 2), nn.LeakyReLU(LRELU_SLOPE),
+            nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2), nn.LeakyReLU(LRELU_SLOPE),
+            nn.Conv1d(hidden, 2, 1))
+        with torch.no_grad():
+            self.net[-1].bias.copy_(torch.tensor([math.log(150.0), 0.0]))  # start at 150 Hz, undecided voicing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 def predicted_durations(log_dur: torch.Tensor) -> torch.Tensor:
     """Frames per unit from predicted log(d + 1): ``max(1, round(exp(x) - 1))`` (long)."""
     return torch.clamp(torch.round(torch.exp(log_dur) - 1).long(), min=1)
@@ -82,12 +104,18 @@ class UnitVocoder(nn.Module):
             (table of ``num_speakers`` rows) or ``None``.
         dur_params: duration predictor sizes, or ``None`` for no predictor.
         f0: concatenate a continuous f0 track.
+        f0_source: ours, off in every original config: add a harmonic (NSF-style) excitation at an f0
+            the model predicts from units and speaker (``F0Predictor``) to every upsampling stage.
+            Training passes the real f0 (``unit2av.audio.frame_f0``) and the predictor learns it;
+            inference predicts it. Small generators trained briefly get low voices' pitch right this way.
+        source_harmonics: harmonics of that excitation.
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, upsample_rates: list[int],
                  upsample_kernel_sizes: list[int], upsample_initial_channel: int, resblock_kernel_sizes: list[int],
                  resblock_dilation_sizes: list[list[int]], speaker: str | None = "embedding", embedder_dim: int = 256,
-                 num_speakers: int = 200, dur_params: DurPredictorParams | None = None, f0: bool = False):
+                 num_speakers: int = 200, dur_params: DurPredictorParams | None = None, f0: bool = False,
+                 f0_source: bool = False, source_harmonics: int = 8, sampling_rate: int = 16000):
         super().__init__()
         self.config: VocoderConfig | None = None
         self.step = 0  # training step of the loaded checkpoint (names synthesised files)
@@ -114,6 +142,22 @@ class UnitVocoder(nn.Module):
             for rk, rd in zip(resblock_kernel_sizes, resblock_dilation_sizes):
                 self.resblocks.append(ResBlock(ch, rk, rd))
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, 1, padding=3))
+        self.f0_source = f0_source
+        self.sampling_rate = sampling_rate
+        self.last_f0_loss: torch.Tensor | None = None  # set by a training forward of an f0_source model
+        if f0_source:
+            if f0:
+                raise ValueError("f0 and f0_source exclude each other")
+            self.f0_predictor = F0Predictor(in_dim)
+            self.source_merge = nn.Linear(source_harmonics, 1)
+            self.source_downs = nn.ModuleList()
+            ch, hop = upsample_initial_channel, self.hop
+            for u in upsample_rates:
+                ch, hop = ch // 2, hop // u  # channels and remaining upsampling after this stage
+                down = nn.Conv1d(1, ch, 2 * hop if hop > 1 else 1, hop, padding=hop // 2)
+                nn.init.zeros_(down.weight)  # a stage starts as it was: fine-tuning begins at the given model
+                nn.init.zeros_(down.bias)
+                self.source_downs.append(down)
 
     @classmethod
     def from_config(cls, cfg: VocoderConfig) -> UnitVocoder:
@@ -122,22 +166,53 @@ class UnitVocoder(nn.Module):
         model = cls(cfg.num_embeddings, cfg.embedding_dim, cfg.upsample_rates, cfg.upsample_kernel_sizes,
                     cfg.upsample_initial_channel, cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes,
                     speaker=speaker, embedder_dim=cfg.embedder_dim, num_speakers=cfg.num_speakers,
-                    dur_params=cfg.dur_predictor_params, f0=cfg.f0)
+                    dur_params=cfg.dur_predictor_params, f0=cfg.f0, f0_source=cfg.f0_source,
+                    sampling_rate=cfg.sampling_rate)
         model.config = cfg
         return model
 
     # ------------------------------------------------------------------ pieces
-    def generate(self, x: torch.Tensor) -> torch.Tensor:
-        """HiFi-GAN body. (B, model_in_dim, T) -> (B, 1, T * hop) in [-1, 1]."""
+    def generate(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """HiFi-GAN body. (B, model_in_dim, T) [+ excitation (B, 1, T * hop)] -> (B, 1, T * hop) in [-1, 1]."""
         x = self.conv_pre(x)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
+            if source is not None:
+                x = x + fit_length(self.source_downs[i](source), x.shape[-1])
             blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
                 xs = xs + block(x)
             x = xs / self.num_kernels
         return torch.tanh(self.conv_post(F.leaky_relu(x)))  # default slope 0.01 here, as the original
+
+    def excitation(self, f0: torch.Tensor) -> torch.Tensor:
+        """Harmonic excitation for frame-level f0 (B, T) in Hz (0 = unvoiced) -> (B, 1, T * hop).
+
+        Sines at the first harmonics of f0 (those below Nyquist), merged by a learned layer, zero
+        in unvoiced frames; phase is continuous and deterministic (starts at 0).
+        """
+        f = torch.repeat_interleave(f0.float(), self.hop, dim=-1)  # (B, T * hop)
+        phase = torch.cumsum(f.double() / self.sampling_rate, dim=-1)
+        phase = (2 * math.pi * torch.remainder(phase, 1.0)).float()
+        k = torch.arange(1, self.source_merge.in_features + 1, device=f.device, dtype=f.dtype)
+        below = (f.unsqueeze(-1) * k < self.sampling_rate / 2).to(f.dtype)  # no aliased harmonics
+        harmonics = torch.sin(phase.unsqueeze(-1) * k) * below * (f > 0).unsqueeze(-1).to(f.dtype) * 0.1
+        return torch.tanh(self.source_merge(harmonics.to(self.source_merge.weight.dtype))).transpose(1, 2)
+
+    def predict_f0(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame-level f0 (B, T) in Hz, 0 where unvoiced, from the body's input x (B, model_in_dim, T)."""
+        out = self.f0_predictor(x.detach()).float()
+        return torch.where(out[:, 1] > 0, torch.exp(out[:, 0]), torch.zeros_like(out[:, 0]))
+
+    def f0_loss(self, x: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+        """Predictor loss against a real f0 track (B, T) Hz: log-f0 MSE on voiced frames + voicing BCE."""
+        out = self.f0_predictor(x.detach()).float()
+        voiced = f0 > 0
+        bce = F.binary_cross_entropy_with_logits(out[:, 1], voiced.float())
+        if not voiced.any():
+            return bce
+        return F.mse_loss(out[:, 0][voiced], torch.log(f0[voiced].float())) + bce
 
     def speaker_features(self, spkr: torch.Tensor, frames: int) -> torch.Tensor:
         """Project the speaker and repeat it over time. spkr (B, 1, D) float or (B, 1) ids -> (B, E, frames)."""
@@ -182,7 +257,9 @@ class UnitVocoder(nn.Module):
             code: (B, T) unit ids.
             spkr: (B, 1, embedder_dim) speaker embedding, or (B, 1) speaker ids; required when conditioned.
             dur_prediction: expand each unit by its predicted duration first (B must be 1).
-            f0: (B, T_f0) f0 track for f0-conditioned configs.
+            f0: (B, T_f0) f0 track for f0-conditioned configs; for ``f0_source`` models an optional
+                frame-level f0 (B, T) in Hz (0 = unvoiced) that replaces the predicted one (training
+                passes the real f0; a training forward then also sets ``last_f0_loss``).
 
         Returns:
             train mode: ``(wav (B, 1, T * hop), duration_loss)`` (loss ``None`` without a predictor);
@@ -210,7 +287,16 @@ class UnitVocoder(nn.Module):
             if spkr is None:
                 raise ValueError("this vocoder is speaker-conditioned: pass spkr")
             x = torch.cat([x, self.speaker_features(spkr.to(x.device), x.shape[-1]).to(x.dtype)], dim=1)
-        wav = self.generate(x)
+        source = None
+        if self.f0_source:
+            if f0 is None:
+                f0 = self.predict_f0(x)
+            else:
+                f0 = fit_length(f0.to(x.device).unsqueeze(1), x.shape[-1]).squeeze(1)
+                if self.training:
+                    self.last_f0_loss = self.f0_loss(x, f0)
+            source = self.excitation(f0)
+        wav = self.generate(x, source) if source is not None else self.generate(x)
         if self.training:
             return wav, dur_loss
         return wav, out_codes
@@ -218,6 +304,14 @@ class UnitVocoder(nn.Module):
     def remove_weight_norm(self) -> UnitVocoder:
         """Fold weight norm into plain weights (inference); safe to call twice."""
         return remove_weight_norm(self)
+
+
+def fit_length(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Crop or pad (repeating the last step) the last dimension of x to ``frames``."""
+    n = x.shape[-1]
+    if n >= frames:
+        return x[..., :frames]
+    return torch.cat([x, x[..., -1:].expand(*x.shape[:-1], frames - n)], dim=-1)
 
 
 def _match_length(feat: torch.Tensor, frames: int) -> torch.Tensor:
