@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "compile", "onnx", "eager")  # "auto" = "torch"; "eager" = the model unchanged
 POST_SLOPE = 0.01  # slope of the activation before conv_post (torch's default, as the original)
-VOCODER_BODY = ("conv_pre", "ups", "resblocks", "conv_post", "source_downs")  # UnitVocoder children replaced by FastGenerator
+# UnitVocoder children that FastGenerator replaces
+VOCODER_BODY = ("conv_pre", "ups", "resblocks", "conv_post", "source_downs")
 FACE_BODY = ("face_encoder_blocks", "face_decoder_blocks", "output_block")  # FaceRenderer children folded
 
 

@@ -166,15 +166,16 @@ def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tenso
         f0 / lambda_f0: optional f0-predictor loss of an ``f0_source`` vocoder and its weight.
 
     Returns:
-        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"``, ``"pitch"``, ``"f0"`` when given): the weighted terms and
-        their sum ("mel" is the unweighted L1, the usual "mel error").
+        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"``, ``"pitch"``, ``"f0"`` when given): the
+        weighted terms and their sum ("mel" is the unweighted L1, the usual "mel error").
     """
     total = lambda_mel * mel_l1 + lambda_fm * fm + lambda_adv * adv
     dur_term = torch.zeros_like(total) if dur is None else dur.float()
     if dur_weight and dur is not None:
         total = total + dur_weight * dur_term
     out = {"mel": mel_l1, "fm": fm, "adv": adv, "dur": dur_term}
-    for name, value, weight in (("stft", stft, lambda_stft), ("pitch", pitch, lambda_pitch), ("f0", f0, lambda_f0)):
+    optional = (("stft", stft, lambda_stft), ("pitch", pitch, lambda_pitch), ("f0", f0, lambda_f0))
+    for name, value, weight in optional:
         if value is not None:
             out[name] = value
             if weight:
