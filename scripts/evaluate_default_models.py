@@ -86,6 +86,15 @@ def voiced_share(wav: np.ndarray, sr: int = 16000, frame: int = 1024, hop: int =
     return periodic / max(loud, 1)
 
 
+def median_f0(wav: np.ndarray, sr: int = 16000) -> float:
+    """Median f0 (Hz) of the voiced 20 ms frames (``unit2av.audio.frame_f0``); 0 when none is voiced."""
+    from unit2av.audio import frame_f0
+
+    track = frame_f0(torch.from_numpy(np.asarray(wav, np.float32)), sr, 320)
+    voiced = track[track > 0]
+    return float(voiced.median()) if voiced.numel() else 0.0
+
+
 def evaluate_voice(vocoder_dir: Path, model) -> dict:
     from unit2av.models.speaker_encoder import SpeakerEncoder
     from unit2av.safeio import load_torch
@@ -116,10 +125,13 @@ def evaluate_voice(vocoder_dir: Path, model) -> dict:
                 wav = np.asarray(synthesize(model, units(r)["code"], spkr)[0], np.float32).reshape(-1)
                 embs.append(enc.embed(wav, 16000))
                 if mode == "own_units":
-                    voiced.append((voiced_share(wav), voiced_share(_wav(r["path"])[0])))
+                    real_wav = _wav(r["path"])[0]
+                    voiced.append((voiced_share(wav), voiced_share(real_wav), median_f0(wav), median_f0(real_wav)))
             if voiced:
                 out["voiced_share"][a] = {"synthetic": float(np.mean([v[0] for v in voiced])),
-                                          "real": float(np.mean([v[1] for v in voiced]))}
+                                          "real": float(np.mean([v[1] for v in voiced])),
+                                          "median_f0_synthetic": float(np.mean([v[2] for v in voiced])),
+                                          "median_f0_real": float(np.mean([v[3] for v in voiced]))}
             sims[a] = {b: float(np.mean([e @ real[b] for e in embs])) for b in spks}
         pairs = [(a, b) for a, b in itertools.permutations(spks, 2)]
         wins = [sims[a][a] > sims[a][b] for a, b in pairs]

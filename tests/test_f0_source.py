@@ -160,3 +160,20 @@ def test_config_with_f0_source_round_trips(tmp_path):
     back = load_config(tmp_path / "c.json")
     assert back.f0_source and back.lambda_f0 == 2.0
     assert json.loads((tmp_path / "c.json").read_text())["f0_source"] is True
+
+
+@pytest.mark.skipif(not __import__("unit2av.export", fromlist=["x"]).onnxruntime_available(),
+                    reason="onnxruntime not installed (extra 'onnx')")
+def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
+    import numpy as np
+
+    from unit2av.export import ort_session, vocoder_onnx_bytes
+
+    model = _random_source_model(2)
+    session = ort_session(vocoder_onnx_bytes(model))
+    for frames in (37, 5):  # neither is the export example's length
+        code, spkr = torch.randint(0, 16, (2, frames)), torch.randn(2, 1, 256)
+        got = session.run(None, {"code": code.numpy(), "spkr": spkr.numpy()})[0]
+        with torch.no_grad():
+            want, _ = model(code=code, spkr=spkr)
+        assert got.shape == (2, 1, frames * HOP) and np.abs(got - want.numpy()).max() <= 1e-4

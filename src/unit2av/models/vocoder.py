@@ -192,7 +192,7 @@ class UnitVocoder(nn.Module):
         Sines at the first harmonics of f0 (those below Nyquist), merged by a learned layer, zero
         in unvoiced frames; phase is continuous and deterministic (starts at 0).
         """
-        f = torch.repeat_interleave(f0.float(), self.hop, dim=-1)  # (B, T * hop)
+        f = f0.float().unsqueeze(-1).expand(-1, -1, self.hop).flatten(1)  # (B, T * hop), exportable
         phase = torch.cumsum(f.double() / self.sampling_rate, dim=-1)
         phase = (2 * math.pi * torch.remainder(phase, 1.0)).float()
         k = torch.arange(1, self.source_merge.in_features + 1, device=f.device, dtype=f.dtype)
