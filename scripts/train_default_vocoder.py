@@ -244,6 +244,8 @@ def main() -> None:
     p.add_argument("--lambda_pitch", type=float, default=30.0, help="stage 2 pitch (autocorrelation) loss weight")
     p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 GE2E speaker consistency weight")
     p.add_argument("--stage2_dir", default="stage2", help="stage 2 work folder, inside --out")
+    p.add_argument("--stage2_from_scratch", action="store_true",
+                   help="stage 2 starts from a fresh generator instead of stage 1's g_best")
     p.add_argument("--f0_source", action="store_true",
                    help="stage 2 adds the harmonic excitation at a predicted f0 (config key f0_source)")
     p.add_argument("--gan_minutes", type=float, default=0.0,
@@ -268,7 +270,7 @@ def main() -> None:
     if args.stage2_minutes > 0:
         info = train_generator(out, out / args.stage2_dir, args.stage2_minutes, args.seed, args.batch_size,
                                args.validation_interval, lambda_pitch=args.lambda_pitch, lambda_spk=args.lambda_spk,
-                               init=out / "g_best", f0_source=args.f0_source)
+                               init=None if args.stage2_from_scratch else out / "g_best", f0_source=args.f0_source)
         info["threads"] = args.threads
         (out / args.stage2_dir / "train_info.json").write_text(json.dumps(info, indent=1))
         logging.info("stage 2 done: %s", info)

@@ -154,10 +154,7 @@ class UnitVocoder(nn.Module):
             ch, hop = upsample_initial_channel, self.hop
             for u in upsample_rates:
                 ch, hop = ch // 2, hop // u  # channels and remaining upsampling after this stage
-                down = nn.Conv1d(1, ch, 2 * hop if hop > 1 else 1, hop, padding=hop // 2)
-                nn.init.zeros_(down.weight)  # a stage starts as it was: fine-tuning begins at the given model
-                nn.init.zeros_(down.bias)
-                self.source_downs.append(down)
+                self.source_downs.append(nn.Conv1d(1, ch, 2 * hop if hop > 1 else 1, hop, padding=hop // 2))
 
     @classmethod
     def from_config(cls, cfg: VocoderConfig) -> UnitVocoder:
@@ -197,7 +194,7 @@ class UnitVocoder(nn.Module):
         phase = (2 * math.pi * torch.remainder(phase, 1.0)).float()
         k = torch.arange(1, self.source_merge.in_features + 1, device=f.device, dtype=f.dtype)
         below = (f.unsqueeze(-1) * k < self.sampling_rate / 2).to(f.dtype)  # no aliased harmonics
-        harmonics = torch.sin(phase.unsqueeze(-1) * k) * below * (f > 0).unsqueeze(-1).to(f.dtype) * 0.1
+        harmonics = torch.sin(phase.unsqueeze(-1) * k) * below * (f > 0).unsqueeze(-1).to(f.dtype)
         return torch.tanh(self.source_merge(harmonics.to(self.source_merge.weight.dtype))).transpose(1, 2)
 
     def predict_f0(self, x: torch.Tensor) -> torch.Tensor:
