@@ -32,11 +32,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vocoder_dir", default="build/vocoder")
     p.add_argument("--face_dir", default="build/face")
-    p.add_argument("--stage", default="stage2",
-                   help="the fine-tuning stage's folder inside --vocoder_dir whose g_best ships (else stage 1's)")
+    p.add_argument("--stage", default="nsf",
+                   help="the run folder inside --vocoder_dir whose g_best ships (else the baseline in --vocoder_dir)")
     args = p.parse_args()
     voc, face = Path(args.vocoder_dir), Path(args.face_dir)
-    best = voc / args.stage / "g_best"  # the fine-tuned stage, else stage 1
+    best = voc / args.stage / "g_best"  # the bundled recipe, else the baseline
     g = load_torch(best if best.is_file() else voc / "g_best")
     save_torch({"generator": g["generator"], "config": g["config"], "steps": g["steps"]}, ASSETS / "vocoder.pt")
     f = load_torch(face / "checkpoints" / "f_best")

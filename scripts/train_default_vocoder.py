@@ -1,27 +1,31 @@
 """Reproduce the bundled default vocoder and k-means (``src/unit2av/assets``).
 
-    python scripts/train_default_vocoder.py --out build/vocoder --minutes 40
+    python scripts/train_default_vocoder.py --out build/vocoder            # 55 min on 2 threads
+    python scripts/bundle_default_models.py --vocoder_dir build/vocoder --face_dir build/face
 
 1. a multi-speaker Korean + English corpus spoken by espeak-ng (6 voices x 20 sentences);
 2. log-mel k-means units (k = 100) fitted on the training sentences;
 3. train / held-out manifests (the last 2 sentences of every voice are held out);
-4. stage 1: the small vocoder config (``unit2av/configs/demo.json``) trained for a wall-clock
-   budget on the mel L1 + duration losses only; the checkpoint with the best validation mel
-   error (whole held-out utterances) is kept as ``g_best``;
-5. stage 2 (``--stage2_minutes``): fine-tuning ``g_best`` in ``stage2/`` with two more terms.
-   ``pitch_loss`` (phase-free autocorrelation match): the mel-only generator cannot tell the
-   pitch of low voices from these coarse units, so it makes them whispery (noise excitation)
-   or buzzes at periods of its upsampling grid (125 / 250 Hz); this term makes voiced frames
-   periodic at the speaker's pitch. ``speaker_consistency_loss`` with the GE2E encoder
-   (YourTTS-style): the generated segment must embed like the real one. GE2E is also what
-   measures voice similarity in the model card, so that measurement is not independent of
-   training; ``scripts/evaluate_default_models.py`` adds a cepstral check that is.
-   ``stage2/g_best`` (best validation objective) is what ``bundle_default_models.py`` ships;
-6. optional (``--gan_minutes``): adversarial fine-tuning with ``train-unit2a --init`` (HiFi-GAN
-   losses, discriminators at 1/8 width) in ``gan/``; 1,000 steps (20 min on one core) did not
-   change the voicing, so the bundled model does not use it.
+4. the bundled recipe (``--minutes``, in ``nsf/``): the small vocoder config
+   (``unit2av/configs/demo.json``) with ``f0_source`` on, trained from scratch on mel L1 +
+   duration + ``pitch_loss`` x 30 + the f0 predictor's loss. The excitation runs at the real f0
+   in training and at the predicted f0 in validation, as in inference. ``nsf/g_best`` (best
+   validation objective on whole held-out utterances) is what ``bundle_default_models.py`` ships.
+   GE2E is not used in training: it only measures (``scripts/evaluate_default_models.py``).
+   Comparisons (the model card's tables):
+   - ``--baseline_minutes``: a plain generator (mel L1 + duration only) in ``--out`` itself. It
+     whispers low voices, or buzzes at periods of its upsampling grid (125 Hz): the coarse units
+     leave their pitch open, and a mel loss is best served by no pitch at all;
+   - ``--finetune_minutes``: the previous bundled recipe, fine-tuning the baseline with
+     ``pitch_loss`` x 30 and GE2E ``speaker_consistency_loss`` x 30 in ``stage2/``. It is
+     voiced, but low voices stay at about 125 Hz;
+   - ``--gan_minutes``: adversarial fine-tuning of the baseline with ``train-unit2a --init``
+     (HiFi-GAN losses, discriminators at 1/8 width) in ``gan/``. 1,000 steps (20 min on one
+     core) changed nothing measurable.
+   An f0_source generator started from the baseline (``init``) did not learn to use its source:
+   the body kept its 125 Hz buzz, and training turned the source's merge layer down to ~0.
 Everything is seeded; the wall-clock budgets make the step counts depend on the machine. Rerunning
-continues both stages.
+continues each run from its ``latest.pt``.
 """
 
 from __future__ import annotations
@@ -234,22 +238,24 @@ def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="build/vocoder", help="work folder")
-    p.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", default="build/vocoder", help="work folder (corpus, units, manifests, stages)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--validation_interval", type=int, default=200)
-    p.add_argument("--stage2_minutes", type=float, default=25.0, help="wall-clock budget of stage 2 (0: skip)")
-    p.add_argument("--lambda_pitch", type=float, default=30.0, help="stage 2 pitch (autocorrelation) loss weight")
-    p.add_argument("--lambda_spk", type=float, default=30.0, help="stage 2 GE2E speaker consistency weight")
-    p.add_argument("--stage2_dir", default="stage2", help="stage 2 work folder, inside --out")
-    p.add_argument("--stage2_from_scratch", action="store_true",
-                   help="stage 2 starts from a fresh generator instead of stage 1's g_best")
-    p.add_argument("--f0_source", action="store_true",
-                   help="stage 2 adds the harmonic excitation at a predicted f0 (config key f0_source)")
+    p.add_argument("--minutes", type=float, default=55.0,
+                   help="wall-clock budget of the bundled recipe (f0_source generator from scratch; 0: skip)")
+    p.add_argument("--dir", default="nsf", help="its work folder inside --out")
+    p.add_argument("--lambda_pitch", type=float, default=30.0, help="its pitch (autocorrelation) loss weight")
+    p.add_argument("--lambda_spk", type=float, default=0.0,
+                   help="its GE2E speaker consistency weight (0: GE2E only measures, as in the model card)")
+    p.add_argument("--baseline_minutes", type=float, default=0.0,
+                   help="comparison: a plain generator (mel + duration losses only) in --out itself")
+    p.add_argument("--finetune_minutes", type=float, default=0.0,
+                   help="comparison: the previous recipe, fine-tuning the baseline with pitch x 30 + GE2E x 30 "
+                        "in --out/stage2")
     p.add_argument("--gan_minutes", type=float, default=0.0,
-                   help="optional adversarial fine-tuning after stage 1 (not used for the bundled model)")
+                   help="comparison: adversarial fine-tuning of the baseline in --out/gan")
     p.add_argument("--disc_width", type=float, default=0.125, help="adversarial stage discriminator width")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -260,20 +266,19 @@ def main() -> None:
     if not (out / "valid.jsonl").is_file():
         prepare(out, args.seed)
     logging.info("data ready in %.0f s", time.time() - t0)
-    if args.minutes > 0:
-        init = out / "g_best" if (out / "g_best").is_file() and not (out / "latest.pt").is_file() else None
-        info = train_generator(out, out, args.minutes, args.seed, args.batch_size, args.validation_interval,
-                               init=init)
-        info["threads"] = args.threads
-        (out / "train_info.json").write_text(json.dumps(info, indent=1))
-        logging.info("stage 1 done: %s", info)
-    if args.stage2_minutes > 0:
-        info = train_generator(out, out / args.stage2_dir, args.stage2_minutes, args.seed, args.batch_size,
-                               args.validation_interval, lambda_pitch=args.lambda_pitch, lambda_spk=args.lambda_spk,
-                               init=None if args.stage2_from_scratch else out / "g_best", f0_source=args.f0_source)
-        info["threads"] = args.threads
-        (out / args.stage2_dir / "train_info.json").write_text(json.dumps(info, indent=1))
-        logging.info("stage 2 done: %s", info)
+    continue_baseline = (out / "g_best").is_file() and not (out / "latest.pt").is_file()
+    runs = [  # (budget, work folder, keyword arguments of train_generator)
+        (args.minutes, out / args.dir,
+         dict(lambda_pitch=args.lambda_pitch, lambda_spk=args.lambda_spk, f0_source=True)),
+        (args.baseline_minutes, out, dict(init=out / "g_best" if continue_baseline else None)),
+        (args.finetune_minutes, out / "stage2", dict(lambda_pitch=30.0, lambda_spk=30.0, init=out / "g_best")),
+    ]
+    for minutes, work, kwargs in runs:
+        if minutes > 0:
+            info = train_generator(out, work, minutes, args.seed, args.batch_size, args.validation_interval, **kwargs)
+            info["threads"] = args.threads
+            (work / "train_info.json").write_text(json.dumps(info, indent=1, default=str))
+            logging.info("%s done: %s", work, info)
     if args.gan_minutes > 0:
         info = train_adversarial(out, args.gan_minutes, args.disc_width)
         info["threads"] = args.threads
