@@ -175,4 +175,6 @@ def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
         got = session.run(None, {"code": code.numpy(), "spkr": spkr.numpy()})[0]
         with torch.no_grad():
             want, _ = model(code=code, spkr=spkr)
-        assert got.shape == (2, 1, frames * HOP) and np.abs(got - want.numpy()).max() <= 1e-4
+        # 1e-3, not the fast paths' 1e-4: the excitation's phase integrates the rounding of the
+        # predicted f0 (~1e-5 relative in ONNX Runtime's exp), a drift of ~0.01 rad per second
+        assert got.shape == (2, 1, frames * HOP) and np.abs(got - want.numpy()).max() <= 1e-3
