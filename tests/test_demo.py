@@ -7,7 +7,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from unit2av.demo_video import asset, load_default_models, run_video_demo
 from unit2av.media import probe_video, read_audio_track
@@ -84,7 +83,6 @@ def test_demo_writes_video_preview_and_spectrogram(tmp_path):
     assert spec[20:, x:x + 10].mean() < 0.5 * spec[20:, : x - 30].mean()
 
 
-@pytest.mark.slow
 def test_default_demo_command(tmp_path, capsys):
     from unit2av.commands import demo as cmd
 
