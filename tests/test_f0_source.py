@@ -178,3 +178,18 @@ def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
         # 1e-3, not the fast paths' 1e-4: the excitation's phase integrates the rounding of the
         # predicted f0 (~1e-5 relative in ONNX Runtime's exp), a drift of ~0.01 rad per second
         assert got.shape == (2, 1, frames * HOP) and np.abs(got - want.numpy()).max() <= 1e-3
+
+
+def test_exporting_the_body_of_an_f0_source_vocoder_is_refused_in_one_line(tmp_path, capsys):
+    from unit2av.checkpoints import save_generator
+    from unit2av.cli import main
+
+    pytest.importorskip("onnx")
+    model = _random_source_model(4)
+    save_generator(model, tmp_path / "g_src", config=model.config, step=7)
+    out = tmp_path / "body.onnx"
+    rc = main(["export", "--format", "onnx", "--checkpoint", str(tmp_path / "g_src"), "--what", "vocoder-body",
+               "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "g_src" in err and "f0_source" in err and len(err.splitlines()) == 1
+    assert not out.exists()

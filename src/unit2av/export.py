@@ -100,6 +100,8 @@ def vocoder_onnx_bytes(model: UnitVocoder, body: bool = False) -> bytes:
         model: the vocoder (not modified).
         body: export ``generate`` only.
     """
+    if body and model.f0_source:
+        raise ValueError("the body graph takes no f0 excitation: export the whole f0_source vocoder")
     model = _cpu_plain(model)
     if body:
         x = torch.randn(1, model.body.conv_pre.in_channels, EXAMPLE_UNITS)  # (B, C, T)
@@ -210,7 +212,11 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, wha
     if what == "face":
         data = face_onnx_bytes(load_face(checkpoint))
     else:
-        data = vocoder_onnx_bytes(load_vocoder(checkpoint, config, lang=lang), body=what == "vocoder-body")
+        model = load_vocoder(checkpoint, config, lang=lang)
+        if what == "vocoder-body" and model.f0_source:
+            raise fail(checkpoint, "this vocoder has an f0 excitation (f0_source), which the body graph cannot take: "
+                                   "export the whole vocoder (--what vocoder)")
+        data = vocoder_onnx_bytes(model, body=what == "vocoder-body")
     write_bytes_atomic(out, data)
     log.info("wrote %s (%s, %.1f MB)", out, what, len(data) / 2**20)
     return Path(out)
