@@ -163,6 +163,13 @@ def mel_spectrogram(wav: torch.Tensor, sample_rate: int, n_fft: int, hop_size: i
     return MelSpectrogram(sample_rate, n_fft, hop_size, win_size, num_mels, fmin, fmax).to(wav.device)(wav)
 
 
+def autocorrelation(frames: torch.Tensor) -> torch.Tensor:
+    """Autocorrelation of each frame along the last dimension, lags 0 .. n - 1 (FFT, not circular)."""
+    n = frames.shape[-1]
+    spec = torch.fft.rfft(frames, n=2 * n)
+    return torch.fft.irfft(spec.real.pow(2) + spec.imag.pow(2), n=2 * n)[..., :n]
+
+
 F0_RANGE = (60.0, 420.0)  # Hz searched by ``frame_f0``
 F0_FRAME = 1024  # samples of each ``frame_f0`` analysis window (64 ms at 16 kHz)
 
@@ -194,15 +201,10 @@ def frame_f0(wav: torch.Tensor, sample_rate: int, hop: int, voicing: float = 0.5
     frames = x.unfold(-1, F0_FRAME, hop)[:, :n]  # (B, N, F0_FRAME)
     frames = frames - frames.mean(dim=-1, keepdim=True)
     window = torch.hann_window(F0_FRAME, periodic=False, device=x.device)
-
-    def acf(v: torch.Tensor) -> torch.Tensor:
-        spec = torch.fft.rfft(v, n=2 * F0_FRAME)
-        return torch.fft.irfft(spec.real.pow(2) + spec.imag.pow(2), n=2 * F0_FRAME)[..., :F0_FRAME]
-
     lo, hi = int(sample_rate / F0_RANGE[1]), int(sample_rate / F0_RANGE[0]) + 1
-    r = acf(frames * window)
+    r = autocorrelation(frames * window)
     energy = r[..., 0]
-    rw = acf(window)
+    rw = autocorrelation(window)
     rw = rw / rw[0]
     r = r[..., lo - 1:hi + 2] / (r[..., :1].clamp_min(1e-9) * rw[lo - 1:hi + 2])  # lags lo-1 .. hi+1
     mid = r[..., 1:-1]  # lags lo .. hi

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .audio import autocorrelation
+
 FeatureMaps = list[torch.Tensor]
 
 
@@ -103,8 +105,7 @@ def _autocorrelation(x: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, t
     """(B, T) -> normalised autocorrelation at the pitch lags (B, N, L) and frame energy (B, N)."""
     frames = x.unfold(-1, ACF_FRAME, ACF_HOP)  # (B, N, frame)
     frames = frames - frames.mean(dim=-1, keepdim=True)
-    spec = torch.fft.rfft(frames * torch.hann_window(ACF_FRAME, device=x.device), n=2 * ACF_FRAME)
-    acf = torch.fft.irfft(spec.real.pow(2) + spec.imag.pow(2), n=2 * ACF_FRAME)[..., :ACF_FRAME]
+    acf = autocorrelation(frames * torch.hann_window(ACF_FRAME, device=x.device))
     lo, hi = int(sample_rate / ACF_F0_RANGE[1]), int(sample_rate / ACF_F0_RANGE[0]) + 1
     return acf[..., lo:hi] / acf[..., :1].clamp_min(1e-8), frames.pow(2).mean(dim=-1)
 

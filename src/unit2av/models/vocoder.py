@@ -293,7 +293,7 @@ class UnitVocoder(nn.Module):
                 if self.training:
                     self.last_f0_loss = self.f0_loss(x, f0)
             source = self.excitation(f0)
-        wav = self.generate(x, source) if source is not None else self.generate(x)
+        wav = self.generate(x, source)
         if self.training:
             return wav, dur_loss
         return wav, out_codes
