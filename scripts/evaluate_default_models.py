@@ -95,23 +95,47 @@ def median_f0(wav: np.ndarray, sr: int = 16000) -> float:
     return float(voiced.median()) if voiced.numel() else 0.0
 
 
-def evaluate_voice(vocoder_dir: Path, model) -> dict:
+class HeldOut:
+    """The held-out utterances, each voice's embedding, and the model's speech, each computed once.
+
+    ``voice[s]``: the unit-norm mean GE2E embedding of voice s's training utterances;
+    ``synth(r, s)``: utterance r's units voiced with ``voice[s]`` (cached), float32 (T,).
+    """
+
+    def __init__(self, vocoder_dir: Path, model):
+        self.dir, self.model = vocoder_dir, model
+        self.records = json.loads((vocoder_dir / "records.json").read_text())
+        self.voice = {}
+        for q in self.records["train"]:
+            self.voice.setdefault(q["speaker"], []).append(self.units(q)["spkr"])
+        self.voice = {s: (m / m.norm()) for s, m in ((s, torch.stack(e).mean(0)) for s, e in self.voice.items())}
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def units(self, r: dict) -> dict:
+        from unit2av.safeio import load_torch
+
+        return load_torch(self.dir / "units" / r["speaker"] / f"{r['utt_id']}.pt")
+
+    def synth(self, r: dict, speaker: str) -> np.ndarray:
+        from unit2av.synth import synthesize
+
+        key = (r["utt_id"], speaker)
+        if key not in self._cache:
+            wav = synthesize(self.model, self.units(r)["code"], self.voice[speaker].view(1, 1, -1))[0]
+            self._cache[key] = np.asarray(wav, np.float32).reshape(-1)
+        return self._cache[key]
+
+
+def evaluate_voice(held: HeldOut) -> dict:
     from unit2av.models.speaker_encoder import SpeakerEncoder
-    from unit2av.safeio import load_torch
-    from unit2av.synth import synthesize
 
     enc = SpeakerEncoder.load()
-    records = json.loads((vocoder_dir / "records.json").read_text())
+    records = held.records
     spks = sorted({r["speaker"] for r in records["held_out"]})
-
-    def units(r):
-        return load_torch(vocoder_dir / "units" / r["speaker"] / f"{r['utt_id']}.pt")
 
     def unit_norm(v):
         return v / np.linalg.norm(v)
 
-    voice = {s: unit_norm(torch.stack([units(r)["spkr"] for r in records["train"] if r["speaker"] == s])
-                          .mean(0).numpy()) for s in spks}
     real = {s: unit_norm(np.mean([enc.embed(*_wav(r["path"])) for r in records["held_out"] if r["speaker"] == s],
                                  0)) for s in spks}
     out = {"voiced_share": {}}
@@ -121,8 +145,7 @@ def evaluate_voice(vocoder_dir: Path, model) -> dict:
             srcs = [r for r in records["held_out"] if (r["speaker"] == a) == (mode == "own_units")]
             embs, voiced = [], []
             for r in srcs:
-                spkr = torch.from_numpy(voice[a]).view(1, 1, -1)
-                wav = np.asarray(synthesize(model, units(r)["code"], spkr)[0], np.float32).reshape(-1)
+                wav = held.synth(r, a)
                 embs.append(enc.embed(wav, 16000))
                 if mode == "own_units":
                     real_wav = _wav(r["path"])[0]
@@ -142,8 +165,8 @@ def evaluate_voice(vocoder_dir: Path, model) -> dict:
     return out
 
 
-def cepstral_check(vocoder_dir: Path, model) -> dict:
-    """A voice check that shares nothing with GE2E (which stage 2 of the vocoder trains with).
+def cepstral_check(held: HeldOut) -> dict:
+    """A voice check that shares nothing with GE2E (which the previous recipe trained with).
 
     A logistic-regression voice classifier on utterance statistics of 20 mel-cepstra (mean, std,
     std of deltas; 25 ms frames, loud frames only) is fitted on the real training utterances and
@@ -156,11 +179,9 @@ def cepstral_check(vocoder_dir: Path, model) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from unit2av.safeio import load_torch
-    from unit2av.synth import synthesize
     from unit2av.units import LogMelFeatures
 
-    records = json.loads((vocoder_dir / "records.json").read_text())
+    records = held.records
     logmel = LogMelFeatures(num_mels=40, win_size=400, hop_size=160)
 
     def loud(f):
@@ -175,19 +196,10 @@ def cepstral_check(vocoder_dir: Path, model) -> dict:
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
     clf.fit([stats(_wav(r["path"])[0]) for r in records["train"]], [r["speaker"] for r in records["train"]])
 
-    def units(r):
-        return load_torch(vocoder_dir / "units" / r["speaker"] / f"{r['utt_id']}.pt")
-
-    voice = {}
-    for q in records["train"]:  # each voice's mean embedding of its training utterances
-        voice.setdefault(q["speaker"], []).append(units(q)["spkr"])
-    voice = {s: torch.stack(e).mean(0) for s, e in voice.items()}
     real_hits = synth_hits = 0
     distances = []
     for r in records["held_out"]:
-        mean = voice[r["speaker"]]
-        wav = np.asarray(synthesize(model, units(r)["code"], (mean / mean.norm()).view(1, 1, -1))[0],
-                         np.float32).reshape(-1)
+        wav = held.synth(r, r["speaker"])  # the same speech (a) measured
         real = _wav(r["path"])[0]
         real_hits += clf.predict([stats(real)])[0] == r["speaker"]
         synth_hits += clf.predict([stats(wav)])[0] == r["speaker"]
@@ -225,8 +237,9 @@ def main() -> None:
     if args.only in (None, "face"):
         result["face"] = evaluate_face(Path(args.face_dir), Path(args.vocoder_dir), face)
     if args.only in (None, "voice"):
-        result["voice"] = evaluate_voice(Path(args.vocoder_dir), vocoder)
-        result["voice"]["cepstral_check"] = cepstral_check(Path(args.vocoder_dir), vocoder)
+        held = HeldOut(Path(args.vocoder_dir), vocoder)
+        result["voice"] = evaluate_voice(held)
+        result["voice"]["cepstral_check"] = cepstral_check(held)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
