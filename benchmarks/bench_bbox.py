@@ -15,8 +15,8 @@ from pathlib import Path
 
 import cv2
 
-from unit2av.faces import DetectOptions, detect_frames, detect_video, dlib_available, make_detector
-from unit2av.media import iter_frames
+from unit2av.io.media import iter_frames
+from unit2av.prepare.faces import DetectOptions, detect_frames, detect_video, dlib_available, make_detector
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "av2av_sample" / "TRajLqEaWhQ_00002.mp4"
 TARGET_FPS = 30.0  # the goal for 224x224 on 2 cores

@@ -32,7 +32,7 @@ TARGET_RATIO = 1.3  # long/short peak-memory ratio the issue asks for
 
 def make_clip(path: Path, seconds: float, width: int, height: int) -> list:
     """A moving-gradient clip with a drawn face, no audio; returns its boxes (one per frame)."""
-    from unit2av.media import VideoWriter
+    from unit2av.io.media import VideoWriter
 
     n = int(round(seconds * FPS))
     yy, xx = np.mgrid[0:height, 0:width]
@@ -54,11 +54,11 @@ def make_clip(path: Path, seconds: float, width: int, height: int) -> list:
 
 def make_checkpoint(path: Path) -> None:
     """Random weights in the AV2AV container layout with the bundled AV2AV config."""
-    from unit2av.checkpoints import generator_state
-    from unit2av.config import load_config
-    from unit2av.models.face_renderer import FaceRenderer
-    from unit2av.models.vocoder import UnitVocoder
-    from unit2av.safeio import save_torch
+    from unit2av.face.model import FaceRenderer
+    from unit2av.io.checkpoints import generator_state
+    from unit2av.io.safe import save_torch
+    from unit2av.vocoder.config import load_config
+    from unit2av.vocoder.model import UnitVocoder
 
     vocoder = UnitVocoder.from_config(load_config(None))
     face = FaceRenderer()
@@ -67,7 +67,7 @@ def make_checkpoint(path: Path) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """Render one clip and print the peak RSS (MiB) and the wall time as JSON."""
-    from unit2av.dubbing import render
+    from unit2av.pipeline.render import render
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -91,7 +91,7 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    from unit2av.safeio import dump_plain_pickle, save_torch
+    from unit2av.io.safe import dump_plain_pickle, save_torch
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

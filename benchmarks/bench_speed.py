@@ -6,7 +6,7 @@
 
 Rows (GitHub issue 6):
 1. vocoder, bundled AV2AV config (512 channels), 10 s of units: eager (weight norm removed,
-   ``torch.inference_mode``) vs ``unit2av.fast.fast_vocoder``; seconds, RTF, speed-up, max |Δ|.
+   ``torch.inference_mode``) vs ``unit2av.runtime.fast.fast_vocoder``; seconds, RTF, speed-up, max |Δ|.
 2. face renderer (released size), 250 frames in render's batches: eager vs ``fast_face_renderer``.
 3. ``render`` end-to-end on a 10 s 1280x720 clip: total seconds vs the time spent inside the models.
 4. peak RSS of ``render`` for 10 s and 60 s 1280x720 clips (each in its own process).
@@ -74,9 +74,9 @@ def interleaved(eager, fast, args: tuple, repeats: int) -> tuple[float, float, f
 
 
 def row_vocoder(repeats: int) -> list[str]:
-    from unit2av.config import load_config
-    from unit2av.fast import fast_vocoder
-    from unit2av.models.vocoder import UnitVocoder
+    from unit2av.runtime.fast import fast_vocoder
+    from unit2av.vocoder.config import load_config
+    from unit2av.vocoder.model import UnitVocoder
 
     cfg = load_config(None)
     torch.manual_seed(0)
@@ -95,9 +95,9 @@ def row_vocoder(repeats: int) -> list[str]:
 
 
 def row_face(repeats: int) -> list[str]:
-    from unit2av.dubbing import DEFAULT_BATCH_FRAMES
-    from unit2av.fast import fast_face_renderer
-    from unit2av.models.face_renderer import FRAMES_PER_WINDOW, UNITS_PER_WINDOW, FaceRenderer
+    from unit2av.face.model import FRAMES_PER_WINDOW, UNITS_PER_WINDOW, FaceRenderer
+    from unit2av.pipeline.render import DEFAULT_BATCH_FRAMES
+    from unit2av.runtime.fast import fast_face_renderer
 
     torch.manual_seed(0)
     model = FaceRenderer().eval()
@@ -121,7 +121,7 @@ def row_face(repeats: int) -> list[str]:
 def render_child(args: argparse.Namespace) -> None:
     """Render one clip with the fast models; print total / model seconds and peak RSS as JSON."""
     from unit2av import load_renderer, render
-    from unit2av.fast import FastFaceRenderer, FastVocoder, fast_face_renderer, fast_vocoder
+    from unit2av.runtime.fast import FastFaceRenderer, FastVocoder, fast_face_renderer, fast_vocoder
 
     torch.set_num_threads(args.threads)
     vocoder, face = load_renderer(args.ckpt, None, "en", device="cpu")
@@ -150,7 +150,7 @@ def render_child(args: argparse.Namespace) -> None:
 
 
 def rows_render(threads: int, clips: tuple[float, float] = CLIP_SECONDS) -> list[str]:
-    from unit2av.safeio import dump_plain_pickle, save_torch
+    from unit2av.io.safe import dump_plain_pickle, save_torch
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,7 +187,7 @@ def rows_render(threads: int, clips: tuple[float, float] = CLIP_SECONDS) -> list
 
 def _steps(state, loader, n: int) -> tuple[list[float], list[float]]:
     """Seconds waiting for each batch and seconds per whole step (wait + ``train_step``), after a warm-up."""
-    from unit2av.train_unit2a import train_step
+    from unit2av.vocoder.train import train_step
 
     it, waits, totals = iter(loader), [], []
     for i in range(WARMUP_STEPS + n):
@@ -206,9 +206,9 @@ def _steps(state, loader, n: int) -> tuple[list[float], list[float]]:
 
 def _small_corpus(root: Path) -> Path:
     """espeak-ng speech with random unit files (training speed does not depend on the ids); the manifest."""
-    from unit2av.corpus import make_corpus
-    from unit2av.manifest import ManifestEntry, write_manifest
-    from unit2av.safeio import save_torch
+    from unit2av.demo.corpus import make_corpus
+    from unit2av.io.safe import save_torch
+    from unit2av.vocoder.manifest import ManifestEntry, write_manifest
 
     rng = np.random.default_rng(0)
     entries = []
@@ -224,11 +224,11 @@ def _small_corpus(root: Path) -> Path:
 def row_training(threads: int) -> list[str]:
     from torch.utils.data import DataLoader
 
-    from unit2av.config import config_from_dict, load_config
-    from unit2av.dataset import UnitAudioDataset
-    from unit2av.manifest import read_manifest
-    from unit2av.train_state import Dist, TrainOptions, build_state
-    from unit2av.train_unit2a import make_loaders
+    from unit2av.vocoder.config import config_from_dict, load_config
+    from unit2av.vocoder.data import UnitAudioDataset
+    from unit2av.vocoder.manifest import read_manifest
+    from unit2av.vocoder.state import Dist, TrainOptions, build_state
+    from unit2av.vocoder.train import make_loaders
 
     cfg = config_from_dict({**load_config(None).to_dict(), **SMALL_CONFIG}, "benchmark small config")
     with tempfile.TemporaryDirectory() as tmp:

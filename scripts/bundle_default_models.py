@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unit2av.safeio import load_torch, save_torch
+from unit2av.io.safe import load_torch, save_torch
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "unit2av" / "assets"
 VOICES = {"A": "101", "B": "124"}  # Korean male (ko+m3) and British English female (en-gb+f4)
@@ -44,7 +44,7 @@ def main() -> None:
                ASSETS / "face_renderer.pt")
     km = load_torch(voc / "km.pt")
     save_torch(km, ASSETS / "kmeans.pt")
-    from unit2av.units import assign_units, extractor_for
+    from unit2av.prepare.units import assign_units, extractor_for
 
     silence = int(torch.mode(assign_units(km, extractor_for(km)(np.zeros(16000, np.float32)))).values)
     records = json.loads((voc / "records.json").read_text())

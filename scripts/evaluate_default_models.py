@@ -39,8 +39,8 @@ def pearson(a, b) -> float:
 
 
 def evaluate_face(face_dir: Path, vocoder_dir: Path, model) -> dict:
-    from unit2av.face_data import HALF, FaceWindows, FixedWindows, read_face_manifest
-    from unit2av.talking_face import mouth_track
+    from unit2av.demo.talking_face import mouth_track
+    from unit2av.face.data import HALF, FaceWindows, FixedWindows, read_face_manifest
 
     clips = read_face_manifest(face_dir / "valid" / "manifest.jsonl")
     windows = FaceWindows(clips, seed=0)
@@ -87,8 +87,8 @@ def voiced_share(wav: np.ndarray, sr: int = 16000, frame: int = 1024, hop: int =
 
 
 def median_f0(wav: np.ndarray, sr: int = 16000) -> float:
-    """Median f0 (Hz) of the voiced 20 ms frames (``unit2av.audio.frame_f0``); 0 when none is voiced."""
-    from unit2av.audio import frame_f0
+    """Median f0 (Hz) of the voiced 20 ms frames (``unit2av.io.audio.frame_f0``); 0 when none is voiced."""
+    from unit2av.io.audio import frame_f0
 
     track = frame_f0(torch.from_numpy(np.asarray(wav, np.float32)), sr, 320)
     voiced = track[track > 0]
@@ -112,12 +112,12 @@ class HeldOut:
         self._cache: dict[tuple[str, str], np.ndarray] = {}
 
     def units(self, r: dict) -> dict:
-        from unit2av.safeio import load_torch
+        from unit2av.io.safe import load_torch
 
         return load_torch(self.dir / "units" / r["speaker"] / f"{r['utt_id']}.pt")
 
     def synth(self, r: dict, speaker: str) -> np.ndarray:
-        from unit2av.synth import synthesize
+        from unit2av.vocoder.synth import synthesize
 
         key = (r["utt_id"], speaker)
         if key not in self._cache:
@@ -127,7 +127,7 @@ class HeldOut:
 
 
 def evaluate_voice(held: HeldOut) -> dict:
-    from unit2av.models.speaker_encoder import SpeakerEncoder
+    from unit2av.prepare.speaker import SpeakerEncoder
 
     enc = SpeakerEncoder.load()
     records = held.records
@@ -179,7 +179,7 @@ def cepstral_check(held: HeldOut) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from unit2av.units import LogMelFeatures
+    from unit2av.prepare.units import LogMelFeatures
 
     records = held.records
     logmel = LogMelFeatures(num_mels=40, win_size=400, hop_size=160)
@@ -212,7 +212,7 @@ def cepstral_check(held: HeldOut) -> dict:
 
 
 def _wav(path):
-    from unit2av.audio import load_audio
+    from unit2av.io.audio import load_audio
 
     return load_audio(path, 16000)
 
@@ -226,11 +226,11 @@ def main() -> None:
     p.add_argument("--vocoder", default=None, help="evaluate this generator checkpoint instead of the bundled one")
     args = p.parse_args()
     torch.set_num_threads(1)
-    from unit2av.demo_video import load_default_models
+    from unit2av.demo.video import load_default_models
 
     vocoder, face = load_default_models("cpu")
     if args.vocoder:
-        from unit2av.checkpoints import load_vocoder
+        from unit2av.io.checkpoints import load_vocoder
 
         vocoder = load_vocoder(args.vocoder).remove_weight_norm()
     result = {}

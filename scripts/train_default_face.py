@@ -3,7 +3,7 @@
     python scripts/train_default_vocoder.py --out build/vocoder      # corpus, k-means, units first
     python scripts/train_default_face.py --vocoder_dir build/vocoder --out build/face --minutes 35
 
-1. a synthetic talking-face clip for every corpus utterance (``unit2av.talking_face``: the
+1. a synthetic talking-face clip for every corpus utterance (``unit2av.demo.talking_face``: the
    scikit-image astronaut photograph, mouth opening/shape and jaw driven by the speech, 25 fps,
    moving boxes), with units from the bundled k-means; the vocoder's held-out sentences are the
    held-out clips;
@@ -35,9 +35,9 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    from unit2av.face_state import FaceTrainConfig, FaceTrainOptions
-    from unit2av.talking_face import make_talking_faces
-    from unit2av.train_face import train_face
+    from unit2av.demo.talking_face import make_talking_faces
+    from unit2av.face.state import FaceTrainConfig, FaceTrainOptions
+    from unit2av.face.train import train_face
 
     voc, out = Path(args.vocoder_dir), Path(args.out)
     records = json.loads((voc / "records.json").read_text())

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import torch
 
-from unit2av.config import save_config
-from unit2av.corpus import DEFAULT_VOICES, EXTRA_VOICES, SENTENCES
-from unit2av.demo import demo_config
+from unit2av.demo.corpus import DEFAULT_VOICES, EXTRA_VOICES, SENTENCES
+from unit2av.demo.train import demo_config
+from unit2av.vocoder.config import save_config
 
 HELD_OUT_PER_VOICE = 2  # the last sentences of every voice, never trained on
 K = 100  # units
@@ -72,9 +72,9 @@ EXTRA_SENTENCES = {
 
 def prepare(out: Path, seed: int) -> tuple[list[dict], list[dict]]:
     """Corpus, k-means, units and manifests under ``out``. Returns (train records, held-out records)."""
-    from unit2av.corpus import make_corpus
-    from unit2av.manifest import build_manifest, write_manifest
-    from unit2av.units import extract_folder, fit_kmeans, save_kmeans
+    from unit2av.demo.corpus import make_corpus
+    from unit2av.prepare.units import extract_folder, fit_kmeans, save_kmeans
+    from unit2av.vocoder.manifest import build_manifest, write_manifest
 
     sentences = {lang: list(SENTENCES[lang]) + list(EXTRA_SENTENCES[lang]) for lang in SENTENCES}
     voices = list(DEFAULT_VOICES) + list(EXTRA_VOICES)
@@ -98,19 +98,19 @@ class Objective:
     """Generator objective in mel-error units: mel L1 (+ pitch and speaker consistency terms, / lambda_mel)."""
 
     def __init__(self, cfg, lambda_pitch: float = 0.0, lambda_spk: float = 0.0):
-        from unit2av.audio import mel_for_config
+        from unit2av.io.audio import mel_for_config
 
         self.cfg, self.lambda_pitch, self.lambda_spk = cfg, lambda_pitch, lambda_spk
         self.mel = mel_for_config(cfg, for_loss=True)
         self.encoder = None
         if lambda_spk:
-            from unit2av.models.speaker_encoder import SpeakerEncoder
+            from unit2av.prepare.speaker import SpeakerEncoder
 
             # frozen; train mode only so that a cuDNN LSTM could backpropagate (it has no dropout)
             self.encoder = SpeakerEncoder.load().train().requires_grad_(False)
 
     def __call__(self, audio, mel_real, y_hat) -> tuple[torch.Tensor, dict]:
-        from unit2av.losses import mel_loss, pitch_loss, speaker_consistency_loss
+        from unit2av.vocoder.losses import mel_loss, pitch_loss, speaker_consistency_loss
 
         terms = {"mel": mel_loss(mel_real, self.mel(y_hat[:, 0]))}
         loss = terms["mel"]
@@ -147,12 +147,12 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
     """
     from torch.utils.data import DataLoader
 
-    from unit2av.audio import frame_f0
-    from unit2av.checkpoints import load_state_checked, open_container, save_generator, vocoder_state
-    from unit2av.dataset import UnitAudioDataset
-    from unit2av.manifest import read_manifest
-    from unit2av.models.vocoder import SOURCE_PARTS, UnitVocoder
-    from unit2av.safeio import load_torch, save_torch
+    from unit2av.io.audio import frame_f0
+    from unit2av.io.checkpoints import load_state_checked, open_container, save_generator, vocoder_state
+    from unit2av.io.safe import load_torch, save_torch
+    from unit2av.vocoder.data import UnitAudioDataset
+    from unit2av.vocoder.manifest import read_manifest
+    from unit2av.vocoder.model import SOURCE_PARTS, UnitVocoder
 
     work.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(out, K)
@@ -218,11 +218,11 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
 
 def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
     """Stage 2: ``train-unit2a`` from ``out/g_best`` for ``minutes`` (continues an earlier run in ``out/gan``)."""
-    from unit2av.checkpoints import checkpoint_step
-    from unit2av.config import load_config
-    from unit2av.safeio import load_torch
-    from unit2av.train_state import TrainOptions
-    from unit2av.train_unit2a import train
+    from unit2av.io.checkpoints import checkpoint_step
+    from unit2av.io.safe import load_torch
+    from unit2av.vocoder.config import load_config
+    from unit2av.vocoder.state import TrainOptions
+    from unit2av.vocoder.train import train
 
     cfg = load_config(out / "config.json")
     opts = TrainOptions(str(out / "gan"), training_steps=1_000_000, validation_interval=500,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from unit2av.corpus import DEFAULT_VOICES, make_corpus
-from unit2av.talking_face import make_talking_faces
-from unit2av.units import fit_kmeans, save_kmeans
+from unit2av.demo.corpus import DEFAULT_VOICES, make_corpus
+from unit2av.demo.talking_face import make_talking_faces
+from unit2av.prepare.units import fit_kmeans, save_kmeans
 
 K = 16  # units of the tiny k-means
 

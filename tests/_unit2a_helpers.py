@@ -1,7 +1,7 @@
 """Test data for manifest / dataset / training tests: an espeak-ng corpus with unit files.
 
-The corpus is ``unit2av.corpus.make_corpus`` (zeroth layout, 2 Korean + 2 English voices);
-units come from ``unit2av.units`` (log-mel k-means), and each speaker gets a fixed random
+The corpus is ``unit2av.demo.corpus.make_corpus`` (zeroth layout, 2 Korean + 2 English voices);
+units come from ``unit2av.prepare.units`` (log-mel k-means), and each speaker gets a fixed random
 256-d ``spkr`` vector (consistent per speaker, cheaper than the GE2E encoder).
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from unit2av.corpus import make_corpus
-from unit2av.units import extract_units, extractor_for, fit_kmeans
+from unit2av.demo.corpus import make_corpus
+from unit2av.prepare.units import extract_units, extractor_for, fit_kmeans
 
 UNIT_SUFFIX = "_hubert_l6"  # the suffix the seed's unit files carried
 K = 16  # units in the test k-means

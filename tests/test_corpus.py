@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from unit2av.corpus import (
+from unit2av.demo.corpus import (
     DEFAULT_VOICES,
     SENTENCES,
     Voice,

@@ -10,11 +10,11 @@ import soundfile as sf
 import torch
 from _unit2a_helpers import TINY_CONFIG, make_unit_corpus
 
-from unit2av.config import config_from_dict
-from unit2av.corpus import espeak_available
-from unit2av.dataset import SegmentSampler, UnitAudioDataset
+from unit2av.demo.corpus import espeak_available
 from unit2av.errors import Unit2AVError
-from unit2av.manifest import ManifestEntry, build_manifest
+from unit2av.vocoder.config import config_from_dict
+from unit2av.vocoder.data import SegmentSampler, UnitAudioDataset
+from unit2av.vocoder.manifest import ManifestEntry, build_manifest
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 

@@ -8,8 +8,8 @@ import json
 import cv2
 import numpy as np
 
-from unit2av.demo_video import asset, load_default_models, run_video_demo
-from unit2av.media import probe_video, read_audio_track
+from unit2av.demo.video import asset, load_default_models, run_video_demo
+from unit2av.io.media import probe_video, read_audio_track
 
 
 def _short_script() -> dict:
@@ -35,7 +35,7 @@ def _pitch(wav: np.ndarray) -> tuple[float, float]:
     """(median f0 in Hz of the voiced frames, share of frames that are voiced), by ``frame_f0``."""
     import torch
 
-    from unit2av.audio import frame_f0
+    from unit2av.io.audio import frame_f0
 
     track = frame_f0(torch.from_numpy(np.asarray(wav, np.float32)), 16000, 320)
     voiced = track[track > 0]
@@ -46,8 +46,8 @@ def test_bundled_vocoder_speaks_in_each_voice_at_its_pitch():
     """Voice A is espeak-ng ko+m3 (this real sentence: 95 Hz), voice B en-gb+f4 (133 Hz); see MODEL_CARD.md."""
     import torch
 
-    from unit2av.models.speaker_encoder import SpeakerEncoder
-    from unit2av.synth import synthesize
+    from unit2av.prepare.speaker import SpeakerEncoder
+    from unit2av.vocoder.synth import synthesize
 
     vocoder, _ = load_default_models("cpu")
     script = json.loads(asset("demo_script.json").read_text())
@@ -98,7 +98,7 @@ def test_train_demo_leaves_held_out_speech(tmp_path):
     """`unit2av demo --train`, shortened: corpus -> units -> a few seconds of training -> held-out wavs."""
     import soundfile as sf
 
-    from unit2av.demo import run_demo
+    from unit2av.demo.train import run_demo
 
     result = run_demo(tmp_path / "demo", train_seconds=4.0, device="cpu", sentences=3, k=16)
     assert result.steps >= 1 and result.checkpoint is not None and result.checkpoint.is_file()

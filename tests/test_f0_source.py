@@ -10,13 +10,13 @@ import pytest
 import torch
 from _unit2a_helpers import TINY_CONFIG
 
-from unit2av.audio import frame_f0
-from unit2av.checkpoints import load_state_checked
-from unit2av.config import config_from_dict
-from unit2av.corpus import espeak_available, synthesize_espeak
+from unit2av.demo.corpus import espeak_available, synthesize_espeak
 from unit2av.errors import Unit2AVError
-from unit2av.fast import fast_vocoder
-from unit2av.models.vocoder import SOURCE_PARTS, UnitVocoder
+from unit2av.io.audio import frame_f0
+from unit2av.io.checkpoints import load_state_checked
+from unit2av.runtime.fast import fast_vocoder
+from unit2av.vocoder.config import config_from_dict
+from unit2av.vocoder.model import SOURCE_PARTS, UnitVocoder
 
 SR, HOP = 16000, 320
 
@@ -153,7 +153,7 @@ def test_fast_path_and_backends_match_eager_with_the_excitation(caplog):
 
 
 def test_config_with_f0_source_round_trips(tmp_path):
-    from unit2av.config import load_config, save_config
+    from unit2av.vocoder.config import load_config, save_config
 
     save_config(_tiny(f0_source=True, lambda_f0=2.0), tmp_path / "c.json")
     back = load_config(tmp_path / "c.json")
@@ -161,12 +161,12 @@ def test_config_with_f0_source_round_trips(tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())["f0_source"] is True
 
 
-@pytest.mark.skipif(not __import__("unit2av.export", fromlist=["x"]).onnxruntime_available(),
+@pytest.mark.skipif(not __import__("unit2av.runtime.onnx", fromlist=["x"]).onnxruntime_available(),
                     reason="onnxruntime not installed (extra 'onnx')")
 def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
     import numpy as np
 
-    from unit2av.export import ort_session, vocoder_onnx_bytes
+    from unit2av.runtime.onnx import ort_session, vocoder_onnx_bytes
 
     model = _random_source_model(2)
     session = ort_session(vocoder_onnx_bytes(model))
@@ -181,8 +181,8 @@ def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
 
 
 def test_exporting_the_body_of_an_f0_source_vocoder_is_refused_in_one_line(tmp_path, capsys):
-    from unit2av.checkpoints import save_generator
     from unit2av.cli import main
+    from unit2av.io.checkpoints import save_generator
 
     pytest.importorskip("onnx")
     model = _random_source_model(4)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import REFERENCE
 
-from unit2av.models.face_renderer import FaceRenderer
-from unit2av.safeio import load_torch
+from unit2av.face.model import FaceRenderer
+from unit2av.io.safe import load_torch
 
 
 def _windows(crops_bgr: np.ndarray) -> torch.Tensor:

@@ -11,9 +11,9 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import main
 from unit2av.errors import Unit2AVError
-from unit2av.faces import DetectOptions, detect_video, dlib_available, load_boxes
-from unit2av.faces_track import fill_gaps, from_box_list, iou, smooth, track_one_face
-from unit2av.media import VideoWriter, iter_frames, probe_video
+from unit2av.io.media import VideoWriter, iter_frames, probe_video
+from unit2av.prepare.faces import DetectOptions, detect_video, dlib_available, load_boxes
+from unit2av.prepare.track import fill_gaps, from_box_list, iou, smooth, track_one_face
 
 DETECTORS = ["haar", pytest.param("dlib", marks=pytest.mark.skipif(not dlib_available(),
                                                                    reason="dlib-bin not installed"))]

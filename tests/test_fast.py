@@ -14,13 +14,13 @@ import pytest
 import torch
 from conftest import REFERENCE
 
-from unit2av import fast
-from unit2av.checkpoints import load_vocoder
-from unit2av.config import config_from_dict
-from unit2av.export import load_face, onnxruntime_available
-from unit2av.fast import FastFaceRenderer, FastGenerator, FastVocoder, fast_face_renderer, fast_vocoder
-from unit2av.models.face_renderer import FaceRenderer
-from unit2av.models.vocoder import UnitVocoder
+from unit2av.face.model import FaceRenderer
+from unit2av.io.checkpoints import load_vocoder
+from unit2av.runtime import fast
+from unit2av.runtime.fast import FastFaceRenderer, FastGenerator, FastVocoder, fast_face_renderer, fast_vocoder
+from unit2av.runtime.onnx import load_face, onnxruntime_available
+from unit2av.vocoder.config import config_from_dict
+from unit2av.vocoder.model import UnitVocoder
 
 TOL = 1e-4  # the equivalence bound
 SMALL_WIDTH = 64  # face renderer bottleneck width for the random-weight tests (a ~0.6 M-parameter model)
@@ -131,8 +131,8 @@ def test_eager_backend_is_the_model_and_unknown_backend_is_refused(vocoder, face
 
 
 def test_onnx_backend_falls_back_without_onnxruntime(vocoder, face, monkeypatch, caplog):
-    monkeypatch.setattr("unit2av.export.onnxruntime_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="unit2av.fast"):
+    monkeypatch.setattr("unit2av.runtime.onnx.onnxruntime_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="unit2av.runtime.fast"):
         v = fast_vocoder(vocoder, "onnx")
         f = fast_face_renderer(face, "onnx")
     assert isinstance(v.body, FastGenerator) and type(f) is FastFaceRenderer
@@ -144,7 +144,7 @@ def test_compile_backend_falls_back_when_compiling_fails(vocoder, monkeypatch, c
         raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(fast.torch, "compile", broken)
-    with caplog.at_level(logging.WARNING, logger="unit2av.fast"):
+    with caplog.at_level(logging.WARNING, logger="unit2av.runtime.fast"):
         v = fast_vocoder(vocoder, "compile")
     assert isinstance(v.body, FastGenerator)
     assert "no C++ compiler" in caplog.text
@@ -155,7 +155,7 @@ def test_compile_backend_falls_back_when_compiling_fails(vocoder, monkeypatch, c
 
 @needs_ort
 def test_onnx_backend_matches_eager(vocoder, face):
-    from unit2av.export import OrtFaceRenderer, OrtModule
+    from unit2av.runtime.onnx import OrtFaceRenderer, OrtModule
 
     v = fast_vocoder(vocoder, "onnx", threads=1)
     assert isinstance(v.body, OrtModule)

@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers", reason="the `hubert` extra (t
 
 from unit2av.cli import main  # noqa: E402
 from unit2av.errors import Unit2AVError  # noqa: E402
-from unit2av.hubert import HubertFeatures, parse_hubert_spec  # noqa: E402
+from unit2av.prepare.hubert import HubertFeatures, parse_hubert_spec  # noqa: E402
 
 HIDDEN = 32  # tiny model: 2 layers of width 32, 16-channel conv front end (same strides as HuBERT)
 LAYERS = 2
@@ -79,9 +79,9 @@ def test_bad_model_folder_and_layer(tiny_model, tmp_path):
 
 
 def test_units_fit_and_extract_with_hubert_features(tiny_model, tmp_path):
-    from unit2av.audio import load_audio
-    from unit2av.corpus import make_corpus
-    from unit2av.safeio import load_torch
+    from unit2av.demo.corpus import make_corpus
+    from unit2av.io.audio import load_audio
+    from unit2av.io.safe import load_torch
 
     records = make_corpus(tmp_path / "wavs", voices=[{"speaker": "1", "voice": "en-us", "lang": "en"}],
                           sentences_per_voice=3)

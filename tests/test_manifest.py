@@ -12,9 +12,9 @@ import torch
 from _unit2a_helpers import UNIT_SUFFIX, make_unit_corpus
 
 from unit2av.cli import main
-from unit2av.corpus import espeak_available
+from unit2av.demo.corpus import espeak_available
 from unit2av.errors import Unit2AVError
-from unit2av.manifest import build_manifest, find_audio, read_manifest, split_manifest, write_manifest
+from unit2av.vocoder.manifest import build_manifest, find_audio, read_manifest, split_manifest, write_manifest
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 

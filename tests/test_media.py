@@ -1,4 +1,4 @@
-"""unit2av.media on the real AV2AV sample clip: probe, decode, audio, atomic H.264 + AAC writing."""
+"""unit2av.io.media on the real AV2AV sample clip: probe, decode, audio, atomic H.264 + AAC writing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from conftest import SAMPLE_VIDEO
 
 from unit2av.errors import Unit2AVError
-from unit2av.media import VideoWriter, iter_frames, probe_video, read_audio_track
+from unit2av.io.media import VideoWriter, iter_frames, probe_video, read_audio_track
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_bad_files_give_one_line_errors(tmp_path, sample_frames):
 
 def _short_gop_clip(path, frames, gop):
     """The sample's frames as H.264 with a key frame every ``gop`` frames (no B-frame reordering tricks)."""
-    from unit2av.media import pick_h264_encoder
+    from unit2av.io.media import pick_h264_encoder
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream(pick_h264_encoder(), rate=25)
@@ -117,8 +117,8 @@ def _short_gop_clip(path, frames, gop):
 
 
 def test_frame_reader_seeks_back_to_key_frames(tmp_path, sample_frames):
-    from unit2av.dubbing import FrameReader
-    from unit2av.timeline import ping_pong
+    from unit2av.pipeline.render import FrameReader
+    from unit2av.pipeline.timeline import ping_pong
 
     clip = tmp_path / "gop8.mp4"
     _short_gop_clip(clip, sample_frames * 3, gop=8)  # 210 frames, a key frame every 8

@@ -11,14 +11,14 @@ import torch
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av import load_renderer, render
-from unit2av.checkpoints import container_languages, save_generator
-from unit2av.config import load_config
 from unit2av.errors import Unit2AVError
-from unit2av.face_state import renderer_container
-from unit2av.media import iter_frames, probe_video
-from unit2av.models.face_renderer import FaceRenderer
-from unit2av.models.vocoder import UnitVocoder
-from unit2av.safeio import load_torch, save_torch
+from unit2av.face.model import FaceRenderer
+from unit2av.face.state import renderer_container
+from unit2av.io.checkpoints import container_languages, save_generator
+from unit2av.io.media import iter_frames, probe_video
+from unit2av.io.safe import load_torch, save_torch
+from unit2av.vocoder.config import load_config
+from unit2av.vocoder.model import UnitVocoder
 
 DEMO_CONFIG = resources.files("unit2av.configs").joinpath("demo.json")
 
@@ -60,7 +60,7 @@ def test_pack_loads_with_load_renderer_and_renders(parts, tmp_path):
 
 
 def test_pack_keeps_base_languages_and_refuses_bad_input(parts, tmp_path):
-    from unit2av.pack import pack, parse_vocoder_specs
+    from unit2av.pipeline.pack import pack, parse_vocoder_specs
 
     pack({"ko": parts / "g_ko"}, parts / "f_best", tmp_path / "a.pt")
     pack({"en": parts / "g_en"}, parts / "f_best", tmp_path / "b.pt", base=tmp_path / "a.pt")

@@ -11,11 +11,11 @@ import torch
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import build_parser, main
-from unit2av.faces import load_boxes
-from unit2av.faces_track import from_box_list, iou
-from unit2av.media import VideoWriter, iter_frames, read_audio_track
-from unit2av.safeio import load_torch
-from unit2av.units import fit_kmeans, save_kmeans
+from unit2av.io.media import VideoWriter, iter_frames, read_audio_track
+from unit2av.io.safe import load_torch
+from unit2av.prepare.faces import load_boxes
+from unit2av.prepare.track import from_box_list, iou
+from unit2av.prepare.units import fit_kmeans, save_kmeans
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,13 @@ import torch
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import main as cli_main
-from unit2av.dubbing import load_renderer, render
 from unit2av.errors import Unit2AVError
-from unit2av.media import VideoWriter, iter_frames, probe_video
-from unit2av.models.speaker_encoder import SpeakerEncoder
-from unit2av.paste import clip_box, crop_windows, load_boxes, paste_face
-from unit2av.safeio import dump_plain_pickle, load_plain_pickle
-from unit2av.timeline import frame_schedule, ping_pong, retime_indices, unit_windows
+from unit2av.io.media import VideoWriter, iter_frames, probe_video
+from unit2av.io.safe import dump_plain_pickle, load_plain_pickle
+from unit2av.pipeline.paste import clip_box, crop_windows, load_boxes, paste_face
+from unit2av.pipeline.render import load_renderer, render
+from unit2av.pipeline.timeline import frame_schedule, ping_pong, retime_indices, unit_windows
+from unit2av.prepare.speaker import SpeakerEncoder
 
 HOP = 320  # samples per unit of the reference config (16 kHz, 50 Hz units)
 LABEL = 16  # side of the corner patch that labels synthetic clips' frames (outside every sample box)
@@ -66,7 +66,7 @@ def _labelled_clip(path, frames, fps, step, audio=True):
     """Write frames with a grey corner patch of value ``step * i`` identifying frame i."""
     wav = None
     if audio:
-        from unit2av.media import read_audio_track
+        from unit2av.io.media import read_audio_track
 
         wav, _ = read_audio_track(SAMPLE_VIDEO)
     with VideoWriter(path, 224, 224, fps=fps, audio=wav, audio_rate=16000 if audio else None) as w:
@@ -272,7 +272,7 @@ def test_cli_bad_input_exit_code_2(tmp_path, reference_dir, sample_boxes, capsys
 
 def test_chunked_speech_matches_reference_dur_case(reference_dir, reference_config, reference_expected):
     """Bounded-memory vocoding (chunks with receptive-field context) gives the reference's numbers."""
-    from unit2av.render_speech import synthesize_chunked
+    from unit2av.vocoder.speech import synthesize_chunked
 
     vocoder, _ = load_renderer(reference_dir / "unit2av_ref.pt", reference_config, lang="en", device="cpu")
     code = torch.from_numpy(reference_expected["dur__code"]).long().view(-1)

@@ -12,11 +12,11 @@ import soundfile as sf
 import torch
 from conftest import SAMPLE_VIDEO
 
-from unit2av.audio import mel_filterbank
 from unit2av.cli import main
-from unit2av.corpus import make_corpus
+from unit2av.demo.corpus import make_corpus
 from unit2av.errors import Unit2AVError
-from unit2av.models.speaker_encoder import (
+from unit2av.io.audio import mel_filterbank
+from unit2av.prepare.speaker import (
     SpeakerEncoder,
     cosine_similarity,
     normalize_volume,
@@ -203,8 +203,8 @@ def test_cli_speaker(tmp_path, corpus, embeddings, capsys):
 
 
 def test_segment_embeddings_and_speaker_consistency_loss(corpus, encoder):
-    from unit2av.audio import load_audio
-    from unit2av.losses import speaker_consistency_loss
+    from unit2av.io.audio import load_audio
+    from unit2av.vocoder.losses import speaker_consistency_loss
 
     _, records = corpus
     by_spk: dict[str, list] = {}

@@ -11,13 +11,13 @@ import pytest
 import torch
 from _face_helpers import face_dataset  # noqa: F401 - fixture
 
+from unit2av.demo.talking_face import mouth_track
 from unit2av.errors import Unit2AVError
-from unit2av.face_data import FaceWindows, build_face_manifest, read_face_manifest
-from unit2av.face_state import FaceTrainConfig, FaceTrainOptions, load_face_config
-from unit2av.safeio import load_plain_pickle, load_torch
-from unit2av.talking_face import mouth_track
-from unit2av.train_face import train_face
-from unit2av.train_sync import SyncConfig, train_sync
+from unit2av.face.data import FaceWindows, build_face_manifest, read_face_manifest
+from unit2av.face.state import FaceTrainConfig, FaceTrainOptions, load_face_config
+from unit2av.face.train import train_face
+from unit2av.face.train_sync import SyncConfig, train_sync
+from unit2av.io.safe import load_plain_pickle, load_torch
 
 
 def _cfg(ds, **kw) -> FaceTrainConfig:
@@ -142,7 +142,7 @@ def test_manifests_by_hand_and_built(face_dataset, tmp_path):  # noqa: F811
 
 def test_bundled_portrait_opens_its_mouth_with_the_speech():
     """The astronaut portrait ships in the package: a loud frame's mouth area is darker than a silent one's."""
-    from unit2av.talking_face import base_face, render_clip
+    from unit2av.demo.talking_face import base_face, render_clip
 
     t = np.arange(16000) / 16000
     wav = np.where(t < 0.5, 0.0, 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # silence, then a vowel-ish tone
@@ -155,9 +155,9 @@ def test_bundled_portrait_opens_its_mouth_with_the_speech():
 
 def test_init_fine_tunes_given_weights_at_their_width(face_dataset, tmp_path):  # noqa: F811
     """--init: the renderer starts from an AV2AV-style container and takes its width from the weights."""
-    from unit2av.face_state import renderer_container
-    from unit2av.models.face_renderer import FaceRenderer
-    from unit2av.safeio import save_torch
+    from unit2av.face.model import FaceRenderer
+    from unit2av.face.state import renderer_container
+    from unit2av.io.safe import save_torch
 
     torch.manual_seed(11)
     init = FaceRenderer(face_dataset["k"], width=16)

@@ -14,15 +14,15 @@ import pytest
 import torch
 from _unit2a_helpers import TINY_DISC_WIDTH, make_unit_corpus, write_config
 
-from unit2av.checkpoints import load_vocoder
 from unit2av.cli import main
-from unit2av.config import load_config
-from unit2av.corpus import espeak_available
+from unit2av.demo.corpus import espeak_available
 from unit2av.errors import Unit2AVError
-from unit2av.manifest import build_manifest, write_manifest
-from unit2av.safeio import load_torch
-from unit2av.train_state import Dist, TrainOptions, build_state, latest_checkpoint, load_checkpoint
-from unit2av.train_unit2a import make_loaders, train, train_step
+from unit2av.io.checkpoints import load_vocoder
+from unit2av.io.safe import load_torch
+from unit2av.vocoder.config import load_config
+from unit2av.vocoder.manifest import build_manifest, write_manifest
+from unit2av.vocoder.state import Dist, TrainOptions, build_state, latest_checkpoint, load_checkpoint
+from unit2av.vocoder.train import make_loaders, train, train_step
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,9 +142,9 @@ def test_kill_during_checkpoint_write_keeps_the_previous_one(data, tmp_path):
                 print("HALF", flush=True); time.sleep(120)
             real_save(obj, f)
         torch.save = half_save
-        from unit2av.config import load_config
-        from unit2av.train_state import TrainOptions
-        from unit2av.train_unit2a import train
+        from unit2av.vocoder.config import load_config
+        from unit2av.vocoder.state import TrainOptions
+        from unit2av.vocoder.train import train
         cfg = dataclasses.replace(load_config({str(data["config"])!r}), batch_size=2,
                                   input_training_file={str(data["train"])!r})
         train(cfg, TrainOptions({str(ck)!r}, training_steps=6, checkpoint_interval=100, validation_interval=0,
@@ -212,7 +212,7 @@ def test_missing_training_manifest_is_exit_2(data, tmp_path, capsys):
 
 
 def test_losses_on_hand_computed_values():
-    from unit2av.losses import discriminator_loss, feature_loss, generator_loss, generator_objective, mel_loss
+    from unit2av.vocoder.losses import discriminator_loss, feature_loss, generator_loss, generator_objective, mel_loss
 
     real, fake = [torch.ones(2, 3), torch.full((2, 5), 0.5)], [torch.zeros(2, 3), torch.full((2, 5), 0.5)]
     total, r, g = discriminator_loss(real, fake)
@@ -228,7 +228,7 @@ def test_losses_on_hand_computed_values():
 
 
 def test_discriminators_have_hifigan_layout():
-    from unit2av.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict
+    from unit2av.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict
 
     mpd, msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
     n = sum(p.numel() for p in mpd.parameters()) + sum(p.numel() for p in msd.parameters())
@@ -255,7 +255,7 @@ def _pulses(f0: float, seconds: float = 0.6, shift: int = 0, sr: int = 16000) ->
 
 
 def test_stft_loss_hears_a_pitch_change_not_a_time_shift():
-    from unit2av.losses import generator_objective, stft_loss
+    from unit2av.vocoder.losses import generator_objective, stft_loss
 
     y = _pulses(100.0)
     same_late = _pulses(100.0, shift=37)  # the same voice, 37 samples later: same magnitudes
@@ -321,7 +321,7 @@ def test_bad_init_file_is_exit_2(data, tmp_path, capsys):
 
 
 def test_pitch_loss_wants_the_right_pitch_not_the_right_phase():
-    from unit2av.losses import pitch_loss
+    from unit2av.vocoder.losses import pitch_loss
 
     y = _pulses(135.0)  # a low female voice's pitch
     late = _pulses(135.0, shift=50)

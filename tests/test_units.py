@@ -11,10 +11,10 @@ import soundfile as sf
 import torch
 from conftest import REFERENCE
 
-from unit2av import units
 from unit2av.cli import main
-from unit2av.corpus import Voice, make_corpus
+from unit2av.demo.corpus import Voice, make_corpus
 from unit2av.errors import Unit2AVError
+from unit2av.prepare import units
 
 K = 24  # clusters of the test k-means
 HOP = 320  # code hop of the bundled config (16 kHz, 50 Hz units)
@@ -129,7 +129,7 @@ def test_bad_specs_and_inputs(tmp_path, corpus, monkeypatch):
         units.make_feature_extractor("mfcc")
     with pytest.raises(Unit2AVError, match="hubert:DIR"):
         units.make_feature_extractor("hubert:")
-    monkeypatch.setitem(sys.modules, "unit2av.hubert", None)  # makes `import unit2av.hubert` fail
+    monkeypatch.setitem(sys.modules, "unit2av.prepare.hubert", None)  # makes `import unit2av.prepare.hubert` fail
     with pytest.raises(Unit2AVError, match="hubert features are not available"):
         units.make_feature_extractor("hubert:/models/mhubert:11")
     with pytest.raises(Unit2AVError, match="frames for k="):
@@ -172,7 +172,7 @@ def test_cli_fit_extract_speaker(tmp_path, corpus, codes, capsys):
     assert main(["units", "extract", "--kmeans", str(km_path), "--audio_root", str(root),
                  "--out_root", str(out), "--speaker", "--workers", "2", "--no-progress"]) == 0
     assert f"wrote {len(records)} unit files" in capsys.readouterr().out
-    from unit2av.models.speaker_encoder import SpeakerEncoder, cosine_similarity
+    from unit2av.prepare.speaker import SpeakerEncoder, cosine_similarity
 
     enc = SpeakerEncoder.load()
     for r in records[:: 4]:

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from unit2av import load_vocoder
-from unit2av.checkpoints import save_generator
-from unit2av.config import load_config
 from unit2av.errors import Unit2AVError
-from unit2av.models.vocoder import UnitVocoder
-from unit2av.models.weightnorm import to_legacy_keys
+from unit2av.io.checkpoints import save_generator
+from unit2av.vocoder.config import load_config
+from unit2av.vocoder.model import UnitVocoder
+from unit2av.weightnorm import to_legacy_keys
 
 
 def _t(a, dtype=torch.float32):
@@ -104,7 +104,7 @@ def test_av2av_default_config_matches_released_sizes():
 def test_speaker_id_table_and_unconditioned(reference_config):
     data = json.loads(reference_config.read_text())
     data.update(embedder_params=None, num_speakers=7)
-    from unit2av.config import config_from_dict
+    from unit2av.vocoder.config import config_from_dict
 
     model = UnitVocoder.from_config(config_from_dict(data)).eval()
     assert isinstance(model.spkr, torch.nn.Embedding) and model.spkr.num_embeddings == 7

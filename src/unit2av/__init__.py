@@ -15,16 +15,16 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_config": "unit2av.config",
-    "VocoderConfig": "unit2av.config",
+    "load_config": "unit2av.vocoder.config",
+    "VocoderConfig": "unit2av.vocoder.config",
     "Unit2AVError": "unit2av.errors",
-    "UnitVocoder": "unit2av.models.vocoder",
-    "load_vocoder": "unit2av.checkpoints",
-    "synthesize": "unit2av.synth",
-    "SpeakerEncoder": "unit2av.models.speaker_encoder",
-    "FaceRenderer": "unit2av.models.face_renderer",
-    "render": "unit2av.dubbing",
-    "load_renderer": "unit2av.dubbing",
+    "UnitVocoder": "unit2av.vocoder.model",
+    "load_vocoder": "unit2av.io.checkpoints",
+    "synthesize": "unit2av.vocoder.synth",
+    "SpeakerEncoder": "unit2av.prepare.speaker",
+    "FaceRenderer": "unit2av.face.model",
+    "render": "unit2av.pipeline.render",
+    "load_renderer": "unit2av.pipeline.render",
 }
 
 __all__ = sorted(_LAZY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..faces import DETECTORS, DetectOptions
+from ..prepare.faces import DETECTORS, DetectOptions
 
 
 def add_detector_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _detect(args) -> int:
-    from ..faces import detect_video, save_boxes
+    from ..prepare.faces import detect_video, save_boxes
 
     opts = detector_options(args, face_index=args.face_index, largest=args.largest, batch_size=args.batch_size,
                             resize_factor=args.resize_factor, clamp=args.clamp)
@@ -90,19 +90,19 @@ def run(args) -> int:
     if args.bbox_command == "detect":
         return _detect(args)
     if args.bbox_command == "edit":
-        from ..faces_edit import edit_box_file
+        from ..prepare.edit import edit_box_file
 
         target, backup = edit_box_file(args.bbox, none=args.none, keep=args.keep, out=args.out)
         print(f"wrote {target}" + (f" (original kept as {backup})" if backup else ""))
         return 0
     if args.bbox_command == "info":
-        from ..faces import load_boxes
-        from ..faces_edit import box_info, format_box_info
+        from ..prepare.edit import box_info, format_box_info
+        from ..prepare.faces import load_boxes
 
         boxes = load_boxes(args.bbox)
         size = (None, None)
         if args.video:
-            from ..media import probe_video
+            from ..io.media import probe_video
 
             v = probe_video(args.video)
             size = (v.width, v.height)
@@ -110,8 +110,8 @@ def run(args) -> int:
                 print(f"warning: the video has {v.num_frames} frames, the pickle {len(boxes)} boxes")
         print(format_box_info(box_info(boxes, *size)))
         return 0
-    from ..faces import load_boxes
-    from ..faces_draw import show_boxes
+    from ..prepare.draw import show_boxes
+    from ..prepare.faces import load_boxes
 
     out = show_boxes(args.video, load_boxes(args.bbox), args.out, every=args.every)
     print(f"wrote {out}")

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_train_demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo.train import run_demo
 
     r = run_demo(args.out, train_seconds=args.train_seconds, device=args.device, seed=args.seed)
     print(f"trained {r.steps} steps; checkpoint: {r.checkpoint}")
@@ -36,7 +36,7 @@ def _run_train_demo(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.train:
         return _run_train_demo(args)
-    from ..demo_video import run_video_demo
+    from ..demo.video import run_video_demo
 
     r = run_video_demo(args.out, device=args.device)
     print(f"{r.seconds:.1f} s of speech in two voices, {r.frames} frames rendered by the bundled demo-grade models:")

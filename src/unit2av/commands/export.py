@@ -8,7 +8,7 @@ FORMATS = ("onnx",)  # export formats
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..export import WHAT
+    from ..runtime.onnx import WHAT
 
     p.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default onnx)")
     p.add_argument("--checkpoint", "--checkpoint_file", "--checkpoint-file", "--unit2av-path", "--unit2av_path",
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_checkpoint
+    from ..runtime.onnx import export_checkpoint
 
     out = export_checkpoint(args.checkpoint, args.out, what=args.what, config=args.config, lang=args.lang)
     print(f"wrote {out} ({args.what}, {args.format})")

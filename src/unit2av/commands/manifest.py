@@ -45,7 +45,7 @@ def _valid_path(output_file: str) -> str:
 
 def _run_faces(args: argparse.Namespace) -> int:
     from ..errors import fail
-    from ..face_data import build_face_manifest, write_face_manifest
+    from ..face.data import build_face_manifest, write_face_manifest
 
     clips, problems = build_face_manifest(args.video_root, args.unit_root, args.bbox_root)
     print(f"found {len(clips)} complete clips, skipped {len(problems)}")
@@ -62,7 +62,7 @@ def _run_faces(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import fail
-    from ..manifest import build_manifest, split_manifest, write_manifest
+    from ..vocoder.manifest import build_manifest, split_manifest, write_manifest
 
     if args.video_root:
         return _run_faces(args)

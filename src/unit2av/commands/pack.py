@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pack import pack, parse_vocoder_specs
+    from ..pipeline.pack import pack, parse_vocoder_specs
 
     obj = pack(parse_vocoder_specs(args.vocoder), args.face, args.out, base=args.base)
     print(f"wrote {args.out}: vocoders {', '.join(sorted(obj['audio']))} + face renderer")

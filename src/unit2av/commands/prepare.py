@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..prepare import prepare_video, render_command
+    from ..prepare.video import prepare_video, render_command
 
     opts = detector_options(args)
     res = prepare_video(args.video, args.out, kmeans=args.kmeans, detect=opts,

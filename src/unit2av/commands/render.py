@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..dubbing import DEFAULT_BATCH_FRAMES, render
-from ..fast import BACKENDS
-from ..paste import BLENDS
+from ..pipeline.paste import BLENDS
+from ..pipeline.render import DEFAULT_BATCH_FRAMES, render
+from ..runtime.fast import BACKENDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

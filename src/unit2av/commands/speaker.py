@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.speaker_encoder import SpeakerEncoder, embed_files
+    from ..prepare.speaker import SpeakerEncoder, embed_files
 
     encoder = SpeakerEncoder.load(args.speaker_encoder, device=args.device)
     outs = embed_files(args.input, args.out, encoder, progress=args.progress)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..fast import BACKENDS
+from ..runtime.fast import BACKENDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,20 +41,20 @@ def _speaker(value: str | None, encoder_path: str | None):
         return torch.tensor([int(value)])
     path = Path(value)
     if path.suffix == ".pt":
-        from ..safeio import load_torch
+        from ..io.safe import load_torch
 
         return load_torch(path, "speaker embedding")
-    from ..models.speaker_encoder import SpeakerEncoder
+    from ..prepare.speaker import SpeakerEncoder
 
     return torch.from_numpy(SpeakerEncoder.load(encoder_path).embed_file(path))
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import load_vocoder
-    from ..synth import collect_inputs, synth_files
+    from ..io.checkpoints import load_vocoder
+    from ..vocoder.synth import collect_inputs, synth_files
 
     inputs = collect_inputs(args.input_file)
-    from ..fast import fast_vocoder
+    from ..runtime.fast import fast_vocoder
 
     model = fast_vocoder(load_vocoder(args.checkpoint, args.config, lang=args.lang, device=args.device),
                          args.backend)

@@ -10,7 +10,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..face_state import FaceTrainConfig, FaceTrainOptions
+    from ..face.state import FaceTrainConfig, FaceTrainOptions
 
     c, d = FaceTrainConfig(), FaceTrainOptions(checkpoint_path="")
     p.add_argument("--config", default=None, help="face config JSON (keys of FaceTrainConfig; default: AV2AV layout)")
@@ -37,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..face_state import FaceTrainOptions, load_face_config
-    from ..train_face import train_face
+    from ..face.state import FaceTrainOptions, load_face_config
+    from ..face.train import train_face
 
     keys = ("width", "num_embeddings", "batch_size", "learning_rate", "l1_weight", "sync_weight", "adv_weight",
             "seed", "input_training_file", "input_validation_file")

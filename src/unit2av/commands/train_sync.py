@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..train_sync import SyncConfig
+    from ..face.train_sync import SyncConfig
 
     d = SyncConfig(checkpoint_path="", input_training_file="")
     p.add_argument("--checkpoint_path", "--checkpoint-path", default="cp_sync", help="output folder (default: cp_sync)")
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..train_sync import SyncConfig, train_sync
+    from ..face.train_sync import SyncConfig, train_sync
 
     names = {f.name for f in dataclasses.fields(SyncConfig)}
     r = train_sync(SyncConfig(**{k: v for k, v in vars(args).items() if k in names}))

@@ -10,7 +10,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..train_state import TrainOptions
+    from ..vocoder.state import TrainOptions
 
     d = TrainOptions(checkpoint_path="")
     p.add_argument("--config", required=True, help="vocoder config JSON (speech-resynthesis / AV2AV keys)")
@@ -52,9 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..config import load_config
-    from ..train_state import TrainOptions
-    from ..train_unit2a import train
+    from ..vocoder.config import load_config
+    from ..vocoder.state import TrainOptions
+    from ..vocoder.train import train
 
     cfg = load_config(args.config)
     overrides = {k: getattr(args, k) for k in ("input_training_file", "input_validation_file", "batch_size")

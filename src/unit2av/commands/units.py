@@ -64,10 +64,10 @@ def _spread(files: list, n: int | None) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import units
+    from ..prepare import units
 
     if args.units_command == "fit":
-        from ..config import load_config
+        from ..vocoder.config import load_config
 
         cfg = load_config(args.config)
         files = _spread(units.find_audio_files(args.audio_root), args.max_files)

@@ -1,0 +1,185 @@
+"""Every checkpoint container in and out.
+
+Read (all through ``safeio.load_torch``, weights only):
+- speech-resynthesis / NetfLips ``g_XXXXXXXX`` and ``g_best``: ``{"generator": state_dict}``;
+- AV2AV ``unit_av_renderer.pt``: ``{"audio": {lang: state_dict}, "video": face_state_dict}``;
+- a bare vocoder state dict.
+Write: ``{"generator": state_dict}`` with the legacy ``weight_g``/``weight_v`` names, so the
+original tools load what we train.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ..errors import fail
+from ..vocoder.config import VocoderConfig, config_from_dict, load_config
+from ..vocoder.model import UnitVocoder
+from ..weightnorm import from_any_keys, to_legacy_keys
+from .safe import load_torch, save_torch
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or ``None``) picks CUDA when available, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise fail(None, f"unknown device '{device}'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise fail(None, f"device '{device}' requested but CUDA is not available")
+    return dev
+
+
+def open_container(path: str | os.PathLike) -> dict:
+    """Load a checkpoint file safely; it must be a dict."""
+    obj = load_torch(path)
+    if not isinstance(obj, dict):
+        raise fail(path, f"not a checkpoint: expected a dict, found {type(obj).__name__}")
+    return obj
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def container_languages(container: dict) -> list[str]:
+    """Languages of an AV2AV container (empty for single-vocoder containers)."""
+    audio = container.get("audio")
+    return sorted(audio) if isinstance(audio, dict) and not _is_state_dict(audio) else []
+
+
+def vocoder_state(container: dict, lang: str | None, path) -> dict[str, torch.Tensor]:
+    """Pick the vocoder state dict out of any supported container.
+
+    Args:
+        container: what ``open_container`` returned.
+        lang: language key for AV2AV containers (``None``: the only one, if there is one).
+        path: the file, for messages.
+    """
+    if "generator" in container and _is_state_dict(container["generator"]):
+        return container["generator"]
+    langs = container_languages(container)
+    if langs:
+        if lang is None:
+            if len(langs) == 1:
+                return container["audio"][langs[0]]
+            raise fail(path, f"holds vocoders for several languages ({', '.join(langs)}): choose one with --lang")
+        if lang not in langs:
+            raise fail(path, f"has no vocoder for language '{lang}'; it has: {', '.join(langs)}")
+        if not _is_state_dict(container["audio"][lang]):
+            raise fail(path, f"audio entry '{lang}' is not a state dict")
+        return container["audio"][lang]
+    if _is_state_dict(container.get("audio")):
+        return container["audio"]
+    if _is_state_dict(container) and "dict.weight" in container:
+        return container
+    raise fail(path, "no vocoder found: expected {'generator': ...}, {'audio': {lang: ...}} or a state dict "
+                     f"(top-level keys: {', '.join(sorted(map(str, container))[:6])})")
+
+
+def face_state(container: dict, path) -> dict[str, torch.Tensor]:
+    """The face renderer state dict of an AV2AV container (``"video"``)."""
+    video = container.get("video")
+    if not _is_state_dict(video):
+        raise fail(path, "no face renderer found: expected an AV2AV container with a 'video' state dict")
+    return video
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path,
+                       may_lack: tuple[str, ...] = ()) -> None:
+    """``load_state_dict`` with a one-line error naming the first mismatched keys and shapes.
+
+    Args:
+        may_lack: key prefixes the state may lack (those parameters keep their initial values),
+            e.g. the f0-source parts when an ``f0_source`` model starts from a plain vocoder.
+    """
+    state = from_any_keys(state, model)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(may_lack)]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
+             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    for label, items in (("shape mismatch", wrong), ("missing keys", missing), ("unexpected keys", unexpected)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            problems.append(f"{label}: " + "; ".join(items[:3]) + more)
+    if problems:
+        raise fail(path, "checkpoint does not fit the config: " + " | ".join(problems))
+    model.load_state_dict(state, strict=not may_lack)
+
+
+def _config_for(checkpoint: Path, container: dict, config_path) -> VocoderConfig:
+    """The explicit config, else one embedded in the checkpoint, else config.json beside it, else AV2AV's."""
+    if config_path is not None:
+        return load_config(config_path)
+    if isinstance(container.get("config"), dict):
+        return config_from_dict(container["config"], f"{checkpoint} (embedded config)")
+    beside = checkpoint.parent / "config.json"
+    if beside.is_file():
+        log.info("using %s", beside)
+        return load_config(beside)
+    log.info("no config given: using the bundled AV2AV vocoder config")
+    return load_config(None)
+
+
+def load_vocoder(checkpoint_path: str | os.PathLike, config_path: str | os.PathLike | None = None,
+                 lang: str | None = None, device: str | torch.device = "cpu") -> UnitVocoder:
+    """Load a unit vocoder from any supported container, in eval mode.
+
+    Args:
+        checkpoint_path: ``g_*``, ``{"generator": sd}``, an AV2AV container or a bare state dict.
+        config_path: the vocoder config JSON (default: embedded / beside the checkpoint / AV2AV's).
+        lang: the language of an AV2AV container.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+
+    Raises:
+        Unit2AVError: unreadable file, unknown layout, missing language, or a checkpoint that does
+            not fit the config.
+    """
+    path = Path(checkpoint_path)
+    container = open_container(path)
+    state = vocoder_state(container, lang, path)
+    cfg = _config_for(path, container, config_path)
+    model = UnitVocoder.from_config(cfg)
+    load_state_checked(model, state, path)
+    model.step = checkpoint_step(path, container)
+    return model.to(resolve_device(device)).eval()
+
+
+def checkpoint_step(checkpoint: str | os.PathLike, container: dict | None = None) -> int:
+    """The training step of a checkpoint: its ``steps`` entry, else the digits ending ``g_XXXXXXXX``."""
+    if container and isinstance(container.get("steps"), int):
+        return container["steps"]
+    m = re.search(r"(\d+)$", Path(checkpoint).name)
+    return int(m.group(1)) if m else 0
+
+
+def generator_state(model: UnitVocoder) -> dict[str, torch.Tensor]:
+    """The model's state dict in the released layout (legacy weight-norm names, CPU tensors)."""
+    inner = getattr(model, "module", model)  # unwrap DDP
+    return {k: v.detach().cpu() for k, v in to_legacy_keys(inner.state_dict()).items()}
+
+
+def save_generator(model: UnitVocoder, path: str | os.PathLike, config: VocoderConfig | None = None,
+                   step: int | None = None) -> None:
+    """Write ``{"generator": sd}`` (+ ``config`` and ``steps`` when given) atomically.
+
+    The extra keys are plain data, so speech-resynthesis and fairseq still load the file.
+    """
+    obj: dict = {"generator": generator_state(model)}
+    if config is not None:
+        obj["config"] = json.loads(json.dumps(config.to_dict()))
+    if step is not None:
+        obj["steps"] = int(step)
+    save_torch(obj, path)

@@ -1,1 +1,0 @@
-"""Model families: vocoder, discriminators, face renderer, speaker encoder."""

@@ -1,0 +1,339 @@
+"""GE2E speaker encoder (Resemblyzer / Real-Time-Voice-Cloning definition).
+
+A 3-layer LSTM (40 -> 256) reads 40-band mel power frames (16 kHz, 25 ms window, 10 ms
+hop); the last layer's final hidden state goes through Linear(256, 256) + ReLU and is
+L2-normalised. An utterance is cut into partials of 160 frames (1.6 s) overlapping by
+50 %; their embeddings are averaged and L2-normalised again.
+
+Weights: by default the ``pretrained.pt`` shipped inside the installed ``resemblyzer``
+package (found on disk; the package itself is never imported, its ``webrtcvad``
+dependency is not needed). Real-Time-Voice-Cloning ``encoder.pt`` files
+(``{"model_state": sd}``) and bare state dicts load too; all through
+``unit2av.io.safe.load_torch`` (weights only).
+
+Preprocessing follows Resemblyzer: volume normalised to -30 dBFS (increase only) and long
+silences trimmed; the trim uses a simple frame-energy detector instead of webrtcvad.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import Unit2AVError, fail
+from ..io.audio import load_audio, mel_filterbank, resample
+from ..io.safe import load_torch, save_torch
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # the encoder's audio rate (input is resampled to it)
+MEL_WINDOW_MS = 25  # STFT window (and n_fft) in milliseconds -> 400 samples
+MEL_STEP_MS = 10  # STFT hop in milliseconds -> 160 samples
+MEL_CHANNELS = 40  # mel bands
+PARTIAL_FRAMES = 160  # frames per partial utterance (1.6 s)
+PARTIAL_OVERLAP = 0.5  # overlap of consecutive partials
+MIN_COVERAGE = 0.75  # keep a last, zero-padded partial only when this much of it is real audio
+TARGET_DBFS = -30.0  # volume normalisation target (increase only)
+VAD_WINDOW_MS = 30  # silence-trim analysis window
+VAD_AVERAGE_WIDTH = 8  # windows in the moving average that smooths the voiced/unvoiced decision
+VAD_MAX_SILENCE = 6  # unvoiced windows kept on each side of voiced audio
+VAD_RELATIVE_DB = 40.0  # a window is voiced when its energy is within this many dB of the loudest one
+VAD_FLOOR_DB = -60.0  # ... and above this absolute level (dBFS)
+EPS = 1e-12  # guards log and division
+
+
+def resemblyzer_weights() -> Path:
+    """Path of the ``pretrained.pt`` inside the installed ``resemblyzer`` package.
+
+    Raises:
+        Unit2AVError: the package is not installed (or ships no weights).
+    """
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise fail(None, "no speaker-encoder weights given and the resemblyzer package is not installed: "
+                         "`pip install resemblyzer --no-deps` or pass --speaker-encoder PATH")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise fail(path, "the installed resemblyzer package ships no pretrained.pt")
+    return path
+
+
+def cosine_similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """Cosine similarity of two embeddings (any shape, flattened)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), EPS))
+
+
+def normalize_volume(wav: np.ndarray, target_dbfs: float = TARGET_DBFS, increase_only: bool = True) -> np.ndarray:
+    """Scale ``wav`` (T,) so its mean power is ``target_dbfs``; never louder-to-quieter when ``increase_only``."""
+    power = float(np.mean(np.square(wav, dtype=np.float64))) if wav.size else 0.0
+    if power <= 0.0:
+        return wav
+    change_db = target_dbfs - 10.0 * np.log10(power)
+    if change_db < 0 and increase_only:
+        return wav
+    return (wav * 10.0 ** (change_db / 20.0)).astype(np.float32)
+
+
+def trim_long_silences(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Drop silences longer than ``VAD_MAX_SILENCE`` windows (frame-energy detector).
+
+    Args:
+        wav: ``(T,)`` float waveform.
+        sample_rate: its rate.
+
+    Returns:
+        ``(T',)`` with ``T' <= T``; ``wav`` unchanged when nothing is voiced.
+    """
+    win = VAD_WINDOW_MS * sample_rate // 1000
+    n = len(wav) // win
+    if n < 1:
+        return wav
+    frames = wav[: n * win].reshape(n, win)  # (windows, samples)
+    energy_db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + EPS)
+    voiced = (energy_db > energy_db.max() - VAD_RELATIVE_DB) & (energy_db > VAD_FLOOR_DB)
+    smooth = np.convolve(voiced.astype(np.float64), np.ones(VAD_AVERAGE_WIDTH) / VAD_AVERAGE_WIDTH, mode="same")
+    keep = smooth > 0.5
+    if not keep.any():
+        return wav
+    # widen voiced regions by VAD_MAX_SILENCE windows on each side (binary dilation)
+    keep = np.convolve(keep.astype(np.float64), np.ones(2 * VAD_MAX_SILENCE + 1), mode="same") > 0
+    return frames[keep].reshape(-1)
+
+
+def partial_starts(n_frames: int, partial_frames: int = PARTIAL_FRAMES, overlap: float = PARTIAL_OVERLAP,
+                   min_coverage: float = MIN_COVERAGE) -> list[int]:
+    """First frame of each partial utterance covering ``n_frames`` mel frames.
+
+    Full partials every ``partial_frames * (1 - overlap)`` frames; one more, zero-padded
+    partial when at least ``min_coverage`` of it is real; always at least one.
+    """
+    step = max(1, int(round(partial_frames * (1.0 - overlap))))
+    starts = list(range(0, max(n_frames - partial_frames, 0) + 1, step))
+    nxt = starts[-1] + step
+    if n_frames > starts[-1] + partial_frames and (n_frames - nxt) / partial_frames >= min_coverage:
+        starts.append(nxt)
+    return starts
+
+
+class SpeakerEncoder(nn.Module):
+    """GE2E speaker encoder.
+
+    Args:
+        mel_channels: input mel bands.
+        hidden_size: LSTM units per layer.
+        num_layers: stacked LSTM layers.
+        embedding_size: output size.
+        sample_rate: audio rate of the mel front end.
+
+    Shapes:
+        ``forward``: mels ``(B, frames, mel_channels)`` -> ``(B, embedding_size)``, unit norm.
+    """
+
+    def __init__(self, mel_channels: int = MEL_CHANNELS, hidden_size: int = 256, num_layers: int = 3,
+                 embedding_size: int = 256, sample_rate: int = SAMPLE_RATE):
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.n_fft = sample_rate * MEL_WINDOW_MS // 1000
+        self.hop = sample_rate * MEL_STEP_MS // 1000
+        self.lstm = nn.LSTM(mel_channels, hidden_size, num_layers=num_layers, batch_first=True)
+        self.linear = nn.Linear(hidden_size, embedding_size)
+        # GE2E loss scale and bias: unused for embedding, kept so training checkpoints load strictly
+        self.similarity_weight = nn.Parameter(torch.tensor([10.0]))
+        self.similarity_bias = nn.Parameter(torch.tensor([-5.0]))
+        fb = mel_filterbank(sample_rate, self.n_fft, mel_channels)  # (mels, n_fft // 2 + 1), slaney
+        self.register_buffer("mel_basis", torch.from_numpy(fb), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    @property
+    def embedding_size(self) -> int:
+        return self.linear.out_features
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        _, (hidden, _) = self.lstm(mels)  # hidden: (num_layers, B, hidden)
+        embeds = F.relu(self.linear(hidden[-1]))  # (B, embedding)
+        return embeds / (embeds.norm(dim=1, keepdim=True) + EPS)
+
+    def mel_frames(self, wav: torch.Tensor) -> torch.Tensor:
+        """Mel power frames as librosa's default ``melspectrogram`` (centred, zero-padded STFT).
+
+        Args:
+            wav: ``(T,)`` float waveform at ``sample_rate``.
+
+        Returns:
+            ``(1 + T // hop, mel_channels)``.
+        """
+        spec = torch.stft(wav, self.n_fft, hop_length=self.hop, win_length=self.n_fft, window=self.window,
+                          center=True, pad_mode="constant", return_complex=True)  # (F, frames)
+        power = spec.real.pow(2) + spec.imag.pow(2)
+        return (self.mel_basis @ power).T  # (frames, mels)
+
+    def embed_segments(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Differentiable embeddings of equal-length segments (for training losses).
+
+        Each segment is volume-normalised like ``embed`` (raised to -30 dBFS, never lowered) and
+        embedded whole as one partial; no silence trimming.
+
+        Args:
+            wavs: ``(B, T)`` float at ``sample_rate``.
+
+        Returns:
+            ``(B, embedding_size)``, unit norm; gradients flow to ``wavs``.
+        """
+        rms = wavs.float().pow(2).mean(dim=1, keepdim=True).clamp_min(EPS).sqrt()
+        gain = (10.0 ** (TARGET_DBFS / 20.0) / rms).clamp_min(1.0)
+        mels = torch.stack([self.mel_frames(w) for w in wavs.float() * gain])  # (B, frames, mels)
+        return self(mels)
+
+    def preprocess(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mono float32 at ``self.sample_rate``, volume-normalised, long silences trimmed."""
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim == 2:  # (T, C) or (C, T): mix to mono along the short axis
+            wav = wav.mean(axis=int(np.argmin(wav.shape)))
+        if wav.ndim != 1 or wav.size == 0:
+            raise Unit2AVError(f"speaker encoder: expected a non-empty 1-D waveform, got shape {wav.shape}")
+        if not np.all(np.isfinite(wav)):
+            raise Unit2AVError("speaker encoder: waveform contains NaN or infinite samples")
+        if not np.any(wav):
+            raise Unit2AVError("speaker encoder: the audio is silent (all samples are zero)")
+        wav = resample(wav, int(sample_rate), self.sample_rate)
+        wav = normalize_volume(wav)
+        return trim_long_silences(wav, self.sample_rate)
+
+    @torch.no_grad()
+    def embed(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Utterance embedding.
+
+        Args:
+            wav: ``(T,)`` waveform in [-1, 1] (``(T, C)`` is mixed to mono).
+            sample_rate: its rate (resampled to 16 kHz).
+
+        Returns:
+            ``(embedding_size,)`` float32, L2-normalised.
+        """
+        wav = self.preprocess(wav, sample_rate)
+        starts = partial_starts(len(wav) // self.hop + 1)
+        needed = (starts[-1] + PARTIAL_FRAMES) * self.hop  # samples covering the last partial
+        wav = np.pad(wav, (0, max(0, needed - len(wav))))
+        device = self.linear.weight.device
+        with _cpu_threads(1 if device.type == "cpu" else None):
+            mels = self.mel_frames(torch.from_numpy(wav).to(device))  # (frames, mels)
+            batch = torch.stack([mels[s:s + PARTIAL_FRAMES] for s in starts])  # (partials, 160, mels)
+            partials = self(batch)  # (partials, embedding)
+        mean = partials.mean(dim=0)
+        return (mean / (mean.norm() + EPS)).cpu().numpy().astype(np.float32)
+
+    def embed_file(self, path: str | os.PathLike) -> np.ndarray:
+        """Embedding of an audio file or of a video's audio track (``(embedding_size,)`` float32)."""
+        wav, sr = load_audio(path, self.sample_rate)
+        try:
+            return self.embed(wav, sr)
+        except Unit2AVError as e:
+            raise fail(path, str(e)) from e
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> SpeakerEncoder:
+        """Build an encoder and load weights (eval mode).
+
+        Args:
+            path: Resemblyzer ``pretrained.pt``, RTVC ``encoder.pt`` (``{"model_state": sd}``)
+                or a bare state dict; ``None`` = the weights inside the installed ``resemblyzer``.
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` ...
+
+        Raises:
+            Unit2AVError: missing weights, or a file that is not a GE2E encoder.
+        """
+        path = resemblyzer_weights() if path is None else Path(path)
+        obj = load_torch(path, what="speaker encoder")
+        sd = obj.get("model_state", obj) if isinstance(obj, dict) else None
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise fail(path, "not a speaker-encoder state dict (expected {'model_state': {...}} or tensors)")
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+        if "lstm.weight_ih_l0" not in sd or "linear.weight" not in sd:
+            raise fail(path, "not a GE2E speaker encoder: keys lstm.weight_ih_l0 / linear.weight missing")
+        hidden = sd["lstm.weight_hh_l0"].shape[1] if "lstm.weight_hh_l0" in sd else 0
+        layers = len([k for k in sd if k.startswith("lstm.weight_ih_l")])
+        model = cls(mel_channels=sd["lstm.weight_ih_l0"].shape[1], hidden_size=hidden, num_layers=layers,
+                    embedding_size=sd["linear.weight"].shape[0])
+        try:
+            missing, unexpected = model.load_state_dict(sd, strict=False)
+        except RuntimeError as e:  # shape mismatch
+            raise fail(path, f"speaker encoder weights do not fit: {str(e).splitlines()[-1].strip()}") from e
+        missing = [k for k in missing if not k.startswith("similarity_")]
+        if missing or unexpected:
+            raise fail(path, f"speaker encoder keys do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        log.debug("speaker encoder %s: %d layers x %d units", path, layers, hidden)
+        return model.to(_resolve_device(device)).eval()
+
+
+def embed_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, encoder: SpeakerEncoder,
+                progress: bool = True) -> list[Path]:
+    """Write ``<out_dir>/<stem>.pt`` = FloatTensor (256,) for each audio or video file.
+
+    Args:
+        inputs: files, or folders searched recursively for audio/video files.
+        out_dir: output folder.
+        encoder: a loaded ``SpeakerEncoder``.
+        progress: show a tqdm bar.
+
+    Raises:
+        Unit2AVError: a missing input, unreadable audio, two inputs with the same stem.
+    """
+    from tqdm import tqdm
+
+    from .units import find_audio_files
+
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(find_audio_files(item))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise fail(item, "input not found")
+    outs = [Path(out_dir) / f"{f.stem}.pt" for f in files]
+    seen: dict[Path, Path] = {}
+    for f, o in zip(files, outs):
+        if o in seen:
+            raise fail(f, f"same output name {o.name} as {seen[o]}; embed them into different folders")
+        seen[o] = f
+    for f, o in tqdm(list(zip(files, outs)), desc="speaker", unit="file", disable=not progress):
+        save_torch(torch.from_numpy(encoder.embed_file(f)).float(), o)
+    return outs
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore.
+
+    The LSTM over a few partials is a chain of tiny matrix products: extra threads only
+    add synchronisation, and on a busy machine they made one embedding 50x slower.
+    """
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+__all__ = ["SpeakerEncoder", "cosine_similarity", "embed_files", "normalize_volume", "partial_starts",
+           "resemblyzer_weights", "trim_long_silences"]

@@ -1,0 +1,371 @@
+"""Discrete units from raw audio: frame features at the code rate, k-means, unit files.
+
+- Features come from a small registry keyed by a spec string: ``"logmel"`` (built in) or
+  ``"hubert:DIR[:LAYER]"`` (``unit2av.prepare.hubert.HubertFeatures``). Every extractor maps a
+  mono waveform at its ``sample_rate`` ``(T,)`` to ``(T // hop_size, D)`` float32.
+- ``fit_kmeans`` standardises the features (mean/std stored in the k-means file) and
+  clusters them with scikit-learn; the k-means file is a plain tensor dict written with
+  ``save_torch`` and read back with ``load_torch`` (weights only).
+- ``extract_units`` / ``extract_folder`` write the seed's unit format
+  ``{"code": LongTensor[len(audio) // code_hop_size], "spkr": FloatTensor[256]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import Unit2AVError, fail
+from ..io.audio import MelSpectrogram, load_audio
+from ..io.safe import load_torch, save_torch
+
+log = logging.getLogger(__name__)
+
+KMEANS_FORMAT = "unit2av-kmeans"  # marks our k-means files
+KMEANS_VERSION = 1  # bump when the file layout changes
+LOGMEL_BANDS = 40  # mel bands of the "logmel" feature
+LOGMEL_WINDOW_HOPS = 2  # "logmel" analysis window = this many code hops (640 samples = 40 ms at 16 kHz)
+HUBERT_RATE, HUBERT_HOP = 16000, 320  # HuBERT models: 16 kHz input, one frame per 20 ms
+MAX_FRAME_SLACK = 2  # an extractor may return this many frames more/less than len(wav) // hop (fixed up)
+STD_FLOOR = 1e-5  # smallest per-dimension std used for standardising
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+# factory(arg after "name:", cfg, params stored in a k-means file or None, device) -> extractor
+FeatureFactory = Callable[[str, object, "dict | None", str], "FeatureExtractor"]
+FEATURES: dict[str, FeatureFactory] = {}  # spec name -> factory
+
+
+class FeatureExtractor:
+    """Interface of a frame-feature extractor (subclass or duck-type it).
+
+    Attributes:
+        spec: the spec string that rebuilds it (stored in the k-means file).
+        sample_rate: rate the waveform must have.
+        hop_size: samples per frame (= the config's ``code_hop_size``).
+    """
+
+    spec: str = ""
+    sample_rate: int = 16000
+    hop_size: int = 320
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:  # (T,) -> (T // hop_size, D)
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        """Plain values (ints, floats, strings) stored in the k-means file to rebuild it."""
+        return {}
+
+
+def register_feature(name: str) -> Callable[[FeatureFactory], FeatureFactory]:
+    """Decorator: ``@register_feature("name")`` adds ``factory(arg, cfg, params, device)`` for ``"name[:arg]"``."""
+
+    def deco(factory: FeatureFactory) -> FeatureFactory:
+        FEATURES[name] = factory
+        return factory
+
+    return deco
+
+
+class LogMelFeatures(FeatureExtractor):
+    """Log-mel frames at the code rate (one frame per ``hop_size`` samples).
+
+    Frame ``i`` is centred on sample ``i * hop_size + hop_size / 2`` (reflect padding at the
+    edges); the tail shorter than one hop is dropped, so ``T // hop_size`` frames (trim).
+
+    Args:
+        sample_rate: audio rate.
+        hop_size: samples per frame (``code_hop_size``).
+        num_mels: mel bands.
+        win_size: analysis window (also the FFT size).
+        fmin, fmax: mel range in Hz (``None`` = Nyquist).
+    """
+
+    def __init__(self, sample_rate: int = 16000, hop_size: int = 320, num_mels: int = LOGMEL_BANDS,
+                 win_size: int | None = None, fmin: float = 0.0, fmax: float | None = None):
+        self.spec = "logmel"
+        self.sample_rate, self.hop_size, self.num_mels = int(sample_rate), int(hop_size), int(num_mels)
+        self.win_size = int(win_size or LOGMEL_WINDOW_HOPS * hop_size)
+        self.fmin, self.fmax = float(fmin), float(fmax if fmax is not None else sample_rate / 2)
+        self.mel = MelSpectrogram(self.sample_rate, self.win_size, self.hop_size, self.win_size, self.num_mels,
+                                  self.fmin, self.fmax)
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        n = len(wav) // self.hop_size
+        if n < 1:
+            raise Unit2AVError(f"audio shorter than one unit ({len(wav)} < {self.hop_size} samples)")
+        with torch.no_grad():
+            feats = self.mel(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)))[0].T  # (frames, mels)
+        return feats.numpy()[:n].astype(np.float32)  # (n, mels); n or n - 1 rows when win - hop is odd
+
+    def params(self) -> dict:
+        return {"num_mels": self.num_mels, "win_size": self.win_size, "fmin": self.fmin, "fmax": self.fmax}
+
+
+@register_feature("logmel")
+def _logmel_factory(arg: str, cfg, params: dict | None = None, device: str = "cpu") -> LogMelFeatures:
+    if arg:
+        raise Unit2AVError(f"feature spec 'logmel' takes no argument (got 'logmel:{arg}')")
+    return LogMelFeatures(cfg.sampling_rate, cfg.code_hop_size, **(params or {}))
+
+
+class _HubertAdapter(FeatureExtractor):
+    """Wraps ``unit2av.prepare.hubert.HubertFeatures`` (16 kHz, 320-sample hop)."""
+
+    def __init__(self, spec: str, model):
+        self.spec, self.model, self.sample_rate, self.hop_size = spec, model, HUBERT_RATE, HUBERT_HOP
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(wav), dtype=np.float32)
+
+
+@register_feature("hubert")
+def _hubert_factory(arg: str, cfg, params: dict | None = None, device: str = "cpu") -> FeatureExtractor:
+    model_dir, layer = arg, None
+    head, _, tail = arg.rpartition(":")
+    if head and tail.isdigit():
+        model_dir, layer = head, int(tail)
+    if not model_dir:
+        raise Unit2AVError("feature spec 'hubert' needs a model folder: hubert:DIR[:LAYER]")
+    if cfg.sampling_rate != HUBERT_RATE or cfg.code_hop_size != HUBERT_HOP:
+        raise Unit2AVError(f"hubert features are 50 Hz at 16 kHz; the config has sampling_rate "
+                           f"{cfg.sampling_rate}, code_hop_size {cfg.code_hop_size}")
+    try:
+        from .hubert import HubertFeatures
+    except ImportError as e:
+        raise Unit2AVError(f"hubert features are not available in this installation ({e})") from e
+    return _HubertAdapter(f"hubert:{arg}", HubertFeatures(model_dir, layer=layer, device=device))
+
+
+def make_feature_extractor(spec: str, cfg=None, params: dict | None = None, device: str = "cpu") -> FeatureExtractor:
+    """Build the extractor named by ``spec`` (``"logmel"``, ``"hubert:DIR[:LAYER]"``).
+
+    Args:
+        spec: feature spec; the part after the first ``:`` goes to the factory.
+        cfg: a ``VocoderConfig`` (``sampling_rate``, ``code_hop_size``); ``None`` = the bundled one.
+        params: extra keyword values for the factory (those stored in a k-means file).
+        device: where a neural feature model runs (``"cpu"``, ``"cuda"``, ``"auto"``).
+    """
+    from ..vocoder.config import load_config
+
+    cfg = load_config(None) if cfg is None else cfg
+    name, _, arg = spec.partition(":")
+    if name not in FEATURES:
+        raise Unit2AVError(f"unknown feature spec {spec!r} (known: {', '.join(sorted(FEATURES))})")
+    return FEATURES[name](arg, cfg, params, device)
+
+
+def find_audio_files(root: str | os.PathLike, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[Path]:
+    """All audio/video files under ``root`` (recursive, sorted).
+
+    Raises:
+        Unit2AVError: ``root`` is missing or holds no such file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise fail(root, "audio root not found (expected a folder)")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise fail(root, f"no audio files ({', '.join(extensions[:3])} ...) found")
+    return files
+
+
+def _features_of(extractor: FeatureExtractor, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(wav (T,), feats (T // hop, D))`` of one file; errors name the file."""
+    wav, _ = load_audio(path, extractor.sample_rate)
+    try:
+        feats = extractor(wav)
+    except Unit2AVError as e:
+        raise fail(path, str(e)) from e
+    n = len(wav) // extractor.hop_size
+    if feats.ndim != 2 or abs(feats.shape[0] - n) > MAX_FRAME_SLACK:
+        raise fail(path, f"feature {extractor.spec!r} gave shape {feats.shape}, expected ({n}, D)")
+    if feats.shape[0] < n:  # a model that drops the last partial frame: repeat the last one
+        feats = np.concatenate([feats, np.repeat(feats[-1:], n - feats.shape[0], axis=0)])
+    return wav, feats[:n]
+
+
+def fit_kmeans(audio_files: Sequence[str | os.PathLike], k: int, cfg=None, features: str = "logmel",
+               max_frames: int = 100_000, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict:
+    """Fit k-means on standardised frame features of ``audio_files``.
+
+    Args:
+        audio_files: audio or video files.
+        k: number of clusters (units).
+        cfg: ``VocoderConfig`` giving ``sampling_rate`` and ``code_hop_size`` (``None`` = bundled).
+        features: feature spec (see ``make_feature_extractor``).
+        max_frames: frames used for clustering at most (random subset beyond that).
+        seed: k-means initialisation and subset seed.
+        device: where a neural feature model runs.
+        progress: show a tqdm bar.
+
+    Returns:
+        The k-means dict (see ``save_kmeans``): ``centers (K, D)``, ``mean (D,)``, ``std (D,)`` ...
+    """
+    from sklearn.cluster import MiniBatchKMeans
+    from tqdm import tqdm
+
+    if k < 2:
+        raise Unit2AVError(f"k-means needs k >= 2 (got {k})")
+    if not audio_files:
+        raise Unit2AVError("k-means: no audio files given")
+    extractor = make_feature_extractor(features, cfg, device=device)
+    feats = [_features_of(extractor, Path(p))[1] for p in tqdm(audio_files, desc="features", disable=not progress)]
+    data = np.concatenate(feats).astype(np.float64)  # (N, D)
+    if data.shape[0] < k:
+        raise Unit2AVError(f"k-means: only {data.shape[0]} frames for k={k}; give more audio or a smaller k")
+    mean, std = data.mean(axis=0), np.maximum(data.std(axis=0), STD_FLOOR)
+    rng = np.random.default_rng(seed)
+    if data.shape[0] > max_frames:
+        data = data[rng.choice(data.shape[0], max_frames, replace=False)]
+    data = (data - mean) / std
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=max(1024, 4 * k),
+                         max_iter=200).fit(data)
+    log.info("k-means: %d clusters on %d frames of %d files (inertia %.1f)", k, data.shape[0], len(feats),
+             km.inertia_)
+    return {"format": KMEANS_FORMAT, "version": KMEANS_VERSION, "feature": extractor.spec,
+            "feature_params": extractor.params(), "sample_rate": extractor.sample_rate,
+            "code_hop_size": extractor.hop_size, "k": int(k),
+            "centers": torch.from_numpy(km.cluster_centers_.astype(np.float32)),
+            "mean": torch.from_numpy(mean.astype(np.float32)), "std": torch.from_numpy(std.astype(np.float32)),
+            "num_files": len(feats), "num_frames": int(sum(f.shape[0] for f in feats))}
+
+
+def save_kmeans(kmeans: dict, path: str | os.PathLike) -> None:
+    """Write a k-means dict atomically (plain tensors, strings and numbers only)."""
+    save_torch(kmeans, path)
+
+
+def load_kmeans(path: str | os.PathLike) -> dict:
+    """Read and check a k-means file written by ``save_kmeans``.
+
+    Raises:
+        Unit2AVError: missing file, pickled objects, or not a unit2av k-means file.
+    """
+    km = load_torch(path, what="k-means file")
+    if not isinstance(km, dict) or km.get("format") != KMEANS_FORMAT:
+        raise fail(path, f"not a unit2av k-means file (no format={KMEANS_FORMAT!r}; "
+                         "write one with `unit2av units fit`)")
+    centers, mean, std = km.get("centers"), km.get("mean"), km.get("std")
+    if not all(isinstance(t, torch.Tensor) for t in (centers, mean, std)) or centers.dim() != 2 \
+            or mean.shape != (centers.shape[1],) or std.shape != mean.shape:
+        raise fail(path, "k-means file: centers (K, D), mean (D,) and std (D,) tensors expected")
+    if not isinstance(km.get("feature"), str) or not isinstance(km.get("code_hop_size"), int):
+        raise fail(path, "k-means file: 'feature' (str) and 'code_hop_size' (int) expected")
+    return km
+
+
+def extractor_for(kmeans: dict, features: str | None = None, device: str = "cpu") -> FeatureExtractor:
+    """The feature extractor a k-means dict was fitted with (``features`` overrides the spec)."""
+    from ..vocoder.config import VocoderConfig
+
+    cfg = VocoderConfig(sampling_rate=int(kmeans["sample_rate"]), code_hop_size=int(kmeans["code_hop_size"]))
+    spec = features or kmeans["feature"]
+    params = dict(kmeans.get("feature_params") or {}) if spec == kmeans["feature"] else None
+    return make_feature_extractor(spec, cfg, params, device)
+
+
+def assign_units(kmeans: dict, feats: np.ndarray) -> torch.Tensor:
+    """Nearest-center ids of ``feats (N, D)`` -> ``LongTensor (N,)``."""
+    x = (torch.from_numpy(feats).float() - kmeans["mean"]) / kmeans["std"]  # (N, D)
+    centers = kmeans["centers"].float()  # (K, D)
+    # squared distance up to a per-row constant: |c|^2 - 2 x.c
+    dist = (centers * centers).sum(dim=1)[None, :] - 2.0 * x @ centers.T  # (N, K)
+    return dist.argmin(dim=1).long()
+
+
+def extract_units(kmeans: dict, audio_path: str | os.PathLike, speaker_encoder=None,
+                  extractor: FeatureExtractor | None = None) -> dict:
+    """Units (and optionally a speaker embedding) of one audio or video file.
+
+    Args:
+        kmeans: a dict from ``load_kmeans`` / ``fit_kmeans``.
+        audio_path: the file (resampled to the k-means sample rate).
+        speaker_encoder: a ``SpeakerEncoder``; ``None`` = no ``spkr`` entry.
+        extractor: reuse a feature extractor (default: built from ``kmeans``).
+
+    Returns:
+        ``{"code": LongTensor (len(audio) // code_hop_size,)}`` plus ``"spkr": FloatTensor (256,)``.
+    """
+    extractor = extractor or extractor_for(kmeans)
+    wav, feats = _features_of(extractor, Path(audio_path))
+    out = {"code": assign_units(kmeans, feats)}
+    if speaker_encoder is not None:
+        out["spkr"] = torch.from_numpy(speaker_encoder.embed(wav, extractor.sample_rate)).float()
+    return out
+
+
+WORKER_CHUNK = 16  # files per worker task (each task loads the models once)
+
+
+def _extract_chunk(kmeans_path: str, jobs: list[tuple[str, str]], features: str | None,
+                   encoder_path: str | None, speaker: bool, device: str, threads: int) -> list[str]:
+    """Worker task: extract ``(audio, out)`` pairs; models are loaded once per task."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    kmeans = load_kmeans(kmeans_path)
+    extractor = extractor_for(kmeans, features, device)
+    encoder = None
+    if speaker:
+        from .speaker import SpeakerEncoder
+
+        encoder = SpeakerEncoder.load(encoder_path, device=device)
+    for audio, out in jobs:
+        save_torch(extract_units(kmeans, audio, encoder, extractor), out)
+    return [out for _, out in jobs]
+
+
+def extract_folder(kmeans_path: str | os.PathLike, audio_root: str | os.PathLike, out_root: str | os.PathLike,
+                   speaker: bool = False, speaker_encoder: str | os.PathLike | None = None, workers: int = 1,
+                   features: str | None = None, device: str = "cpu", progress: bool = True) -> list[Path]:
+    """Write ``<out_root>/<path relative to audio_root, suffix .pt>`` for every audio file.
+
+    Args:
+        kmeans_path: k-means file from ``units fit``.
+        audio_root: folder searched recursively for audio/video files.
+        out_root: output folder (mirrors the input tree).
+        speaker: also store a 256-d GE2E embedding under ``"spkr"``.
+        speaker_encoder: encoder weights (``None`` = the ones shipped in ``resemblyzer``).
+        workers: processes (``<= 1`` = in this process).
+        features: override the k-means file's feature spec (e.g. a moved HuBERT folder).
+        device: device of the speaker encoder / feature model.
+        progress: show a tqdm bar.
+
+    Returns:
+        The written unit files, in input order.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    load_kmeans(kmeans_path)  # fail early on a bad file
+    audio_root, out_root = Path(audio_root), Path(out_root)
+    files = find_audio_files(audio_root)
+    jobs = [(str(f), str((out_root / f.relative_to(audio_root)).with_suffix(".pt"))) for f in files]
+    enc = None if speaker_encoder is None else str(speaker_encoder)
+    chunks = [jobs[i:i + WORKER_CHUNK] for i in range(0, len(jobs), WORKER_CHUNK)]
+    bar = tqdm(total=len(jobs), desc="units", unit="file", disable=not progress)
+    if workers <= 1:
+        for chunk in chunks:
+            _extract_chunk(str(kmeans_path), chunk, features, enc, speaker, device, 0)
+            bar.update(len(chunk))
+    else:
+        # "spawn": forked children of a process that already ran torch can deadlock
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_extract_chunk, str(kmeans_path), c, features, enc, speaker, device, 1)
+                       for c in chunks]
+            for fut in futures:
+                bar.update(len(fut.result()))
+    bar.close()
+    log.info("wrote %d unit files under %s", len(jobs), out_root)
+    return [Path(out) for _, out in jobs]
+
+
+__all__ = ["FEATURES", "FeatureExtractor", "LogMelFeatures", "assign_units", "extract_folder", "extract_units",
+           "extractor_for", "find_audio_files", "fit_kmeans", "load_kmeans", "make_feature_extractor",
+           "register_feature", "save_kmeans"]

@@ -1,0 +1,126 @@
+"""Prepare one video for Unit2AV: 16 kHz audio, speaker embedding, face boxes and (optionally) units.
+
+    result = prepare_video("talk.mp4", "prep/", kmeans="km.pt")
+    result.wav, result.speaker, result.bbox, result.units    # paths of the files written
+    line = render_command(result)                            # the `unit2av render ...` line to run next
+
+Files written to ``out_dir`` (``<stem>`` = the video's file name without suffix):
+
+- ``<stem>.wav``: the audio track, mono 16 kHz, 16-bit PCM;
+- ``<stem>.spkr.pt``: FloatTensor (256,), the GE2E speaker embedding (L2-normalised);
+- ``<stem>.bbox.pkl``: one ``[x1, y1, x2, y2]`` float32 box or ``None`` per frame;
+- ``<stem>.pt`` (with ``kmeans``): ``{"code": LongTensor (len(wav) // 320,), "spkr": FloatTensor (256,)}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import fail
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # rate of the prepared wav (units and the speaker encoder use 16 kHz)
+
+
+@dataclass
+class PrepareResult:
+    """Paths written by ``prepare_video`` (``units`` is ``None`` without a k-means file)."""
+
+    video: Path
+    wav: Path
+    speaker: Path
+    bbox: Path
+    units: Path | None
+    num_frames: int  # video frames (= entries in the box list)
+    frames_without_face: int  # None entries in the box list
+
+
+def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: str | os.PathLike | None = None,
+                  detect=None, speaker_encoder: str | os.PathLike | None = None, device: str = "cpu",
+                  progress: bool = True) -> PrepareResult:
+    """Write the audio, speaker embedding, face boxes and units of one video.
+
+    Args:
+        video: the input video (must have an audio track).
+        out_dir: folder for the outputs (created).
+        kmeans: a k-means file from ``unit2av units fit``; ``None`` = no units.
+        detect: ``unit2av.prepare.faces.DetectOptions`` for the boxes (``None``: defaults).
+        speaker_encoder: speaker-encoder weights (``None``: those of the installed resemblyzer).
+        device: where the speaker encoder and a neural feature model run (``"auto"``, ``"cpu"``, ...).
+        progress: show progress bars.
+
+    Raises:
+        Unit2AVError: unreadable video, no audio track, bad k-means file.
+    """
+    from ..io.audio import resample, save_wav
+    from ..io.media import probe_video, read_audio_track
+    from .faces import detect_video, save_boxes
+    from .speaker import SpeakerEncoder
+
+    video = Path(video)
+    info = probe_video(video)
+    if not info.has_audio:
+        raise fail(video, "has no audio track: prepare needs the speech to convert")
+    km = None
+    if kmeans is not None:  # check it before the slow steps
+        from .units import load_kmeans
+
+        km = load_kmeans(kmeans)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = video.stem
+    wav, sr = read_audio_track(video)
+    wav = resample(wav, sr, SAMPLE_RATE)
+    wav_path = out_dir / f"{stem}.wav"
+    save_wav(wav_path, wav, SAMPLE_RATE)
+    log.info("%s: %.2f s of audio", wav_path, len(wav) / SAMPLE_RATE)
+
+    encoder = SpeakerEncoder.load(speaker_encoder, device=device)
+    spkr = torch.from_numpy(encoder.embed(wav, SAMPLE_RATE)).float()  # (256,)
+    spk_path = out_dir / f"{stem}.spkr.pt"
+    from ..io.safe import save_torch
+
+    save_torch(spkr, spk_path)
+
+    result = detect_video(video, detect, progress=progress)
+    bbox_path = out_dir / f"{stem}.bbox.pkl"
+    save_boxes(result.boxes, bbox_path)
+
+    units_path = None
+    if km is not None:
+        from .units import extract_units, extractor_for
+
+        unit = extract_units(km, wav_path, extractor=extractor_for(km, device=device))
+        unit["spkr"] = spkr
+        units_path = out_dir / f"{stem}.pt"
+        save_torch(unit, units_path)
+        log.info("%s: %d units", units_path, len(unit["code"]))
+    return PrepareResult(video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing)
+
+
+def render_command(result: PrepareResult, checkpoint: str = "CHECKPOINT.pt", lang: str = "en",
+                   out: str | None = None) -> str:
+    """The ``unit2av render`` command line for a prepared video (placeholders where unknown).
+
+    Args:
+        result: what ``prepare_video`` wrote.
+        checkpoint: the AV2AV checkpoint to render with (a placeholder by default).
+        lang: the vocoder language inside the checkpoint.
+        out: the output video (default: ``<out_dir>/<stem>.dubbed.mp4``).
+    """
+    units = str(result.units) if result.units is not None else "UNITS.pt"
+    out = out or str(result.wav.with_name(f"{result.video.stem}.dubbed.mp4"))
+    parts = ["unit2av", "render", "--in-unit-path", units, "--in-vid-path", str(result.video),
+             "--in-bbox-path", str(result.bbox), "--out-vid-path", out, "--tgt-lang", lang,
+             "--unit2av-path", checkpoint]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+__all__ = ["PrepareResult", "prepare_video", "render_command"]
