@@ -55,8 +55,8 @@ def make_clip(path: Path, seconds: float, width: int, height: int) -> list:
 def make_checkpoint(path: Path) -> None:
     """Random weights in the AV2AV container layout with the bundled AV2AV config."""
     from unit2av.face.model import FaceRenderer
-    from unit2av.io.checkpoints import generator_state
     from unit2av.io.safe import save_torch
+    from unit2av.vocoder.checkpoint import generator_state
     from unit2av.vocoder.config import load_config
     from unit2av.vocoder.model import UnitVocoder
 

@@ -88,7 +88,7 @@ def voiced_share(wav: np.ndarray, sr: int = 16000, frame: int = 1024, hop: int =
 
 def median_f0(wav: np.ndarray, sr: int = 16000) -> float:
     """Median f0 (Hz) of the voiced 20 ms frames (``unit2av.io.audio.frame_f0``); 0 when none is voiced."""
-    from unit2av.io.audio import frame_f0
+    from unit2av.spectral import frame_f0
 
     track = frame_f0(torch.from_numpy(np.asarray(wav, np.float32)), sr, 320)
     voiced = track[track > 0]
@@ -230,7 +230,7 @@ def main() -> None:
 
     vocoder, face = load_default_models("cpu")
     if args.vocoder:
-        from unit2av.io.checkpoints import load_vocoder
+        from unit2av.vocoder.checkpoint import load_vocoder
 
         vocoder = load_vocoder(args.vocoder).remove_weight_norm()
     result = {}

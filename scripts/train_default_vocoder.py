@@ -98,7 +98,7 @@ class Objective:
     """Generator objective in mel-error units: mel L1 (+ pitch and speaker consistency terms, / lambda_mel)."""
 
     def __init__(self, cfg, lambda_pitch: float = 0.0, lambda_spk: float = 0.0):
-        from unit2av.io.audio import mel_for_config
+        from unit2av.spectral import mel_for_config
 
         self.cfg, self.lambda_pitch, self.lambda_spk = cfg, lambda_pitch, lambda_spk
         self.mel = mel_for_config(cfg, for_loss=True)
@@ -147,9 +147,10 @@ def train_generator(out: Path, work: Path, minutes: float, seed: int, batch_size
     """
     from torch.utils.data import DataLoader
 
-    from unit2av.io.audio import frame_f0
-    from unit2av.io.checkpoints import load_state_checked, open_container, save_generator, vocoder_state
+    from unit2av.io.checkpoints import load_state_checked, open_container, vocoder_state
     from unit2av.io.safe import load_torch, save_torch
+    from unit2av.spectral import frame_f0
+    from unit2av.vocoder.checkpoint import save_generator
     from unit2av.vocoder.data import UnitAudioDataset
     from unit2av.vocoder.manifest import read_manifest
     from unit2av.vocoder.model import SOURCE_PARTS, UnitVocoder

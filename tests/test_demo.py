@@ -35,7 +35,7 @@ def _pitch(wav: np.ndarray) -> tuple[float, float]:
     """(median f0 in Hz of the voiced frames, share of frames that are voiced), by ``frame_f0``."""
     import torch
 
-    from unit2av.io.audio import frame_f0
+    from unit2av.spectral import frame_f0
 
     track = frame_f0(torch.from_numpy(np.asarray(wav, np.float32)), 16000, 320)
     voiced = track[track > 0]

@@ -13,8 +13,8 @@ import torch
 from conftest import REFERENCE
 
 from unit2av.cli import main as cli_main
-from unit2av.io.checkpoints import load_vocoder
 from unit2av.runtime.onnx import export_checkpoint, load_face, onnxruntime_available, ort_session
+from unit2av.vocoder.checkpoint import load_vocoder
 
 pytestmark = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime not installed (extra 'onnx')")
 

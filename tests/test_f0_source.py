@@ -12,9 +12,9 @@ from _unit2a_helpers import TINY_CONFIG
 
 from unit2av.demo.corpus import espeak_available, synthesize_espeak
 from unit2av.errors import Unit2AVError
-from unit2av.io.audio import frame_f0
 from unit2av.io.checkpoints import load_state_checked
 from unit2av.runtime.fast import fast_vocoder
+from unit2av.spectral import frame_f0
 from unit2av.vocoder.config import config_from_dict
 from unit2av.vocoder.model import SOURCE_PARTS, UnitVocoder
 
@@ -182,7 +182,7 @@ def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
 
 def test_exporting_the_body_of_an_f0_source_vocoder_is_refused_in_one_line(tmp_path, capsys):
     from unit2av.cli import main
-    from unit2av.io.checkpoints import save_generator
+    from unit2av.vocoder.checkpoint import save_generator
 
     pytest.importorskip("onnx")
     model = _random_source_model(4)

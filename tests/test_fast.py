@@ -15,10 +15,10 @@ import torch
 from conftest import REFERENCE
 
 from unit2av.face.model import FaceRenderer
-from unit2av.io.checkpoints import load_vocoder
 from unit2av.runtime import fast
 from unit2av.runtime.fast import FastFaceRenderer, FastGenerator, FastVocoder, fast_face_renderer, fast_vocoder
 from unit2av.runtime.onnx import load_face, onnxruntime_available
+from unit2av.vocoder.checkpoint import load_vocoder
 from unit2av.vocoder.config import config_from_dict
 from unit2av.vocoder.model import UnitVocoder
 

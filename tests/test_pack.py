@@ -14,9 +14,10 @@ from unit2av import load_renderer, render
 from unit2av.errors import Unit2AVError
 from unit2av.face.model import FaceRenderer
 from unit2av.face.state import renderer_container
-from unit2av.io.checkpoints import container_languages, save_generator
+from unit2av.io.checkpoints import container_languages
 from unit2av.io.media import iter_frames, probe_video
 from unit2av.io.safe import load_torch, save_torch
+from unit2av.vocoder.checkpoint import save_generator
 from unit2av.vocoder.config import load_config
 from unit2av.vocoder.model import UnitVocoder
 

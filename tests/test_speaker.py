@@ -15,7 +15,6 @@ from conftest import SAMPLE_VIDEO
 from unit2av.cli import main
 from unit2av.demo.corpus import make_corpus
 from unit2av.errors import Unit2AVError
-from unit2av.io.audio import mel_filterbank
 from unit2av.prepare.speaker import (
     SpeakerEncoder,
     cosine_similarity,
@@ -24,6 +23,7 @@ from unit2av.prepare.speaker import (
     resemblyzer_weights,
     trim_long_silences,
 )
+from unit2av.spectral import mel_filterbank
 
 
 @pytest.fixture(scope="module")

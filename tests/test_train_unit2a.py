@@ -17,8 +17,8 @@ from _unit2a_helpers import TINY_DISC_WIDTH, make_unit_corpus, write_config
 from unit2av.cli import main
 from unit2av.demo.corpus import espeak_available
 from unit2av.errors import Unit2AVError
-from unit2av.io.checkpoints import load_vocoder
 from unit2av.io.safe import load_torch
+from unit2av.vocoder.checkpoint import load_vocoder
 from unit2av.vocoder.config import load_config
 from unit2av.vocoder.manifest import build_manifest, write_manifest
 from unit2av.vocoder.state import Dist, TrainOptions, build_state, latest_checkpoint, load_checkpoint

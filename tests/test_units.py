@@ -14,6 +14,7 @@ from conftest import REFERENCE
 from unit2av.cli import main
 from unit2av.demo.corpus import Voice, make_corpus
 from unit2av.errors import Unit2AVError
+from unit2av.io.audio import find_audio_files
 from unit2av.prepare import units
 
 K = 24  # clusters of the test k-means
@@ -168,7 +169,7 @@ def test_cli_fit_extract_speaker(tmp_path, corpus, codes, capsys):
                  "--config", str(REFERENCE / "config.json"), "--max_files", "6"]) == 0
     km = units.load_kmeans(km_path)
     assert km["centers"].shape == (8, 40) and km["num_files"] == 6
-    assert {"1", "2", "3", "4"} <= {p.split("/")[-2] for p in map(str, units.find_audio_files(root))}
+    assert {"1", "2", "3", "4"} <= {p.split("/")[-2] for p in map(str, find_audio_files(root))}
     assert main(["units", "extract", "--kmeans", str(km_path), "--audio_root", str(root),
                  "--out_root", str(out), "--speaker", "--workers", "2", "--no-progress"]) == 0
     assert f"wrote {len(records)} unit files" in capsys.readouterr().out

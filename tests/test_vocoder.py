@@ -11,7 +11,7 @@ import torch
 
 from unit2av import load_vocoder
 from unit2av.errors import Unit2AVError
-from unit2av.io.checkpoints import save_generator
+from unit2av.vocoder.checkpoint import save_generator
 from unit2av.vocoder.config import load_config
 from unit2av.vocoder.model import UnitVocoder
 from unit2av.weightnorm import to_legacy_keys

@@ -19,7 +19,7 @@ _LAZY = {
     "VocoderConfig": "unit2av.vocoder.config",
     "Unit2AVError": "unit2av.errors",
     "UnitVocoder": "unit2av.vocoder.model",
-    "load_vocoder": "unit2av.io.checkpoints",
+    "load_vocoder": "unit2av.vocoder.checkpoint",
     "synthesize": "unit2av.vocoder.synth",
     "SpeakerEncoder": "unit2av.prepare.speaker",
     "FaceRenderer": "unit2av.face.model",

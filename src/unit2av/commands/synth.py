@@ -50,7 +50,7 @@ def _speaker(value: str | None, encoder_path: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.checkpoints import load_vocoder
+    from ..vocoder.checkpoint import load_vocoder
     from ..vocoder.synth import collect_inputs, synth_files
 
     inputs = collect_inputs(args.input_file)

@@ -64,13 +64,14 @@ def _spread(files: list, n: int | None) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.audio import find_audio_files
     from ..prepare import units
 
     if args.units_command == "fit":
         from ..vocoder.config import load_config
 
         cfg = load_config(args.config)
-        files = _spread(units.find_audio_files(args.audio_root), args.max_files)
+        files = _spread(find_audio_files(args.audio_root), args.max_files)
         km = units.fit_kmeans(files, args.k, cfg, features=args.features, max_frames=args.max_frames,
                               seed=args.seed, device=args.device, progress=args.progress)
         units.save_kmeans(km, args.out)

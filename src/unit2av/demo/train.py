@@ -81,7 +81,7 @@ def run_demo(out_dir: str | os.PathLike = "demo", train_seconds: float = 120.0, 
         k: number of units.
         seed: corpus, k-means and training seed.
     """
-    from ..io.checkpoints import load_vocoder
+    from ..vocoder.checkpoint import load_vocoder
     from ..vocoder.state import TrainOptions
     from ..vocoder.synth import synth_files
     from ..vocoder.train import train

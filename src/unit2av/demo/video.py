@@ -49,7 +49,8 @@ def asset(name: str) -> Path:
 def load_default_models(device: str | torch.device = "cpu"):
     """The bundled vocoder (weight norm removed) and face renderer, in eval mode."""
     from ..face.model import FaceRenderer
-    from ..io.checkpoints import face_state, load_vocoder, open_container
+    from ..io.checkpoints import face_state, open_container
+    from ..vocoder.checkpoint import load_vocoder
 
     vocoder = load_vocoder(asset("vocoder.pt"), device=device).remove_weight_norm()
     path = asset("face_renderer.pt")
@@ -107,7 +108,7 @@ def animate(face_model, codes: torch.Tensor, frames: list[np.ndarray], boxes: li
 
 def spectrogram_image(wav: np.ndarray, spans, sample_rate: int, hop: int) -> np.ndarray:
     """(H, W, 3) uint8 BGR log-mel image (low frequencies at the bottom) with a bar per sentence."""
-    from ..io.audio import MelSpectrogram
+    from ..spectral import MelSpectrogram
 
     mel = MelSpectrogram(sample_rate, 1024, 256, 1024, 80, 0, sample_rate // 2)(torch.from_numpy(wav)[None])[0]
     m = mel.numpy()[::-1]
@@ -149,7 +150,7 @@ def run_video_demo(out_dir: str | os.PathLike = "demo", device: str = "auto",
             {name: {"embedding": [256 floats]}}, "order": [voice names], "silence_unit": int,
             "sentences": [{"text", "voice", "units": [deduplicated ids]}]}``.
     """
-    from ..io.checkpoints import resolve_device
+    from ..devices import resolve_device
     from ..io.media import VideoWriter
     from ..io.safe import write_bytes_atomic
     from ..pipeline.paste import clip_box, paste_face

@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..devices import resolve_device
 from ..errors import fail
-from ..io.checkpoints import face_state, open_container, resolve_device
+from ..io.checkpoints import face_state, open_container
 from ..io.safe import load_torch, save_torch
 from ..vocoder.state import Dist, rng_state, set_rng_state
 from .model import EMBED_DIM, NUM_UNITS, FaceRenderer

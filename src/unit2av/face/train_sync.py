@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..devices import resolve_device
 from ..errors import fail
-from ..io.checkpoints import resolve_device
 from ..io.safe import load_torch, save_torch
 from ..vocoder.state import rng_state, set_rng_state
 from .data import FaceWindows, FixedWindows, StepKeys, read_face_manifest

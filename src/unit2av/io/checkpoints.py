@@ -10,7 +10,6 @@ original tools load what we train.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,25 +18,10 @@ from pathlib import Path
 import torch
 
 from ..errors import fail
-from ..vocoder.config import VocoderConfig, config_from_dict, load_config
-from ..vocoder.model import UnitVocoder
-from ..weightnorm import from_any_keys, to_legacy_keys
-from .safe import load_torch, save_torch
+from ..weightnorm import from_any_keys
+from .safe import load_torch
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or ``None``) picks CUDA when available, else the CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise fail(None, f"unknown device '{device}'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise fail(None, f"device '{device}' requested but CUDA is not available")
-    return dev
 
 
 def open_container(path: str | os.PathLike) -> dict:
@@ -119,67 +103,9 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], p
     model.load_state_dict(state, strict=not may_lack)
 
 
-def _config_for(checkpoint: Path, container: dict, config_path) -> VocoderConfig:
-    """The explicit config, else one embedded in the checkpoint, else config.json beside it, else AV2AV's."""
-    if config_path is not None:
-        return load_config(config_path)
-    if isinstance(container.get("config"), dict):
-        return config_from_dict(container["config"], f"{checkpoint} (embedded config)")
-    beside = checkpoint.parent / "config.json"
-    if beside.is_file():
-        log.info("using %s", beside)
-        return load_config(beside)
-    log.info("no config given: using the bundled AV2AV vocoder config")
-    return load_config(None)
-
-
-def load_vocoder(checkpoint_path: str | os.PathLike, config_path: str | os.PathLike | None = None,
-                 lang: str | None = None, device: str | torch.device = "cpu") -> UnitVocoder:
-    """Load a unit vocoder from any supported container, in eval mode.
-
-    Args:
-        checkpoint_path: ``g_*``, ``{"generator": sd}``, an AV2AV container or a bare state dict.
-        config_path: the vocoder config JSON (default: embedded / beside the checkpoint / AV2AV's).
-        lang: the language of an AV2AV container.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-
-    Raises:
-        Unit2AVError: unreadable file, unknown layout, missing language, or a checkpoint that does
-            not fit the config.
-    """
-    path = Path(checkpoint_path)
-    container = open_container(path)
-    state = vocoder_state(container, lang, path)
-    cfg = _config_for(path, container, config_path)
-    model = UnitVocoder.from_config(cfg)
-    load_state_checked(model, state, path)
-    model.step = checkpoint_step(path, container)
-    return model.to(resolve_device(device)).eval()
-
-
 def checkpoint_step(checkpoint: str | os.PathLike, container: dict | None = None) -> int:
     """The training step of a checkpoint: its ``steps`` entry, else the digits ending ``g_XXXXXXXX``."""
     if container and isinstance(container.get("steps"), int):
         return container["steps"]
     m = re.search(r"(\d+)$", Path(checkpoint).name)
     return int(m.group(1)) if m else 0
-
-
-def generator_state(model: UnitVocoder) -> dict[str, torch.Tensor]:
-    """The model's state dict in the released layout (legacy weight-norm names, CPU tensors)."""
-    inner = getattr(model, "module", model)  # unwrap DDP
-    return {k: v.detach().cpu() for k, v in to_legacy_keys(inner.state_dict()).items()}
-
-
-def save_generator(model: UnitVocoder, path: str | os.PathLike, config: VocoderConfig | None = None,
-                   step: int | None = None) -> None:
-    """Write ``{"generator": sd}`` (+ ``config`` and ``steps`` when given) atomically.
-
-    The extra keys are plain data, so speech-resynthesis and fairseq still load the file.
-    """
-    obj: dict = {"generator": generator_state(model)}
-    if config is not None:
-        obj["config"] = json.loads(json.dumps(config.to_dict()))
-    if step is not None:
-        obj["steps"] = int(step)
-    save_torch(obj, path)

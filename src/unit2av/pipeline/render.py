@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..devices import resolve_device
 from ..errors import fail
 from ..face.model import EMBED_DIM, FRAMES_PER_WINDOW, FaceRenderer
 from ..io.audio import load_audio
-from ..io.checkpoints import face_state, load_state_checked, open_container, resolve_device, vocoder_state
+from ..io.checkpoints import face_state, load_state_checked, open_container, vocoder_state
 from ..io.media import (
     VideoInfo,
     VideoWriter,

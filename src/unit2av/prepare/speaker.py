@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import Unit2AVError, fail
-from ..io.audio import load_audio, mel_filterbank, resample
+from ..io.audio import load_audio, resample
 from ..io.safe import load_torch, save_torch
+from ..spectral import mel_filterbank
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ def embed_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, enc
     """
     from tqdm import tqdm
 
-    from .units import find_audio_files
+    from ..io.audio import find_audio_files
 
     files: list[Path] = []
     for item in map(Path, inputs):

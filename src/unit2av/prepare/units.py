@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from ..errors import Unit2AVError, fail
-from ..io.audio import MelSpectrogram, load_audio
+from ..io.audio import find_audio_files, load_audio
 from ..io.safe import load_torch, save_torch
+from ..spectral import MelSpectrogram
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ LOGMEL_WINDOW_HOPS = 2  # "logmel" analysis window = this many code hops (640 sa
 HUBERT_RATE, HUBERT_HOP = 16000, 320  # HuBERT models: 16 kHz input, one frame per 20 ms
 MAX_FRAME_SLACK = 2  # an extractor may return this many frames more/less than len(wav) // hop (fixed up)
 STD_FLOOR = 1e-5  # smallest per-dimension std used for standardising
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 # factory(arg after "name:", cfg, params stored in a k-means file or None, device) -> extractor
 FeatureFactory = Callable[[str, object, "dict | None", str], "FeatureExtractor"]
@@ -157,21 +157,6 @@ def make_feature_extractor(spec: str, cfg=None, params: dict | None = None, devi
     if name not in FEATURES:
         raise Unit2AVError(f"unknown feature spec {spec!r} (known: {', '.join(sorted(FEATURES))})")
     return FEATURES[name](arg, cfg, params, device)
-
-
-def find_audio_files(root: str | os.PathLike, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """All audio/video files under ``root`` (recursive, sorted).
-
-    Raises:
-        Unit2AVError: ``root`` is missing or holds no such file.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise fail(root, "audio root not found (expected a folder)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
-    if not files:
-        raise fail(root, f"no audio files ({', '.join(extensions[:3])} ...) found")
-    return files
 
 
 def _features_of(extractor: FeatureExtractor, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -367,5 +352,5 @@ def extract_folder(kmeans_path: str | os.PathLike, audio_root: str | os.PathLike
 
 
 __all__ = ["FEATURES", "FeatureExtractor", "LogMelFeatures", "assign_units", "extract_folder", "extract_units",
-           "extractor_for", "find_audio_files", "fit_kmeans", "load_kmeans", "make_feature_extractor",
+           "extractor_for", "fit_kmeans", "load_kmeans", "make_feature_extractor",
            "register_feature", "save_kmeans"]

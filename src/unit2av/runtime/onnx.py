@@ -28,8 +28,9 @@ from torch import nn
 
 from ..errors import fail
 from ..face.model import FACE_SIZE, FRAMES_PER_WINDOW, UNITS_PER_WINDOW, FaceRenderer
-from ..io.checkpoints import face_state, load_vocoder, open_container
+from ..io.checkpoints import face_state, open_container
 from ..io.safe import write_bytes_atomic
+from ..vocoder.checkpoint import load_vocoder
 from ..vocoder.model import UnitVocoder
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,9 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import fail
-from ..io.audio import load_audio, mel_for_config
+from ..io.audio import load_audio
 from ..io.safe import load_torch
+from ..spectral import mel_for_config
 from .config import VocoderConfig
 from .manifest import ManifestEntry
 

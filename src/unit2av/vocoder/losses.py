@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..io.audio import autocorrelation
+from ..spectral import autocorrelation
 
 FeatureMaps = list[torch.Tensor]
 

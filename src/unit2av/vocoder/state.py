@@ -28,10 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import resolve_device
 from ..errors import fail
-from ..io.audio import MelSpectrogram, mel_for_config
-from ..io.checkpoints import load_state_checked, open_container, resolve_device, save_generator, vocoder_state
+from ..io.checkpoints import load_state_checked, open_container, vocoder_state
 from ..io.safe import load_torch, save_torch
+from ..spectral import MelSpectrogram, mel_for_config
+from ..vocoder.checkpoint import save_generator
 from ..weightnorm import from_any_keys
 from .config import VocoderConfig
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict

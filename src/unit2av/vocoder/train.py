@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import fail
-from ..io.audio import frame_f0
+from ..spectral import frame_f0
 from .config import VocoderConfig, save_config
 from .data import SegmentSampler, UnitAudioDataset, speaker_table
 from .losses import (
