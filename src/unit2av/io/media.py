@@ -181,8 +181,17 @@ def decode_video(path: str | os.PathLike, seek_pts: int | None = None) -> Iterat
         container.close()
 
 
-def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def read_audio_track(path: str | os.PathLike, sample_rate: int | None = None, trim: bool = False,
+                     int16: bool = False) -> tuple[np.ndarray, int]:
     """Decode a file's first audio stream to mono float32.
+
+    Args:
+        path: any file PyAV opens.
+        sample_rate: resample to this rate with FFmpeg's resampler (``None``: the stream's rate).
+        trim: keep only the stream's duration as the container states it (drops the codec's
+            trailing padding, as the ffmpeg command line does; e.g. AAC's last partial frame).
+        int16: quantise to 16 bits in FFmpeg (as ``ffmpeg -acodec pcm_s16le`` does); the values
+            returned are then ``s16 / 32768`` exactly.
 
     Returns:
         (wav (T,) float32 in [-1, 1], sample rate).
@@ -197,8 +206,11 @@ def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise fail(path, "has no audio track")
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        rate = int(sample_rate or stream.codec_context.sample_rate or 0)
+        keep = None
+        if trim and stream.duration and stream.time_base:
+            keep = round(float(stream.duration * stream.time_base) * rate)
+        resampler = av.AudioResampler(format="s16" if int16 else "flt", layout="mono", rate=rate or None)
         chunks = []
         try:
             for frame in container.decode(stream):
@@ -210,7 +222,9 @@ def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             raise fail(path, f"cannot decode audio track: {e}") from e
     if not chunks or not rate:
         raise fail(path, "audio track is empty")
-    return np.concatenate(chunks).astype(np.float32), int(rate)
+    wav = np.concatenate(chunks)
+    wav = wav.astype(np.float32) / 32768.0 if int16 else wav.astype(np.float32)
+    return (wav[:keep] if keep else wav), int(rate)
 
 
 def pick_h264_encoder() -> str:
