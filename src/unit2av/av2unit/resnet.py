@@ -1,0 +1,149 @@
+"""AV-HuBERT's video front end: a 3-D stem and a per-frame ResNet-18 trunk with PReLU.
+
+Module names match the checkpoint's keys (``frontend3D.{0,1,2,3}``,
+``trunk.layer{1..4}.{0,1}.{conv1,bn1,relu1,conv2,bn2,relu2,downsample.{0,1}}``), so a state
+dict loads strictly. ``fuse_for_inference`` folds every BatchNorm into the convolution before
+it and switches the 2-D trunk to channels-last memory (same function, fewer passes over memory);
+it changes the module's state-dict keys, so call it after loading.
+
+Shapes: ``(B, 1, T, 88, 88)`` -> stem ``(B, 64, T, 22, 22)`` -> trunk per frame
+``(B * T, 512, 3, 3)`` -> average pool -> ``(B, 512, T)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STEM_CHANNELS = 64
+TRUNK_OUT = 512  # ResNet-18's last width (``backend_out``)
+LAYERS = (2, 2, 2, 2)  # ResNet-18 blocks per stage
+
+
+def _activation(kind: str, channels: int) -> nn.Module:
+    if kind == "prelu":
+        return nn.PReLU(num_parameters=channels)
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "swish":
+        return nn.SiLU()
+    raise ValueError(f"unknown resnet_relu_type {kind!r} (prelu, relu, swish)")
+
+
+def _fold_bn(conv: nn.Conv2d | nn.Conv3d, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    """Fold ``bn`` (eval statistics) into ``conv`` in place: ``conv'(x) = bn(conv(x))``."""
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)  # (C,)
+    bias = bn.bias.detach() - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias.detach() * scale
+    conv.weight = nn.Parameter(conv.weight.detach() * scale.view(-1, *([1] * (conv.weight.dim() - 1))),
+                               requires_grad=False)
+    conv.bias = nn.Parameter(bias, requires_grad=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with BatchNorm, a residual (1x1 conv + BN when the shape changes).
+
+    Args:
+        inplanes, planes: input / output channels.
+        stride: of the first convolution and the downsampling path.
+        relu_type: ``prelu`` (mAV-HuBERT), ``relu`` or ``swish``.
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, relu_type: str = "prelu"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = _activation(relu_type, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = _activation(relu_type, planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, planes, H / s, W / s)
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + residual)
+
+    def fuse(self) -> None:
+        _fold_bn(self.conv1, self.bn1)
+        _fold_bn(self.conv2, self.bn2)
+        self.bn1, self.bn2 = nn.Identity(), nn.Identity()
+        if self.downsample is not None:
+            _fold_bn(self.downsample[0], self.downsample[1])
+            self.downsample[1] = nn.Identity()
+
+
+class ResNetTrunk(nn.Module):
+    """The four ResNet-18 stages and a global average pool. ``(N, 64, H, W) -> (N, 512)``."""
+
+    def __init__(self, relu_type: str = "prelu", layers: tuple[int, ...] = LAYERS):
+        super().__init__()
+        inplanes = STEM_CHANNELS
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+            stride = 1 if i == 0 else 2
+            stage = []
+            for b in range(blocks):
+                stage.append(BasicBlock(inplanes, planes, stride if b == 0 else 1, relu_type))
+                inplanes = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.avgpool(x).flatten(1)
+
+
+class ResEncoder(nn.Module):
+    """3-D stem (Conv3d 5x7x7 stride (1, 2, 2), BN, activation, max pool) + per-frame ResNet-18.
+
+    Args:
+        relu_type: the checkpoint's ``resnet_relu_type``.
+    """
+
+    backend_out = TRUNK_OUT
+
+    def __init__(self, relu_type: str = "prelu"):
+        super().__init__()
+        self.frontend3D = nn.Sequential(
+            nn.Conv3d(1, STEM_CHANNELS, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False),
+            nn.BatchNorm3d(STEM_CHANNELS),
+            _activation(relu_type, STEM_CHANNELS),
+            nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+        )
+        self.trunk = ResNetTrunk(relu_type)
+        self.channels_last = False
+
+    def forward(self, x: torch.Tensor, frame_batch: int | None = None) -> torch.Tensor:
+        """``(B, 1, T, H, W)`` -> ``(B, 512, T)``.
+
+        Args:
+            x: normalised 88x88 crops.
+            frame_batch: run the per-frame trunk over this many frames at a time (``None``: all).
+        """
+        b, _, t = x.shape[:3]
+        x = self.frontend3D(x)  # (B, 64, T, H', W')
+        c, h, w = x.shape[1], x.shape[3], x.shape[4]
+        x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B * T, 64, H', W')
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        step = frame_batch or len(x)
+        x = torch.cat([self.trunk(x[i:i + step]) for i in range(0, len(x), step)])  # (B * T, 512)
+        return x.view(b, t, -1).transpose(1, 2)
+
+    def fuse_for_inference(self, channels_last: bool = True) -> None:
+        """Fold BatchNorms into convolutions (eval statistics) and use channels-last 2-D convs."""
+        _fold_bn(self.frontend3D[0], self.frontend3D[1])
+        self.frontend3D[1] = nn.Identity()
+        for m in self.trunk.modules():
+            if isinstance(m, BasicBlock):
+                m.fuse()
+        self.channels_last = channels_last
+        if channels_last:
+            self.trunk.to(memory_format=torch.channels_last)
+
+
+__all__ = ["BasicBlock", "ResEncoder", "ResNetTrunk"]
