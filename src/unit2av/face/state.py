@@ -27,6 +27,7 @@ from ..errors import fail
 from ..io.checkpoints import face_state, open_container
 from ..io.safe import load_torch, save_torch
 from ..vocoder.state import Dist, rng_state, set_rng_state
+from .checkpoint import load_face_renderer
 from .model import EMBED_DIM, NUM_UNITS, FaceRenderer
 from .quality_disc import QualityDiscriminator
 from .sync_expert import SyncExpert
@@ -149,11 +150,12 @@ def build_face_state(cfg: FaceTrainConfig, opts: FaceTrainOptions, dist: Dist) -
     if device.type == "cuda" and dist.world_size > 1:
         device = torch.device("cuda", dist.local_rank)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    generator = FaceRenderer(cfg.num_embeddings, cfg.width)
-    if opts.init:
-        generator.load_released(face_state(open_container(opts.init), opts.init))
+    if opts.init:  # the renderer's own width and unit count (load_face_renderer's one rule)
+        generator = load_face_renderer(opts.init)
         cfg.width, cfg.num_embeddings = generator.width, generator.num_embeddings
         log.info("fine-tuning %s (width %d, %d units)", opts.init, cfg.width, cfg.num_embeddings)
+    else:
+        generator = FaceRenderer(cfg.num_embeddings, cfg.width)
     generator = generator.to(device).train()
     betas = (cfg.adam_b1, cfg.adam_b2)
     state = FaceTrainState(cfg, opts, dist, device, generator,

@@ -3,7 +3,9 @@
 Read (all through ``safeio.load_torch``, weights only):
 - speech-resynthesis / NetfLips ``g_XXXXXXXX`` and ``g_best``: ``{"generator": state_dict}``;
 - AV2AV ``unit_av_renderer.pt``: ``{"audio": {lang: state_dict}, "video": face_state_dict}``;
-- a bare vocoder state dict.
+- a bare vocoder state dict (or a bare face renderer state dict);
+- configs stored beside the weights: ``"config"`` (``g_`` files we write) and ``"vocoder_configs"``
+  (``{lang: config}``, containers ``unit2av pack`` writes), which the original tools ignore.
 Write: ``{"generator": state_dict}`` with the legacy ``weight_g``/``weight_v`` names, so the
 original tools load what we train.
 """
@@ -72,11 +74,28 @@ def vocoder_state(container: dict, lang: str | None, path) -> dict[str, torch.Te
 
 
 def face_state(container: dict, path) -> dict[str, torch.Tensor]:
-    """The face renderer state dict of an AV2AV container (``"video"``)."""
+    """The face renderer state dict of an AV2AV container / ``f_`` file (``"video"``), or a bare one."""
     video = container.get("video")
-    if not _is_state_dict(video):
-        raise fail(path, "no face renderer found: expected an AV2AV container with a 'video' state dict")
-    return video
+    if _is_state_dict(video):
+        return video
+    if _is_state_dict(container) and "unit_embed.weight" in container:
+        return container
+    raise fail(path, "no face renderer found: expected an AV2AV container with a 'video' state dict")
+
+
+def embedded_vocoder_config(container: dict, lang: str | None) -> dict | None:
+    """The vocoder config stored in a container: ``"config"`` (``g_`` files), else ``"vocoder_configs"[lang]``
+    (containers written by ``unit2av pack``; ``lang`` None: the only language). None when there is none."""
+    if isinstance(container.get("config"), dict):
+        return container["config"]
+    configs = container.get("vocoder_configs")
+    if not isinstance(configs, dict):
+        return None
+    langs = container_languages(container)
+    if lang is None and len(langs) == 1:
+        lang = langs[0]
+    found = configs.get(lang)
+    return found if isinstance(found, dict) else None
 
 
 def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path,
