@@ -23,6 +23,7 @@ COMMANDS = [
     ("units", "units", "fit k-means on audio features and extract unit files"),
     ("speaker", "speaker", "compute 256-d GE2E speaker embeddings for audio or video files"),
     ("render", "render", "render a dubbed, lip-synced video from units, a video and face boxes"),
+    ("batch", "batch", "run many render/synth jobs from a JSON-lines file, resumably (local processes or Ray)"),
     ("bbox", "bbox", "detect, edit, inspect and draw per-frame face boxes"),
     ("prepare", "prepare", "prepare one video: 16 kHz audio, speaker embedding, face boxes, units"),
     ("train-face", "train_face", "train (or fine-tune) the unit-driven face renderer"),

@@ -1,0 +1,136 @@
+"""The commands a job file may name: one ``BatchCommand`` entry per command.
+
+Adding a command to ``unit2av batch`` is one entry in ``COMMANDS``: the Python function (by
+import path, so that nothing heavy is imported until a worker runs it), which of its keyword
+parameters are input paths (resolved against the job file's folder) and output paths
+(resolved against ``--out-dir``), how an output is named when the job leaves it out, and,
+optionally, how a worker's model cache feeds the function already-loaded models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import fail
+
+
+@dataclass(frozen=True)
+class BatchCommand:
+    """How ``unit2av batch`` runs one command.
+
+    Args:
+        name: the job's ``"command"``.
+        function: ``"module:function"`` taking the job's keys as keyword parameters.
+        inputs: parameters that are input paths (relative to the job file).
+        outputs: parameters that are output paths (relative to ``--out-dir``).
+        derive: ``(params) -> file name`` for an output the job leaves out, per output parameter.
+        model_params: parameters that choose the models (jobs agreeing on them share a warm worker).
+        hidden: parameters a job may not set (filled by the worker, e.g. ``models``).
+        models: ``(cache, params) -> extra kwargs`` giving the function already-loaded models.
+        summary: ``(returned value) -> dict`` of durations written, for the report.
+    """
+
+    name: str
+    function: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    derive: dict[str, Callable[[dict], str]]
+    model_params: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+    models: Callable[..., dict] | None = None
+    summary: Callable[[object], dict] | None = None
+
+    def resolve(self) -> Callable:
+        """Import and return the function."""
+        module, _, attr = self.function.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The function's keyword parameters a job may set (``hidden`` ones left out)."""
+        sig = inspect.signature(self.resolve())
+        return {k: p for k, p in sig.parameters.items()
+                if k not in self.hidden and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _stem(params: dict, key: str) -> str:
+    return Path(str(params.get(key) or "out")).stem
+
+
+# ----------------------------------------------------------------------------- render
+def _render_models(cache, params: dict) -> dict:
+    """The worker's vocoder + face renderer and speaker encoder for ``render`` (loaded when first used)."""
+    from .models import LazyModels
+
+    device = params.get("device", "auto")
+    extra = {"models": LazyModels(lambda: cache.renderer(params["unit2av_path"], params.get("config"),
+                                                         params.get("tgt_lang"), device,
+                                                         params.get("backend", "auto")))}
+    enc = params.get("speaker_encoder")
+    if enc is None or isinstance(enc, (str, os.PathLike)):
+        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)
+    return extra
+
+
+def _render_summary(result) -> dict:
+    return {"video_seconds": round(result.num_frames / 25.0, 3),
+            "audio_seconds": round(result.num_samples / result.sample_rate, 3)}
+
+
+RENDER = BatchCommand(
+    name="render",
+    function="unit2av.pipeline.render:render",
+    inputs=("in_unit_path", "in_vid_path", "in_bbox_path", "unit2av_path", "config", "speaker_encoder",
+            "speaker_wav"),
+    outputs=("out_vid_path",),
+    derive={"out_vid_path": lambda p: f"{_stem(p, 'in_vid_path')}.{p.get('tgt_lang') or 'dub'}.mp4"},
+    model_params=("unit2av_path", "config", "tgt_lang", "device", "backend", "speaker_encoder"),
+    hidden=("models",),
+    models=_render_models,
+    summary=_render_summary,
+)
+
+
+# ----------------------------------------------------------------------------- synth
+def _synth_models(cache, params: dict) -> dict:
+    device = params.get("device", "auto")
+    extra = {"model": cache.vocoder(params["checkpoint"], params.get("config"), params.get("lang"), device,
+                                    params.get("backend", "auto"))}
+    enc = params.get("speaker_encoder")
+    if enc is None or isinstance(enc, (str, os.PathLike)):
+        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)
+    return extra
+
+
+def _synth_summary(result) -> dict:
+    return {"audio_seconds": round(result.num_samples / result.sample_rate, 3)}
+
+
+SYNTH = BatchCommand(
+    name="synth",
+    function="unit2av.batch.synth_job:synth_one",
+    inputs=("input_file", "checkpoint", "config", "speaker", "speaker_encoder"),
+    outputs=("output_file",),
+    derive={"output_file": lambda p: f"{_stem(p, 'input_file')}.wav"},
+    model_params=("checkpoint", "config", "lang", "device", "backend", "speaker_encoder"),
+    hidden=("model",),
+    models=_synth_models,
+    summary=_synth_summary,
+)
+
+
+COMMANDS: dict[str, BatchCommand] = {c.name: c for c in (RENDER, SYNTH)}
+
+
+def get_command(name, where: str) -> BatchCommand:
+    """The registry entry for ``name``; a one-line error naming ``where`` (the job's line) otherwise."""
+    if name not in COMMANDS:
+        raise fail(where, f"unknown command {name!r} (batch runs: {', '.join(sorted(COMMANDS))})")
+    return COMMANDS[name]
+
+
+__all__ = ["COMMANDS", "BatchCommand", "get_command"]
