@@ -25,6 +25,7 @@ _LAZY = {
     "FaceRenderer": "unit2av.face.model",
     "render": "unit2av.pipeline.render",
     "load_renderer": "unit2av.pipeline.render",
+    "load_translator": "unit2av.translate.api",
 }
 
 __all__ = sorted(_LAZY)

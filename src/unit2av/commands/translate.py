@@ -1,0 +1,95 @@
+"""Translate unit files with a UTUT checkpoint (AV2AV/UTUT unit2unit/inference.py, without fairseq).
+
+    unit2av translate --in-unit-path U.txt --out-unit-path T.txt --utut-path utut_sts_ft.pt --src-lang en --tgt-lang es
+    unit2av translate --in-unit-path units_en/ --out-unit-path units_es/ --utut-path ... --src-lang en --tgt-lang es
+
+Inputs: ``.txt`` files of space-separated unit ids (consecutive repeats are removed, as AV2AV does) or
+``.pt`` files with ``code``; several files, or a folder of them. Output: the translated unit string as
+the reference writes it (``--nbest N``: N lines, best first). Every input is read and checked before
+the first output is written; each output is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in-unit-path", "--in_unit_path", dest="in_unit_path", nargs="+", required=True,
+                   help="unit file(s) (.txt or .pt with 'code'), or one folder of them")
+    p.add_argument("--out-unit-path", "--out_unit_path", dest="out_unit_path", nargs="+", required=True,
+                   help="output file(s), one per input, or a folder (<folder>/<input name>.txt)")
+    p.add_argument("--utut-path", "--utut_path", dest="utut_path", required=True, help="UTUT checkpoint (fairseq)")
+    p.add_argument("--utut-dict", "--utut_dict", dest="utut_dict", default=None,
+                   help="unit dict.txt (default: dict.txt beside the checkpoint, else the units 0..999)")
+    p.add_argument("--src-lang", "--src_lang", dest="src_lang", required=True, help="source language (en, es, ...)")
+    p.add_argument("--tgt-lang", "--tgt_lang", dest="tgt_lang", required=True, help="target language")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the checkpoint's, 5 for UTUT)")
+    p.add_argument("--max-len-a", "--max_len_a", dest="max_len_a", type=float, default=None,
+                   help="max length = a * source tokens + b (default: the checkpoint's, 0)")
+    p.add_argument("--max-len-b", "--max_len_b", dest="max_len_b", type=int, default=None,
+                   help="(default: the checkpoint's, 200)")
+    p.add_argument("--lenpen", type=float, default=None, help="length penalty (default: the checkpoint's, 1.0)")
+    p.add_argument("--nbest", type=int, default=1, help="hypotheses written per input, one per line")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=1,
+                   help="inputs translated together (same results as one at a time)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU (same as --device cpu)")
+
+
+def _pairs(args) -> list[tuple[Path, Path]]:
+    from ..errors import fail
+    from ..vocoder.synth import collect_inputs
+
+    ins, outs = [Path(x) for x in args.in_unit_path], [Path(x) for x in args.out_unit_path]
+    if len(ins) == 1 and ins[0].is_dir():
+        if len(outs) != 1 or outs[0].is_file():
+            raise fail(outs[0], "the input is a folder: give one output folder")
+        files = collect_inputs(ins[0])
+        return [(f, outs[0] / f.relative_to(ins[0]).with_suffix(".txt")) for f in files]
+    for f in ins:
+        if not f.is_file():
+            raise fail(f, "unit file not found")
+    if len(outs) == len(ins) and not (len(ins) > 1 and outs[0].is_dir()):
+        return list(zip(ins, outs))
+    if len(outs) == 1 and (outs[0].is_dir() or len(ins) > 1 or str(args.out_unit_path[0]).endswith("/")):
+        if outs[0].is_file():
+            raise fail(outs[0], f"{len(ins)} inputs need an output folder, not a file")
+        return [(f, outs[0] / f"{f.stem}.txt") for f in ins]
+    raise fail(None, f"{len(ins)} input file(s) but {len(outs)} output path(s): give one output per input, or a folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..errors import fail
+    from ..io.safe import write_bytes_atomic
+    from ..translate.api import load_translator
+    from ..vocoder.synth import read_units
+
+    if args.batch_size < 1:
+        raise fail(None, f"--batch-size must be at least 1 (got {args.batch_size})")
+    pairs = _pairs(args)
+    tr = load_translator(args.utut_path, args.utut_dict, "cpu" if args.cpu else args.device)
+    tr.vocab.lang_index(args.src_lang)
+    tr.vocab.lang_index(args.tgt_lang)
+    tr.settings(args.beam, args.max_len_a, args.max_len_b, args.lenpen)  # check the settings before any work
+    units = []
+    for src, _ in pairs:  # read and check every input first: nothing is written for a bad one
+        code = read_units(src).code
+        tr.encode(code, args.src_lang, src)
+        units.append(code)
+    n = args.batch_size
+    bar = tqdm(total=len(pairs), desc="translate", unit="file", disable=len(pairs) < 2)
+    for i in range(0, len(pairs), n):
+        hyps = tr.translate([u for u in units[i : i + n]], args.src_lang, args.tgt_lang, beam=args.beam,
+                            nbest=args.nbest, max_len_a=args.max_len_a, max_len_b=args.max_len_b, lenpen=args.lenpen)
+        for (_, out), hs in zip(pairs[i : i + n], hyps):
+            write_bytes_atomic(out, "\n".join(h.text for h in hs).encode())
+            bar.update(1)
+    bar.close()
+    for _, out in pairs:
+        print(out)
+    print(f"translated {len(pairs)} file(s) {args.src_lang} -> {args.tgt_lang}")
+    return 0

@@ -1,0 +1,299 @@
+"""fairseq's BART/mBART transformer (encoder-decoder), inference only, with an incremental decoder.
+
+Module and parameter names are fairseq's (``encoder.layers.0.self_attn.q_proj.weight`` ...), so a
+checkpoint's state dict loads key for key (see ``translate.checkpoint``). Semantics, as fairseq
+computes them in eval mode:
+
+- token embeddings times ``embed_scale`` (sqrt(dim), or 1 with ``no_scale_embedding``) plus learned
+  positions whose first real token sits at index padding_idx + 1 = 2; then ``layernorm_embedding``;
+- pre- or post-LayerNorm layers (per side); with pre-norm a final ``layer_norm`` after the last layer;
+- attention: q = q_proj(x) * head_dim**-0.5, softmax over keys in float32 (``scaled_dot_product_attention``
+  with scale 1 on the pre-scaled q);
+- FFN ``fc2(act(fc1(x)))`` with act from ``activation_fn``; output projection without bias.
+
+Batches are sentence-major: decoder row ``n = b * beam + k`` is beam ``k`` of sentence ``b``. The
+encoder-decoder attention keys/values are computed once per sentence (not per beam): the ``beam``
+rows of a sentence attend to them as extra query positions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PAD = 1  # fairseq's padding index: also the positions' padding row
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_accurate": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "tanh": torch.tanh,
+    "linear": lambda x: x,
+    "swish": F.silu,
+}
+
+
+@dataclass
+class BartConfig:
+    """Sizes and switches of a fairseq BART/mBART model (read from ``cfg.model`` and the weights)."""
+
+    vocab_size: int  # rows of the token embedding table
+    encoder_layers: int = 12
+    decoder_layers: int = 12
+    encoder_embed_dim: int = 1024
+    decoder_embed_dim: int = 1024
+    encoder_ffn_embed_dim: int = 4096
+    decoder_ffn_embed_dim: int = 4096
+    encoder_attention_heads: int = 16
+    decoder_attention_heads: int = 16
+    encoder_normalize_before: bool = True  # pre-norm (mBART); BART-large is post-norm
+    decoder_normalize_before: bool = True
+    layernorm_embedding: bool = True
+    scale_embedding: bool = True  # not no_scale_embedding: multiply token embeddings by sqrt(dim)
+    activation_fn: str = "gelu"
+    max_source_positions: int = 1024
+    max_target_positions: int = 1024
+    share_all_embeddings: bool = True  # one token table for encoder, decoder and output projection
+    share_decoder_input_output_embed: bool = True
+
+
+class Attention(nn.Module):
+    """fairseq ``MultiheadAttention`` with separate q/k/v/out projections (inference only).
+
+    Args:
+        dim: model width. heads: attention heads. kdim: width of the keys/values' input (encoder side).
+    """
+
+    def __init__(self, dim: int, heads: int, kdim: int | None = None):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.scaling = self.head_dim**-0.5
+        self.k_proj = nn.Linear(kdim or dim, dim)
+        self.v_proj = nn.Linear(kdim or dim, dim)
+        self.q_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, E) -> (B, H, T, Dh)."""
+        return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled queries, (B, T, E) -> (B, H, T, Dh)."""
+        return self._split(self.q_proj(x) * self.scaling)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, E) -> k, v each (B, H, S, Dh)."""
+        return self._split(self.k_proj(x)), self._split(self.v_proj(x))
+
+    def attend(self, q, k, v, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        """softmax(q k^T) v then out_proj: q (B, H, T, Dh), k/v (B, H, S, Dh), mask (B, 1, 1, S) bool
+        (True = attend) -> (B, T, E)."""
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=1.0)
+        return self.out_proj(o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1))
+
+
+class _FFN(nn.Module):
+    """Shared pieces of both layer kinds: the FFN and the pre/post-norm residual rule."""
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+    def _residual(self, x: torch.Tensor, norm: nn.LayerNorm, fn) -> torch.Tensor:
+        if self.normalize_before:
+            return x + fn(norm(x))
+        return norm(x + fn(x))
+
+
+class EncoderLayer(_FFN):
+    def __init__(self, dim: int, ffn: int, heads: int, normalize_before: bool, act: str):
+        super().__init__()
+        self.self_attn = Attention(dim, heads)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+        self.normalize_before, self.act = normalize_before, ACTIVATIONS[act]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, S, E), mask (B, 1, 1, S) bool or None -> (B, S, E)."""
+
+        def attn(y):
+            return self.self_attn.attend(self.self_attn.query(y), *self.self_attn.keys_values(y), mask)
+
+        x = self._residual(x, self.self_attn_layer_norm, attn)
+        return self._residual(x, self.final_layer_norm, self._ffn)
+
+
+class DecoderLayer(_FFN):
+    def __init__(self, dim: int, ffn: int, heads: int, normalize_before: bool, act: str, kdim: int):
+        super().__init__()
+        self.self_attn = Attention(dim, heads)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.encoder_attn = Attention(dim, heads, kdim)
+        self.encoder_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+        self.normalize_before, self.act = normalize_before, ACTIVATIONS[act]
+
+    def forward(self, x, cross_kv, cross_mask, self_cache=None, step: int = 0) -> torch.Tensor:
+        """One layer.
+
+        Args:
+            x: (N, T, E) decoder states, N = B * beam (T = 1 with a cache).
+            cross_kv: encoder keys/values, each (B, H, S, Dh).
+            cross_mask: (B, 1, 1, S) bool (True = real source token) or None.
+            self_cache: (k, v) buffers (N, H, Tmax, Dh) to write this step into (incremental), or None
+                (the whole prefix is given: causal self-attention).
+            step: index of x's position (incremental only).
+        """
+
+        def self_attn(y):
+            q = self.self_attn.query(y)
+            k, v = self.self_attn.keys_values(y)
+            if self_cache is None:
+                return self.self_attn.attend(q, k, v, causal=y.shape[1] > 1)
+            kb, vb = self_cache
+            kb[:, :, step : step + 1] = k
+            vb[:, :, step : step + 1] = v
+            return self.self_attn.attend(q, kb[:, :, : step + 1], vb[:, :, : step + 1])
+
+        def cross_attn(y):
+            b = cross_kv[0].shape[0]
+            n, t, e = y.shape
+            q = self.encoder_attn.query(y.reshape(b, (n // b) * t, e))  # beams as extra queries
+            return self.encoder_attn.attend(q, *cross_kv, cross_mask).reshape(n, t, e)
+
+        x = self._residual(x, self.self_attn_layer_norm, self_attn)
+        x = self._residual(x, self.encoder_attn_layer_norm, cross_attn)
+        return self._residual(x, self.final_layer_norm, self._ffn)
+
+
+class _Side(nn.Module):
+    """Embedding front shared by encoder and decoder: scaled tokens + learned positions (+ LayerNorm)."""
+
+    def _init_side(self, embed_tokens, dim, max_positions, layernorm_embedding, normalize_before, scale):
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(dim) if scale else 1.0
+        self.embed_positions = nn.Embedding(max_positions + PAD + 1, dim, padding_idx=PAD)
+        self.layernorm_embedding = nn.LayerNorm(dim) if layernorm_embedding else None
+        self.layer_norm = nn.LayerNorm(dim) if normalize_before else None
+        self.register_buffer("version", torch.tensor([3.0]))
+
+    def _embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = self.embed_scale * self.embed_tokens(tokens) + self.embed_positions(positions)
+        return self.layernorm_embedding(x) if self.layernorm_embedding is not None else x
+
+    def _final(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_norm(x) if self.layer_norm is not None else x
+
+
+class Encoder(_Side):
+    def __init__(self, cfg: BartConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        d = cfg.encoder_embed_dim
+        self._init_side(embed_tokens, d, cfg.max_source_positions, cfg.layernorm_embedding,
+                        cfg.encoder_normalize_before, cfg.scale_embedding)
+        self.layers = nn.ModuleList(
+            EncoderLayer(d, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads, cfg.encoder_normalize_before,
+                         cfg.activation_fn) for _ in range(cfg.encoder_layers))
+
+    def forward(self, src_tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        """src_tokens (B, S) int64, pad_mask (B, S) bool (True at padding) -> (B, S, E)."""
+        real = ~pad_mask
+        positions = torch.cumsum(real, dim=1) * real + PAD  # first real token at 2, padding at 1
+        x = self._embed(src_tokens, positions)
+        mask = None
+        if bool(pad_mask.any()):
+            x = x * real.unsqueeze(-1).to(x.dtype)
+            mask = real[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self._final(x)
+
+
+class Decoder(_Side):
+    def __init__(self, cfg: BartConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        d = cfg.decoder_embed_dim
+        self._init_side(embed_tokens, d, cfg.max_target_positions, cfg.layernorm_embedding,
+                        cfg.decoder_normalize_before, cfg.scale_embedding)
+        self.layers = nn.ModuleList(
+            DecoderLayer(d, cfg.decoder_ffn_embed_dim, cfg.decoder_attention_heads, cfg.decoder_normalize_before,
+                         cfg.activation_fn, cfg.encoder_embed_dim) for _ in range(cfg.decoder_layers))
+        self.output_projection = nn.Linear(d, cfg.vocab_size, bias=False)
+        if cfg.share_decoder_input_output_embed:
+            self.output_projection.weight = embed_tokens.weight
+
+    def cross_keys_values(self, enc: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the encoder-decoder attention keys/values of enc (B, S, E): each (B, H, S, Dh)."""
+        return [layer.encoder_attn.keys_values(enc) for layer in self.layers]
+
+    def forward(self, tokens, cross_kv, cross_mask, cache=None, step: int = 0) -> torch.Tensor:
+        """Log-probabilities of the next token after each row's last token.
+
+        Args:
+            tokens: (N, T) the whole prefix (no cache), or (N, 1) its last token (with a cache).
+            cross_kv: ``cross_keys_values`` of the encoder output (per sentence).
+            cross_mask: (B, 1, 1, S) bool or None.
+            cache: ``DecoderCache`` (incremental decoding) or None.
+            step: position of ``tokens``' (last) token; the first decoder input is step 0.
+
+        Returns:
+            (N, V) float32 log-softmax.
+        """
+        t = tokens.shape[1]
+        positions = torch.arange(step - t + 1, step + 1, device=tokens.device) + PAD + 1
+        x = self._embed(tokens, positions.expand(tokens.shape[0], t))
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cross_kv[i], cross_mask, None if cache is None else cache.self_kv[i], step)
+        x = self._final(x[:, -1])
+        return torch.log_softmax(self.output_projection(x).float(), dim=-1)
+
+
+class BartModel(nn.Module):
+    """Encoder + decoder with fairseq's names; ``encoder.embed_tokens`` is shared when the config says so."""
+
+    def __init__(self, cfg: BartConfig):
+        super().__init__()
+        self.cfg = cfg
+        enc_embed = nn.Embedding(cfg.vocab_size, cfg.encoder_embed_dim, padding_idx=PAD)
+        dec_embed = enc_embed if cfg.share_all_embeddings else nn.Embedding(
+            cfg.vocab_size, cfg.decoder_embed_dim, padding_idx=PAD)
+        self.encoder = Encoder(cfg, enc_embed)
+        self.decoder = Decoder(cfg, dec_embed)
+
+    @property
+    def max_decoder_positions(self) -> int:
+        return self.cfg.max_target_positions
+
+
+class DecoderCache:
+    """Self-attention keys/values of every decoder layer, preallocated for ``max_steps`` positions.
+
+    Args:
+        model: the decoder's owner. rows: N = B * beam. max_steps: positions to hold.
+    """
+
+    def __init__(self, model: BartModel, rows: int, max_steps: int, device, dtype=torch.float32):
+        cfg = model.cfg
+        h = cfg.decoder_attention_heads
+        shape = (rows, h, max_steps, cfg.decoder_embed_dim // h)
+        self.self_kv = [(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device,
+                                                                                       dtype=dtype))
+                        for _ in range(cfg.decoder_layers)]
+
+    def reorder(self, rows: torch.Tensor, steps: int) -> None:
+        """Keep rows ``rows`` (old row indices, one per new row) of the first ``steps`` positions."""
+        if rows.numel() == self.self_kv[0][0].shape[0] and bool(
+                (rows == torch.arange(rows.numel(), device=rows.device)).all()):
+            return
+        for i, (k, v) in enumerate(self.self_kv):
+            nk = k.new_empty((rows.numel(), *k.shape[1:]))
+            nv = v.new_empty((rows.numel(), *v.shape[1:]))
+            nk[:, :, :steps] = k[:, :, :steps].index_select(0, rows)
+            nv[:, :, :steps] = v[:, :, :steps].index_select(0, rows)
+            self.self_kv[i] = (nk, nv)

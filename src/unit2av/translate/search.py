@@ -1,0 +1,172 @@
+"""Beam search as fairseq's ``SequenceGenerator`` (with ``search.BeamSearch``) runs it for UTUT.
+
+Per step, for every live beam row: log-softmax over the vocabulary (float32), then ``<pad>`` := -inf,
+``<unk>`` -= unkpen, at step >= max_len every entry but eos := -inf, else at step < min_len eos := -inf,
+then the suppressed tokens := -inf (no renormalisation). Candidates are the top 2*beam of
+(cumulative score + log-prob) over beam x vocab (step 0: the first row only). eos candidates ranked
+within the first ``beam`` are finalised (score = cumulative / length**lenpen, length counting the
+eos); the first ``beam`` non-eos candidates continue. A sentence ends when it has ``beam`` finished
+hypotheses or reaches its max_len. Hypotheses start with eos (the target-language token) and their
+tokens exclude that start token.
+
+Differences from fairseq, on purpose: max_len is per sentence (from each sentence's own length, as
+AV2AV translates one sentence at a time), so a batch gives what each sentence gives alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .model import BartModel, DecoderCache
+from .vocab import PAD, UNK
+
+
+@dataclass
+class Hypothesis:
+    """One finished hypothesis.
+
+    Attributes:
+        tokens: (L,) int64 vocabulary indices, ending with eos (the target-language token).
+        score: cumulative log-prob / L**lenpen.
+        positional_scores: (L,) float32 per-token log-probs (the last is eos's).
+        text: the unit string as the reference prints it (filled in by the translator).
+        units: the unit values in ``text`` (filled in by the translator).
+    """
+
+    tokens: torch.Tensor
+    score: float
+    positional_scores: torch.Tensor
+    text: str = ""
+    units: list[int] | None = None
+
+
+@dataclass
+class SearchSettings:
+    beam: int = 5
+    max_len_a: float = 0.0
+    max_len_b: int = 200
+    min_len: int = 1
+    lenpen: float = 1.0
+    unkpen: float = 0.0
+
+
+def _mask_lprobs(lp: torch.Tensor, step: int, row_max_len: torch.Tensor, eos: int, suppressed: torch.Tensor,
+                 s: SearchSettings) -> None:
+    """fairseq's masking, in place: lp (N, V) float32; row_max_len (N,) int64."""
+    lp[lp != lp] = -torch.inf
+    lp[:, PAD] = -torch.inf
+    lp[:, UNK] -= s.unkpen
+    at_max = row_max_len <= step
+    if bool(at_max.any()):
+        keep = lp[at_max, eos]
+        lp[at_max] = -torch.inf
+        lp[at_max, eos] = keep
+    if step < s.min_len:
+        lp[:, eos] = -torch.inf
+    lp[:, suppressed] = -torch.inf
+
+
+def _finalize(step, sent_ids, rows, cand_scores, tokens, scores, finalized, beam, lenpen, eos):
+    """Append the finished hypotheses ending at this step (rows: old row indices, cand_scores: their scores)."""
+    seq = tokens[rows, 1 : step + 2].clone()
+    seq[:, step] = eos
+    cum = scores[rows, : step + 1].clone()
+    cum[:, step] = cand_scores
+    pos = cum.clone()
+    pos[:, 1:] = cum[:, 1:] - cum[:, :-1]
+    norm = cand_scores / (step + 1) ** lenpen
+    for i, r in enumerate(rows.tolist()):
+        out = finalized[sent_ids[r // beam]]
+        if len(out) < beam:
+            out.append(Hypothesis(seq[i], float(norm[i]), pos[i]))
+
+
+@torch.inference_mode()
+def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.Tensor, eos: int,
+                suppressed: list[int], settings: SearchSettings, use_cache: bool = True) -> list[list[Hypothesis]]:
+    """Translate a batch of encoded sources.
+
+    Args:
+        model: the BART model (eval).
+        src_tokens: (B, S) int64, right-padded with ``<pad>``.
+        src_lengths: (B,) each source's length (incl. ``<s>``, ``</s>``, ``[src]``).
+        eos: the target-language token (start token and end of every hypothesis).
+        suppressed: indices never generated.
+        settings: beam, length limit (max_len_a * S + max_len_b), min_len, lenpen, unkpen.
+        use_cache: incremental decoding with a key/value cache (False: the whole prefix each step).
+
+    Returns:
+        Per sentence, ``beam`` hypotheses sorted by score, best first.
+    """
+    s, dev = settings, src_tokens.device
+    bsz, beam = src_tokens.shape[0], s.beam
+    vocab = model.cfg.vocab_size
+    limit = model.max_decoder_positions - 1
+    max_len = torch.clamp((s.max_len_a * src_lengths.double() + s.max_len_b).long(), max=limit).to(dev)
+    steps = int(max_len.max())
+    pad_mask = torch.arange(src_tokens.shape[1], device=dev)[None] >= src_lengths.to(dev)[:, None]
+    enc = model.encoder(src_tokens, pad_mask)  # (B, S, E)
+    cross_mask = (~pad_mask)[:, None, None, :] if bool(pad_mask.any()) else None
+    cross_kv = model.decoder.cross_keys_values(enc) if use_cache else None
+    cache = DecoderCache(model, bsz * beam, steps + 1, dev) if use_cache else None
+    supp = torch.tensor(suppressed, dtype=torch.long, device=dev)
+
+    tokens = torch.full((bsz * beam, steps + 2), PAD, dtype=torch.long, device=dev)
+    tokens[:, 0] = eos
+    scores = torch.zeros((bsz * beam, steps + 1), dtype=torch.float32, device=dev)
+    ignore = torch.zeros((bsz, beam), dtype=torch.bool, device=dev)
+    sent_ids = list(range(bsz))  # active sentence -> original index
+    finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+    cand_size = 2 * beam
+    for step in range(steps + 1):
+        if use_cache:
+            lp = model.decoder(tokens[:, step : step + 1], cross_kv, cross_mask, cache, step)
+        else:
+            lp = model.decoder(tokens[:, : step + 1], model.decoder.cross_keys_values(enc), cross_mask, None, step)
+        row_max = max_len.repeat_interleave(beam)
+        _mask_lprobs(lp, step, row_max, eos, supp, s)
+        lp = lp.view(bsz, beam, vocab)
+        if step == 0:
+            lp = lp[:, 0]
+        else:
+            lp = lp + scores[:, step - 1].view(bsz, beam, 1)
+        lp = lp.reshape(bsz, -1)
+        cand_scores, idx = torch.topk(lp, k=min(cand_size, lp.shape[1] - 1))
+        cand_beams, cand_tokens = idx // vocab, idx % vocab
+        offsets = (torch.arange(bsz, device=dev) * beam)[:, None]
+        cand_rows = cand_beams + offsets  # rows in the current numbering
+        eos_mask = (cand_tokens == eos) & (cand_scores != -torch.inf)
+        eos_mask[:, :beam] &= ~ignore
+        fin = eos_mask[:, :beam]
+        if bool(fin.any()):
+            _finalize(step, sent_ids, cand_rows[:, :beam][fin], cand_scores[:, :beam][fin], tokens, scores,
+                      finalized, beam, s.lenpen, eos)
+        seen = fin.any(dim=1).tolist()
+        done = [seen[b] and (len(finalized[sent_ids[b]]) == beam or step == int(max_len[b])) for b in range(bsz)]
+        if all(done):
+            break
+        keep = torch.tensor([b for b in range(bsz) if not done[b]], dtype=torch.long, device=dev)
+        if len(keep) < bsz:
+            sent_ids = [sent_ids[b] for b in keep.tolist()]
+            eos_mask, cand_rows, cand_scores, cand_tokens = (t[keep] for t in (eos_mask, cand_rows, cand_scores,
+                                                                              cand_tokens))
+            ignore, max_len, enc, pad_mask = ignore[keep], max_len[keep], enc[keep], pad_mask[keep]
+            cross_mask = cross_mask[keep] if cross_mask is not None else None
+            if cross_kv is not None:
+                cross_kv = [(k[keep], v[keep]) for k, v in cross_kv]
+            bsz = len(keep)
+        # fairseq's rule: eos candidates (and ignored ranks) sort after all others, ranks kept otherwise
+        eos_mask[:, :beam] |= ignore
+        active = eos_mask.long() * cand_size + torch.arange(eos_mask.shape[1], device=dev)
+        new_ignore, active_hypos = torch.topk(active, k=beam, dim=1, largest=False)
+        ignore = new_ignore >= cand_size
+        rows = cand_rows.gather(1, active_hypos).view(-1)  # old row index of each new row
+        tokens = tokens[rows]
+        tokens[:, step + 1] = cand_tokens.gather(1, active_hypos).view(-1)
+        scores = scores[rows]
+        scores[:, step] = cand_scores.gather(1, active_hypos).view(-1)
+        if cache is not None:
+            cache.reorder(rows, step + 1)
+    return [sorted(h, key=lambda x: -x.score) for h in finalized]
