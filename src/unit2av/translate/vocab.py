@@ -71,7 +71,7 @@ def resolve_dict_path(ckpt_path: str | os.PathLike, dict_path: str | os.PathLike
     """``dict_path`` when given, else ``dict.txt`` beside the checkpoint, else ``None`` (standard list)."""
     if dict_path is not None:
         return Path(dict_path)
-    beside = Path(ckpt_path).resolve().parent / "dict.txt"
+    beside = Path(ckpt_path).absolute().parent / "dict.txt"
     return beside if beside.is_file() else None
 
 
