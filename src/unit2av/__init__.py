@@ -26,6 +26,8 @@ _LAZY = {
     "render": "unit2av.pipeline.render",
     "load_renderer": "unit2av.pipeline.render",
     "load_translator": "unit2av.translate.api",
+    "load_av2unit": "unit2av.av2unit.api",
+    "AV2Unit": "unit2av.av2unit.api",
 }
 
 __all__ = sorted(_LAZY)

@@ -21,6 +21,7 @@ from .resnet import ResEncoder
 
 MODEL_NAMES = ("av_hubert",)  # cfg.model._name of the models this module builds
 TASK_NAMES = ("av_hubert_unit_pretraining", "av_hubert_pretraining")  # tasks whose checkpoints carry label heads
+WINDOW_OVERLAP = 200  # frames (8 s) two neighbouring encoder windows share; each kept frame sees >= 4 s around it
 
 
 @dataclass(frozen=True)
@@ -134,17 +135,17 @@ class AVHubert(nn.Module):
         heads = len(cfg.num_classes) if cfg.untie_final_proj else 1
         self.final_proj = nn.Linear(d, cfg.head_dim * heads)
 
-    def encode(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None,
-               frame_batch: int | None = None) -> torch.Tensor:
-        """The fine-tuning feature path (``extract_finetune``).
+    def fuse_features(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None,
+                      frame_batch: int | None = None) -> torch.Tensor:
+        """Front ends, fusion, LayerNorm and ``post_extract_proj``: the encoder's input.
 
         Args:
             audio: ``(B, audio_feat_dim, T)`` normalised filterbank rows, or None.
             video: ``(B, 1, T, 88, 88)`` normalised crops, or None.
-            frame_batch: frames per pass of the video front end (``None``: all at once).
+            frame_batch: frames per pass of the video front end (``None``: all at once; same result).
 
         Returns:
-            ``x (B, T, D)``.
+            ``(B, T, D)``.
         """
         if audio is None and video is None:
             raise ValueError("neither audio nor video given")
@@ -156,9 +157,24 @@ class AVHubert(nn.Module):
         fv = fv if fv is not None else torch.zeros_like(fa)
         x = torch.cat([fa, fv], dim=-1) if self.cfg.modality_fuse == "concat" else fa + fv
         x = self.layer_norm(x)
-        if self.post_extract_proj is not None:
-            x = self.post_extract_proj(x)
-        return self.encoder(x)
+        return self.post_extract_proj(x) if self.post_extract_proj is not None else x
+
+    def encode(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None,
+               frame_batch: int | None = None, max_frames: int | None = None,
+               overlap: int = WINDOW_OVERLAP) -> torch.Tensor:
+        """The fine-tuning feature path (``extract_finetune``): ``x (B, T, D)``.
+
+        Args:
+            audio, video, frame_batch: see ``fuse_features``.
+            max_frames: longest sequence the encoder sees at once (``None``: the whole input, as the
+                reference); longer inputs go through ``windows`` of this length.
+            overlap: frames shared by neighbouring windows.
+        """
+        x = self.fuse_features(audio, video, frame_batch)
+        if max_frames is None or x.shape[1] <= max_frames:
+            return self.encoder(x)
+        return torch.cat([self.encoder(x[:, s:e])[:, a - s:b - s] for s, e, a, b in
+                          windows(x.shape[1], max_frames, overlap)], dim=1)
 
     def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each label head's logits for encoder output ``x (B, T, D)`` -> ``[(B, T, C_h)]``."""
@@ -185,9 +201,35 @@ class AVHubert(nn.Module):
         return self
 
 
+def windows(length: int, size: int, overlap: int = WINDOW_OVERLAP) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows covering ``length`` frames and the part of each that is kept.
+
+    Windows of ``size`` frames start every ``size - overlap`` frames (the last one is moved back to
+    end at ``length``); neighbouring windows hand over in the middle of their shared frames, so every
+    kept frame has at least ``overlap // 2`` frames of context on each side inside its window (or
+    reaches the input's own edge).
+
+    Returns:
+        ``[(start, end, keep_start, keep_end)]``: run ``[start, end)``, keep ``[keep_start, keep_end)``;
+        the kept parts tile ``[0, length)``.
+    """
+    if length <= size:
+        return [(0, length, 0, length)]
+    if not 0 <= overlap < size:
+        raise ValueError(f"overlap {overlap} must be in [0, {size})")
+    starts = list(range(0, length - size, size - overlap)) + [length - size]
+    out, keep = [], 0
+    for i, s in enumerate(starts):
+        e = s + size
+        nxt = (starts[i + 1] + e) // 2 if i + 1 < len(starts) else length
+        out.append((s, e, keep, nxt))
+        keep = nxt
+    return out
+
+
 def interleave(preds: list[torch.Tensor]) -> torch.Tensor:
     """Per-head predictions ``[(T,)] * H`` -> ``(H * T,)`` as ``[h0_0, h1_0, h0_1, h1_1, ...]``."""
     return torch.stack(preds, dim=1).reshape(-1)
 
 
-__all__ = ["MODEL_NAMES", "TASK_NAMES", "AVHubert", "AVHubertConfig", "interleave"]
+__all__ = ["MODEL_NAMES", "TASK_NAMES", "WINDOW_OVERLAP", "AVHubert", "AVHubertConfig", "interleave", "windows"]
