@@ -30,6 +30,7 @@ COMMANDS = [
     ("train-sync", "train_sync", "train the unit/mouth sync expert used by train-face's sync loss"),
     ("pack", "pack", "pack vocoders and a face renderer into an AV2AV container"),
     ("export", "export", "export the vocoder or the face renderer to ONNX"),
+    ("av2unit", "av2unit", "mAV-HuBERT units from a talking-face video's audio and/or mouth crops (no fairseq)"),
     ("translate", "translate", "translate unit files to another language with a UTUT checkpoint (no fairseq)"),
     ("evaluate", "evaluate", "measure dubbed videos: intelligibility, voice, audio quality, lip sync, seams"),
     ("app", "app", "review face boxes and dub in the browser (a local Gradio page)"),
