@@ -1,8 +1,9 @@
-"""GE2E speaker encoder on real espeak-ng speech with the weights shipped in resemblyzer."""
+"""GE2E speaker encoder on real espeak-ng speech with Resemblyzer's weights (bundled in unit2av)."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import itertools
 
@@ -15,9 +16,11 @@ from conftest import SAMPLE_VIDEO
 from unit2av.cli import main
 from unit2av.demo.corpus import make_corpus
 from unit2av.errors import Unit2AVError
+from unit2av.io.packed import read_packed_state, write_packed_state
 from unit2av.prepare.speaker import (
     SpeakerEncoder,
     cosine_similarity,
+    default_weights,
     normalize_volume,
     partial_starts,
     resemblyzer_weights,
@@ -73,7 +76,7 @@ def test_same_voice_more_similar_than_other_voices(embeddings):
 
 def test_rtvc_and_bare_state_dict_give_identical_embeddings(tmp_path, corpus, encoder):
     _, records = corpus
-    state = torch.load(resemblyzer_weights(), map_location="cpu", weights_only=True)["model_state"]
+    state = read_packed_state(default_weights())
     torch.save({"model_state": state}, tmp_path / "encoder.pt")  # Real-Time-Voice-Cloning layout
     torch.save(dict(state), tmp_path / "bare.pt")
     torch.save({f"module.{k}": v for k, v in state.items() if not k.startswith("similarity")}, tmp_path / "ddp.pt")
@@ -149,19 +152,47 @@ def test_bad_weights(tmp_path, monkeypatch):
     torch.save(_NotTensors(), tmp_path / "obj.pt")
     with pytest.raises(Unit2AVError, match="refused"):
         SpeakerEncoder.load(tmp_path / "obj.pt")
-    state = torch.load(resemblyzer_weights(), map_location="cpu", weights_only=True)["model_state"]
+    state = read_packed_state(default_weights())
     state["linear.weight"] = torch.zeros(256, 128)
     torch.save(state, tmp_path / "shape.pt")
     with pytest.raises(Unit2AVError, match="do not fit"):
         SpeakerEncoder.load(tmp_path / "shape.pt")
     with pytest.raises(Unit2AVError, match="not found"):
         SpeakerEncoder.load(tmp_path / "missing.pt")
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "resemblyzer" else real_find_spec(name, *a))
-    with pytest.raises(Unit2AVError, match="pip install resemblyzer --no-deps") as e:
-        SpeakerEncoder.load()
+    (tmp_path / "garbage.bin").write_bytes(b"unit2av-packed-state-1\n\xff\xff\xff\x00{")
+    with pytest.raises(Unit2AVError, match="corrupt packed state dict") as e:
+        read_packed_state(tmp_path / "garbage.bin")
     assert "\n" not in str(e.value)
+    with pytest.raises(Unit2AVError, match="not a packed state dict"):
+        read_packed_state(tmp_path / "shape.pt")
+
+
+# SHA-256 over (name, float32 bytes) of the 16 tensors of resemblyzer 0.1.4's pretrained.pt "model_state",
+# computed from that file (not from the bundled copy).
+RESEMBLYZER_SHA256 = "e585f3cee8e789b8a3b7fc958e04d945699befed5dd9f42c60c4ffcf130b435b"
+
+
+def test_bundled_weights_are_resemblyzers_bit_for_bit(tmp_path, corpus, encoder):
+    """No `pip install resemblyzer` needed: the bundled weights are its pretrained.pt's, losslessly packed."""
+    state = read_packed_state(default_weights())
+    h = hashlib.sha256()
+    for name, t in state.items():
+        assert t.dtype == torch.float32
+        h.update(name.encode())
+        h.update(t.numpy().tobytes())
+    assert h.hexdigest() == RESEMBLYZER_SHA256 and len(state) == 16
+    assert default_weights().stat().st_size < 5 * 2**20
+    write_packed_state(state, tmp_path / "again.bin")  # the format round-trips exactly
+    assert all(torch.equal(a, b) for a, b in zip(read_packed_state(tmp_path / "again.bin").values(),
+                                                 state.values()))
+    if importlib.util.find_spec("resemblyzer") is None:
+        print("resemblyzer not installed: compared with the pinned SHA-256 only")
+        return
+    original = torch.load(resemblyzer_weights(), map_location="cpu", weights_only=True)["model_state"]
+    assert list(original) == list(state) and all(torch.equal(original[k], state[k]) for k in state)
+    _, records = corpus
+    wav, sr = sf.read(records[0]["path"], dtype="float32")
+    np.testing.assert_array_equal(SpeakerEncoder.load(resemblyzer_weights()).embed(wav, sr), encoder.embed(wav, sr))
 
 
 def test_bad_audio(encoder, tmp_path):

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kmeans", "--km_path", "--km-path", default=None,
                    help="k-means file from `unit2av units fit`: also write the unit file")
     p.add_argument("--speaker-encoder", "--speaker_encoder", dest="speaker_encoder", default=None,
-                   help="speaker encoder weights (default: the pretrained.pt inside the resemblyzer package)")
+                   help="speaker encoder weights (default: Resemblyzer's pretrained GE2E weights, bundled)")
     p.add_argument("--device", default="cpu", help="device of the speaker encoder / feature model (default: cpu)")
     add_detector_arguments(p)
     p.add_argument("--checkpoint", default="CHECKPOINT.pt", help="checkpoint named in the printed render command")

@@ -5,9 +5,10 @@ hop); the last layer's final hidden state goes through Linear(256, 256) + ReLU a
 L2-normalised. An utterance is cut into partials of 160 frames (1.6 s) overlapping by
 50 %; their embeddings are averaged and L2-normalised again.
 
-Weights: by default the ``pretrained.pt`` shipped inside the installed ``resemblyzer``
-package (found on disk; the package itself is never imported, its ``webrtcvad``
-dependency is not needed). Real-Time-Voice-Cloning ``encoder.pt`` files
+Weights: by default Resemblyzer's pretrained GE2E weights, shipped in this package
+(``assets/ge2e_resemblyzer.bin``, Apache 2.0, see ``assets/GE2E_WEIGHTS.md``; the same bits as
+the ``pretrained.pt`` inside the ``resemblyzer`` package, which is not needed).
+Resemblyzer ``pretrained.pt``, Real-Time-Voice-Cloning ``encoder.pt`` files
 (``{"model_state": sd}``) and bare state dicts load too; all through
 ``unit2av.io.safe.load_torch`` (weights only).
 
@@ -30,6 +31,7 @@ from torch import nn
 
 from ..errors import Unit2AVError, fail
 from ..io.audio import load_audio, resample
+from ..io.packed import read_packed_state
 from ..io.safe import load_torch, save_torch
 from ..spectral import mel_filterbank
 
@@ -51,16 +53,25 @@ VAD_FLOOR_DB = -60.0  # ... and above this absolute level (dBFS)
 EPS = 1e-12  # guards log and division
 
 
+DEFAULT_WEIGHTS = "ge2e_resemblyzer.bin"  # Resemblyzer's pretrained.pt tensors, packed (unit2av.io.packed)
+
+
+def default_weights() -> Path:
+    """Path of the bundled GE2E weights (Resemblyzer's, see ``assets/GE2E_WEIGHTS.md``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("unit2av.assets").joinpath(DEFAULT_WEIGHTS)))
+
+
 def resemblyzer_weights() -> Path:
-    """Path of the ``pretrained.pt`` inside the installed ``resemblyzer`` package.
+    """Path of the ``pretrained.pt`` inside an installed ``resemblyzer`` package (not needed: see ``default_weights``).
 
     Raises:
         Unit2AVError: the package is not installed (or ships no weights).
     """
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise fail(None, "no speaker-encoder weights given and the resemblyzer package is not installed: "
-                         "`pip install resemblyzer --no-deps` or pass --speaker-encoder PATH")
+        raise fail(None, "the resemblyzer package is not installed (unit2av ships its weights: SpeakerEncoder.load())")
     path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
     if not path.is_file():
         raise fail(path, "the installed resemblyzer package ships no pretrained.pt")
@@ -247,14 +258,18 @@ class SpeakerEncoder(nn.Module):
 
         Args:
             path: Resemblyzer ``pretrained.pt``, RTVC ``encoder.pt`` (``{"model_state": sd}``)
-                or a bare state dict; ``None`` = the weights inside the installed ``resemblyzer``.
+                or a bare state dict; ``None`` = Resemblyzer's weights, bundled (``default_weights``).
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` ...
 
         Raises:
             Unit2AVError: missing weights, or a file that is not a GE2E encoder.
         """
-        path = resemblyzer_weights() if path is None else Path(path)
-        obj = load_torch(path, what="speaker encoder")
+        if path is None:
+            path = default_weights()
+            obj = read_packed_state(path)
+        else:
+            path = Path(path)
+            obj = load_torch(path, what="speaker encoder")
         sd = obj.get("model_state", obj) if isinstance(obj, dict) else None
         if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
             raise fail(path, "not a speaker-encoder state dict (expected {'model_state': {...}} or tensors)")
@@ -336,5 +351,5 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-__all__ = ["SpeakerEncoder", "cosine_similarity", "embed_files", "normalize_volume", "partial_starts",
-           "resemblyzer_weights", "trim_long_silences"]
+__all__ = ["SpeakerEncoder", "cosine_similarity", "default_weights", "embed_files", "normalize_volume",
+           "partial_starts", "resemblyzer_weights", "trim_long_silences"]
