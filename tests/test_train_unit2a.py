@@ -223,8 +223,12 @@ def test_losses_on_hand_computed_values():
     assert float(fm) == pytest.approx(0.5)
     mel = mel_loss(torch.zeros(1, 80, 10), torch.full((1, 80, 12), 2.0))  # frames trimmed to 10
     assert float(mel) == pytest.approx(2.0)
-    out = generator_objective(mel, fm, adv, torch.tensor(0.1), 45.0, 2.0, 1.0, 1.0)
+    out = generator_objective({"mel": mel, "fm": fm, "adv": adv, "dur": torch.tensor(0.1)},
+                              {"mel": 45.0, "fm": 2.0, "adv": 1.0, "dur": 1.0})
     assert float(out["total"]) == pytest.approx(45 * 2.0 + 2 * 0.5 + 1.25 + 0.1)
+    assert float(out["mel"]) == 2.0 and float(out["fm"]) == 0.5  # the terms come back unweighted
+    no_adv = generator_objective({"mel": mel, "fm": fm, "adv": adv, "dur": None}, {"mel": 45.0, "fm": 2.0})
+    assert float(no_adv["total"]) == pytest.approx(45 * 2.0 + 2 * 0.5) and float(no_adv["dur"]) == 0.0
 
 
 def test_discriminators_have_hifigan_layout():
@@ -263,10 +267,10 @@ def test_stft_loss_hears_a_pitch_change_not_a_time_shift():
     assert float(stft_loss(y, y)) < 1e-6
     near, far = float(stft_loss(y, same_late)), float(stft_loss(y, other))
     assert far > 4 * near, (near, far)
-    base = dict(mel_l1=torch.tensor(1.0), fm=torch.tensor(0.0), adv=torch.tensor(0.0), dur=None,
-                lambda_mel=45.0, lambda_fm=2.0, lambda_adv=1.0, dur_weight=0.0)
-    assert float(generator_objective(**base)["total"]) == pytest.approx(45.0)
-    weighted = generator_objective(**base, stft=torch.tensor(0.5), lambda_stft=10.0)
+    terms = {"mel": torch.tensor(1.0), "fm": torch.tensor(0.0), "adv": torch.tensor(0.0), "dur": None}
+    weights = {"mel": 45.0, "fm": 2.0, "adv": 1.0, "dur": 0.0, "stft": 10.0}
+    assert float(generator_objective(terms, weights)["total"]) == pytest.approx(45.0)
+    weighted = generator_objective({**terms, "stft": torch.tensor(0.5)}, weights)
     assert float(weighted["total"]) == pytest.approx(50.0) and float(weighted["stft"]) == 0.5
 
 

@@ -15,18 +15,18 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .. import training
 from ..devices import resolve_device
 from ..errors import fail
 from ..io.checkpoints import face_state, open_container
 from ..io.safe import load_torch, save_torch
-from ..vocoder.state import Dist, rng_state, set_rng_state
+from ..training import Dist, rng_state, set_rng_state, unwrap
 from .checkpoint import load_face_renderer
 from .model import EMBED_DIM, NUM_UNITS, FaceRenderer
 from .quality_disc import QualityDiscriminator
@@ -35,7 +35,6 @@ from .sync_expert import SyncExpert
 log = logging.getLogger(__name__)
 
 FORMAT_MARKER = 1  # fo_["unit2av"]: written by this trainer
-_CKPT_RE = re.compile(r"^fo_(\d{8})$")
 
 
 @dataclass
@@ -59,6 +58,10 @@ class FaceTrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def loss_weights(self) -> dict[str, float]:
+        """Loss name -> weight: ``l1``: ``l1_weight``, ``sync``: ``sync_weight``, ``adv``: ``adv_weight``."""
+        return {"l1": self.l1_weight, "sync": self.sync_weight, "adv": self.adv_weight}
 
 
 def load_face_config(path: str | os.PathLike | None = None, **overrides) -> FaceTrainConfig:
@@ -123,11 +126,13 @@ class FaceTrainState:
 
     @property
     def g(self) -> FaceRenderer:
-        return getattr(self.generator, "module", self.generator)
+        """The renderer without its DDP wrapper."""
+        return unwrap(self.generator)
 
     @property
     def d(self) -> nn.Module | None:
-        return None if self.disc is None else getattr(self.disc, "module", self.disc)
+        """The quality discriminator without its DDP wrapper (``None`` when ``adv_weight`` is 0)."""
+        return unwrap(self.disc)
 
 
 def load_sync_expert(path: str | os.PathLike, device: torch.device | str = "cpu") -> SyncExpert:
@@ -146,9 +151,7 @@ def load_sync_expert(path: str | os.PathLike, device: torch.device | str = "cpu"
 
 def build_face_state(cfg: FaceTrainConfig, opts: FaceTrainOptions, dist: Dist) -> FaceTrainState:
     """Fresh (or ``opts.init``-initialised) renderer, optional discriminator and sync expert, Adam optimisers."""
-    device = resolve_device(opts.device)
-    if device.type == "cuda" and dist.world_size > 1:
-        device = torch.device("cuda", dist.local_rank)
+    device = training.run_device(opts.device, dist)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     if opts.init:  # the renderer's own width and unit count (load_face_renderer's one rule)
         generator = load_face_renderer(opts.init)
@@ -201,14 +204,7 @@ def save_face_checkpoint(state: FaceTrainState, folder: str | os.PathLike, tag: 
 
 def latest_face_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The ``fo_XXXXXXXX`` with the highest step whose ``f_`` exists."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT_RE.match(p.name)))
-    for _, path in reversed(found):
-        if (folder / ("f_" + path.name[3:])).is_file():
-            return path
-    return None
+    return training.latest_checkpoint(folder, "fo", "f")
 
 
 def load_face_checkpoint(state: FaceTrainState, fo_path: str | os.PathLike) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,17 @@ from tqdm import tqdm
 
 from ..errors import fail
 from ..io.safe import write_bytes_atomic
-from ..vocoder.state import record_validation
-from ..vocoder.train import init_distributed
+from ..training import (
+    Deadline,
+    all_finite,
+    close_distributed,
+    init_distributed,
+    record_validation,
+    skip_step,
+    tensorboard,
+    weighted_sum,
+    wrap_ddp,
+)
 from .data import HALF, FaceWindows, FixedWindows, StepKeys, read_face_manifest
 from .quality_disc import adversarial_loss, disc_loss
 from .state import (
@@ -44,48 +51,35 @@ from .sync_expert import mouth_stack, sync_loss
 log = logging.getLogger(__name__)
 
 
-def _finite(state: FaceTrainState, loss: torch.Tensor) -> bool:
-    flag = torch.tensor([float(torch.isfinite(loss).all())], device=state.device)
-    if state.dist.world_size > 1:
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-    return bool(flag.item() > 0)
-
-
 def train_step(state: FaceTrainState, batch: dict) -> dict[str, float]:
     """One renderer update (and one discriminator update when ``adv_weight > 0``).
 
     Args:
+        state: the training state (models, optimisers, counters).
         batch: ``units`` (B, 20), ``faces`` (B, 10, 6, 96, 96), ``target`` (B, 10, 3, 96, 96).
 
     Returns:
-        Named losses: ``total``, ``l1`` and, when enabled, ``sync``, ``adv``, ``disc``;
-        ``{"skipped": 1.0}`` when the loss was not finite.
+        Named losses, unweighted: ``l1`` and, when enabled, ``sync``, ``adv``, ``disc``; ``total``:
+        their sum weighted by ``cfg.loss_weights()``; ``{"skipped": 1.0}`` when the loss was not finite.
     """
-    cfg, dev = state.cfg, state.device
+    dev = state.device
     units = batch["units"].to(dev)
     faces = batch["faces"].to(dev).flatten(0, 1)  # (B * 10, 6, 96, 96), window-major
     target = batch["target"].to(dev).flatten(0, 1)  # (B * 10, 3, 96, 96)
     out = state.generator(units, faces)
-    losses = {"l1": F.l1_loss(out, target)}
-    total = cfg.l1_weight * losses["l1"]
+    losses = {"l1": F.l1_loss(out, target), "sync": None, "adv": None}
     if state.sync is not None:
         cosine = state.sync(units, mouth_stack(out))
         losses["sync"] = sync_loss(cosine, torch.ones_like(cosine))
-        total = total + cfg.sync_weight * losses["sync"]
     if state.disc is not None:
         losses["adv"] = adversarial_loss(state.disc(out))
-        total = total + cfg.adv_weight * losses["adv"]
-    if not _finite(state, total):
-        state.nonfinite += 1
-        log.warning("step %d: non-finite loss, step skipped (%d in a row)", state.step + 1, state.nonfinite)
-        if state.nonfinite >= state.opts.max_nonfinite:
-            raise fail(state.opts.checkpoint_path, f"training diverged: {state.nonfinite} non-finite steps in a "
-                                                   "row; lower learning_rate or check the data")
-        return {"skipped": 1.0}
+    total = weighted_sum(losses, state.cfg.loss_weights())
+    if not all_finite(dev, state.dist, total):
+        return skip_step(state, "loss", state.opts.max_nonfinite, state.opts.checkpoint_path)
     state.optim_g.zero_grad(set_to_none=True)
     total.backward()
     state.optim_g.step()
-    result = {k: float(v.detach()) for k, v in losses.items()}
+    result = {k: float(v.detach()) for k, v in losses.items() if v is not None}
     if state.disc is not None:
         d_loss = disc_loss(state.disc(target), state.disc(out.detach()))
         state.optim_d.zero_grad(set_to_none=True)
@@ -184,7 +178,7 @@ def _loop(state: FaceTrainState, train_set: FaceWindows, valid, writer, folder: 
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=keys, num_workers=opts.num_workers,
                         pin_memory=state.device.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
-    deadline = math.inf if opts.max_seconds is None else time.time() + opts.max_seconds
+    deadline = Deadline(opts.max_seconds)
     pbar = tqdm(total=opts.training_steps, initial=state.step, desc="train-face", unit="step",
                 disable=not state.dist.main, dynamic_ncols=True)
     try:
@@ -194,22 +188,16 @@ def _loop(state: FaceTrainState, train_set: FaceWindows, valid, writer, folder: 
                 continue
             if state.dist.main:
                 _after_step(state, losses, writer, valid, folder, pbar)
-            stop = torch.tensor([float(time.time() >= deadline)], device=state.device)
-            if state.dist.world_size > 1:
-                torch.distributed.broadcast(stop, src=0)
-            if stop.item() or state.step >= opts.training_steps:
+            if deadline.passed(state.device, state.dist) or state.step >= opts.training_steps:
                 break
     finally:
         pbar.close()
 
 
 def _wrap_ddp(state: FaceTrainState) -> None:
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    ids = [state.device.index] if state.device.type == "cuda" else None
-    state.generator = DDP(state.generator, device_ids=ids)
+    state.generator = wrap_ddp(state.generator, state.device)
     if state.disc is not None:
-        state.disc = DDP(state.disc, device_ids=ids)
+        state.disc = wrap_ddp(state.disc, state.device)
 
 
 def train_face(cfg: FaceTrainConfig, opts: FaceTrainOptions) -> FaceTrainState:
@@ -233,11 +221,8 @@ def train_face(cfg: FaceTrainConfig, opts: FaceTrainOptions) -> FaceTrainState:
         _wrap_ddp(state)
     writer = None
     if dist.main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        folder.mkdir(parents=True, exist_ok=True)
+        writer = tensorboard(folder)  # creates the folder
         write_bytes_atomic(folder / "face_config.json", json.dumps(cfg.to_dict(), indent=2).encode())
-        writer = SummaryWriter(str(folder / "logs"))
         if valid is not None:
             _run_validation(state, valid, writer, folder)
     try:
@@ -250,8 +235,7 @@ def train_face(cfg: FaceTrainConfig, opts: FaceTrainOptions) -> FaceTrainState:
     finally:
         if writer is not None:
             writer.close()
-        if dist.world_size > 1:
-            torch.distributed.destroy_process_group()
+        close_distributed(dist)
     return state
 
 

@@ -4,6 +4,8 @@ Each window of a clip gives an in-sync pair (its units, its mouths; label 1) and
 (units of a window at least ``MIN_SYNC_SHIFT`` frames away, the same mouths; label 0). Checkpoints
 ``sync_XXXXXXXX`` / ``sync_best`` = ``{"sync": sd, "sync_config", "steps", "optim", "rng",
 "best_val_accuracy"}``, written atomically; rerunning resumes from the newest.
+
+``sync_step`` is one update over a ``SyncTrainState``; ``train_sync`` is the loop around it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,16 +20,15 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .. import training
 from ..devices import resolve_device
 from ..errors import fail
 from ..io.safe import load_torch, save_torch
-from ..vocoder.state import rng_state, set_rng_state
+from ..training import Deadline, Dist, all_finite, record_validation, rng_state, set_rng_state, skip_step
 from .data import FaceWindows, FixedWindows, StepKeys, read_face_manifest
 from .sync_expert import SyncExpert, mouth_stack, sync_loss
 
 log = logging.getLogger(__name__)
-
-_CKPT_RE = re.compile(r"^sync_(\d{8})$")
 
 
 @dataclass
@@ -51,6 +50,21 @@ class SyncConfig:
     valid_windows: int = 4  # fixed validation windows per held-out clip
     device: str = "auto"  # "auto", "cpu", "cuda"
     max_seconds: float | None = None  # wall-clock budget
+    max_nonfinite: int = 5  # stop after this many non-finite steps in a row
+
+
+@dataclass
+class SyncTrainState:
+    """Everything a sync-expert step touches. The validation error is the negative held-out accuracy."""
+
+    cfg: SyncConfig
+    device: torch.device
+    model: SyncExpert
+    optim: torch.optim.Optimizer
+    step: int = 0
+    best_val_error: float = math.inf  # -(best held-out accuracy)
+    first_val_error: float | None = None
+    nonfinite: int = 0
 
 
 def _batch_pairs(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,6 +73,29 @@ def _batch_pairs(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor, torch
     units = torch.cat([batch["units"], batch["shifted"]]).to(device)
     labels = torch.cat([torch.ones(mouths.shape[0]), torch.zeros(mouths.shape[0])]).to(device)
     return units, torch.cat([mouths, mouths]), labels
+
+
+def sync_step(state: SyncTrainState, batch: dict) -> dict[str, float]:
+    """One update of the sync expert on a batch of windows.
+
+    Args:
+        state: the training state.
+        batch: from ``FaceWindows``: ``units`` (B, 20), ``shifted`` (B, 20) units of a window at least
+            ``MIN_SYNC_SHIFT`` frames away, ``target`` (B, 10, 3, 96, 96).
+
+    Returns:
+        ``{"sync": BCE over the B in-sync and B shifted pairs}``, or ``{"skipped": 1.0}`` when not finite.
+    """
+    units, mouths, labels = _batch_pairs(batch, state.device)
+    loss = sync_loss(state.model(units, mouths), labels)
+    if not all_finite(state.device, Dist(), loss):
+        return skip_step(state, "sync loss", state.cfg.max_nonfinite, state.cfg.checkpoint_path, state.optim)
+    state.optim.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optim.step()
+    state.nonfinite = 0
+    state.step += 1
+    return {"sync": float(loss.detach())}
 
 
 @torch.no_grad()
@@ -82,26 +119,64 @@ def sync_accuracy(model: SyncExpert, loader: DataLoader) -> dict[str, float]:
             "cos_shifted": float(n.mean())}
 
 
-def _save(model, optim, cfg: SyncConfig, step: int, best: float, path: Path) -> None:
-    save_torch({"sync": model.state_dict(), "sync_config": model.config(), "steps": step, "optim": optim.state_dict(),
-                "rng": rng_state(), "best_val_accuracy": best, "config": dataclasses.asdict(cfg)}, path)
+def build_sync_state(cfg: SyncConfig) -> SyncTrainState:
+    """A fresh expert (seeded by ``cfg.seed``) and its Adam optimiser, resumed from the newest ``sync_`` if any."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = SyncExpert(cfg.num_embeddings, cfg.dim, cfg.channels).to(device).train()
+    state = SyncTrainState(cfg, device, model, torch.optim.Adam(model.parameters(), cfg.learning_rate))
+    latest = training.latest_checkpoint(cfg.checkpoint_path, "sync")
+    if latest is not None:
+        load_sync_checkpoint(state, latest)
+    return state
 
 
-def _resume(model, optim, folder: Path) -> tuple[int, float]:
-    found = sorted((int(m.group(1)), p) for p in folder.glob("sync_*") if (m := _CKPT_RE.match(p.name))) \
-        if folder.is_dir() else []
-    if not found:
-        return 0, -math.inf
-    path = found[-1][1]
+def save_sync_checkpoint(state: SyncTrainState, path: Path) -> None:
+    """Write ``{"sync", "sync_config", "steps", "optim", "rng", "best_val_accuracy", "config"}`` atomically."""
+    save_torch({"sync": state.model.state_dict(), "sync_config": state.model.config(), "steps": state.step,
+                "optim": state.optim.state_dict(), "rng": rng_state(), "best_val_accuracy": -state.best_val_error,
+                "config": dataclasses.asdict(state.cfg)}, path)
+
+
+def load_sync_checkpoint(state: SyncTrainState, path: Path) -> None:
+    """Restore weights, optimiser, step, best accuracy and RNG from a ``sync_`` checkpoint."""
     obj = load_torch(path, "sync checkpoint")
     try:
-        model.load_state_dict(obj["sync"])
-        optim.load_state_dict(obj["optim"])
+        state.model.load_state_dict(obj["sync"])
+        state.optim.load_state_dict(obj["optim"])
     except (KeyError, RuntimeError, ValueError) as e:
         raise fail(path, f"does not fit this config: {' '.join(str(e).split())[:200]}") from e
     set_rng_state(obj["rng"])
     log.info("resumed from %s: step %d", path, obj["steps"])
-    return int(obj["steps"]), float(obj.get("best_val_accuracy", -math.inf))
+    state.step, state.best_val_error = int(obj["steps"]), -float(obj.get("best_val_accuracy", -math.inf))
+
+
+def _loaders(cfg: SyncConfig, step: int) -> tuple[DataLoader, DataLoader | None]:
+    """Training windows from ``step`` on, and the fixed held-out windows (``None`` without them)."""
+    train_set = FaceWindows(read_face_manifest(cfg.input_training_file), cfg.seed, cfg.num_embeddings)
+    valid = None
+    if cfg.input_validation_file and cfg.validation_interval > 0:
+        val_set = FaceWindows(read_face_manifest(cfg.input_validation_file), cfg.seed, cfg.num_embeddings)
+        valid = DataLoader(FixedWindows(val_set, cfg.valid_windows), batch_size=cfg.batch_size)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=StepKeys(step, cfg.batch_size,
+                                                                               cfg.training_steps),
+                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
+    return loader, valid
+
+
+def _after_step(state: SyncTrainState, loss: float, valid, writer, folder: Path) -> None:
+    """TensorBoard, validation (``sync_best`` on a better held-out accuracy) and periodic checkpoints."""
+    cfg, step = state.cfg, state.step
+    writer.add_scalar("training/sync_loss", loss, step)
+    if valid is not None and step % cfg.validation_interval == 0:
+        metrics = sync_accuracy(state.model, valid)
+        for k, v in metrics.items():
+            writer.add_scalar(f"validation/{k}", v, step)
+        log.info("step %d: loss %.4f, held-out %s", step, loss, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        if record_validation(state, -metrics["accuracy"]):
+            save_sync_checkpoint(state, folder / "sync_best")
+    if cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0:
+        save_sync_checkpoint(state, folder / f"sync_{step:08d}")
 
 
 def train_sync(cfg: SyncConfig) -> dict:
@@ -111,55 +186,30 @@ def train_sync(cfg: SyncConfig) -> dict:
         ``{"steps", "first": metrics at the start, "last": final metrics, "best_accuracy"}``
         (metrics from ``sync_accuracy`` on the held-out clips; empty without them).
     """
-    from torch.utils.tensorboard import SummaryWriter
-
-    folder, device = Path(cfg.checkpoint_path), resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = SyncExpert(cfg.num_embeddings, cfg.dim, cfg.channels).to(device).train()
-    optim = torch.optim.Adam(model.parameters(), cfg.learning_rate)
-    step, best = _resume(model, optim, folder)
-    train_set = FaceWindows(read_face_manifest(cfg.input_training_file), cfg.seed, cfg.num_embeddings)
-    valid = None
-    if cfg.input_validation_file and cfg.validation_interval > 0:
-        val_set = FaceWindows(read_face_manifest(cfg.input_validation_file), cfg.seed, cfg.num_embeddings)
-        valid = DataLoader(FixedWindows(val_set, cfg.valid_windows), batch_size=cfg.batch_size)
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = SummaryWriter(str(folder / "logs"))
-    result = {"first": sync_accuracy(model, valid) if valid else {}, "last": {}}
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=StepKeys(step, cfg.batch_size,
-                                                                               cfg.training_steps),
-                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
-    deadline = math.inf if cfg.max_seconds is None else time.time() + cfg.max_seconds
-    with tqdm(total=cfg.training_steps, initial=step, desc="train-sync", unit="step", dynamic_ncols=True) as bar:
+    folder = Path(cfg.checkpoint_path)
+    state = build_sync_state(cfg)
+    loader, valid = _loaders(cfg, state.step)
+    writer = training.tensorboard(folder)
+    result = {"first": sync_accuracy(state.model, valid) if valid else {}, "last": {}}
+    if result["first"]:
+        state.first_val_error = -result["first"]["accuracy"]
+    deadline = Deadline(cfg.max_seconds)
+    with tqdm(total=cfg.training_steps, initial=state.step, desc="train-sync", unit="step", dynamic_ncols=True) as bar:
         for batch in loader:
-            units, mouths, labels = _batch_pairs(batch, device)
-            loss = sync_loss(model(units, mouths), labels)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            step += 1
+            losses = sync_step(state, batch)
+            if "skipped" in losses:
+                continue
             bar.update(1)
-            writer.add_scalar("training/sync_loss", float(loss.detach()), step)
-            if valid is not None and step % cfg.validation_interval == 0:
-                metrics = sync_accuracy(model, valid)
-                for k, v in metrics.items():
-                    writer.add_scalar(f"validation/{k}", v, step)
-                log.info("step %d: loss %.4f, held-out %s", step, float(loss.detach()),
-                         ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-                if metrics["accuracy"] > best:
-                    best = metrics["accuracy"]
-                    _save(model, optim, cfg, step, best, folder / "sync_best")
-            if cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0:
-                _save(model, optim, cfg, step, best, folder / f"sync_{step:08d}")
-            if time.time() >= deadline:
+            _after_step(state, losses["sync"], valid, writer, folder)
+            if deadline.passed(state.device, Dist()):
                 break
     writer.close()
-    if not (folder / f"sync_{step:08d}").is_file():
-        _save(model, optim, cfg, step, best, folder / f"sync_{step:08d}")
+    if not (folder / f"sync_{state.step:08d}").is_file():
+        save_sync_checkpoint(state, folder / f"sync_{state.step:08d}")
     if valid is not None:
-        result["last"] = sync_accuracy(model, valid)
-    result.update(steps=step, best_accuracy=best)
+        result["last"] = sync_accuracy(state.model, valid)
+    result.update(steps=state.step, best_accuracy=-state.best_val_error)
     return result
 
 
-__all__ = ["SyncConfig", "sync_accuracy", "train_sync"]
+__all__ = ["SyncConfig", "SyncTrainState", "build_sync_state", "sync_accuracy", "sync_step", "train_sync"]

@@ -1,16 +1,22 @@
 """HiFi-GAN losses: least-squares adversarial, feature matching, mel L1; named and weighted.
 
-The functions return unweighted sums; ``generator_objective`` weights them with the
-config's ``lambda_mel`` (45), ``lambda_fm`` (2), ``lambda_adv`` (1) and
-``dur_prediction_weight`` and returns every term by name.
+The functions return unweighted sums. ``loss_weights(cfg)`` names each term's weight as the
+config gives it, and ``generator_objective(terms, weights)`` adds up the weighted terms.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 
 from ..spectral import autocorrelation
+from ..training import weighted_sum
+
+# generator loss term -> the config key of its weight
+WEIGHT_KEYS = {"mel": "lambda_mel", "fm": "lambda_fm", "adv": "lambda_adv", "dur": "dur_prediction_weight",
+               "stft": "lambda_stft", "pitch": "lambda_pitch", "f0": "lambda_f0"}
 
 FeatureMaps = list[torch.Tensor]
 
@@ -148,42 +154,37 @@ def speaker_consistency_loss(encoder, y: torch.Tensor, y_hat: torch.Tensor) -> t
     return (1.0 - (encoder.embed_segments(y_hat) * real).sum(dim=1)).mean()
 
 
-def generator_objective(mel_l1: torch.Tensor, fm: torch.Tensor, adv: torch.Tensor, dur: torch.Tensor | None,
-                        lambda_mel: float, lambda_fm: float, lambda_adv: float,
-                        dur_weight: float, stft: torch.Tensor | None = None,
-                        lambda_stft: float = 0.0, pitch: torch.Tensor | None = None,
-                        lambda_pitch: float = 0.0, f0: torch.Tensor | None = None,
-                        lambda_f0: float = 0.0) -> dict[str, torch.Tensor]:
-    """Weight the generator's loss terms and name them.
+def loss_weights(cfg) -> dict[str, float]:
+    """The generator's loss weights by term name, from a ``VocoderConfig`` (``WEIGHT_KEYS``).
+
+    ``mel``: ``lambda_mel`` (45), ``fm``: ``lambda_fm`` (2), ``adv``: ``lambda_adv`` (1), ``dur``:
+    ``dur_prediction_weight`` (1), ``stft``: ``lambda_stft`` (0), ``pitch``: ``lambda_pitch`` (0),
+    ``f0``: ``lambda_f0`` (1; its term exists only for ``f0_source`` vocoders). A weight of 0
+    leaves its term out; ``fm`` and ``adv`` both 0 train the generator without discriminators.
+    """
+    return {name: float(getattr(cfg, key)) for name, key in WEIGHT_KEYS.items()}
+
+
+def generator_objective(terms: Mapping[str, torch.Tensor | None],
+                        weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
+    """The generator's training loss: the weighted sum of its named terms.
 
     Args:
-        mel_l1: unweighted mel L1.
-        fm: unweighted feature-matching loss (MPD + MSD).
-        adv: unweighted adversarial loss (MPD + MSD).
-        dur: duration-predictor loss (``None`` or ignored when ``dur_weight`` is 0).
-        lambda_mel / lambda_fm / lambda_adv / dur_weight: weights from the config.
-        stft / lambda_stft: optional unweighted ``stft_loss`` and its weight (0: not added).
-        pitch / lambda_pitch: optional unweighted ``pitch_loss`` and its weight (0: not added).
-        f0 / lambda_f0: optional f0-predictor loss of an ``f0_source`` vocoder and its weight.
+        terms: unweighted loss terms by name (``mel`` L1, ``fm``, ``adv``, ``dur``, ``stft``,
+            ``pitch``, ``f0``); ``None`` for a term that was not computed. They are summed in
+            this order.
+        weights: name -> weight (``loss_weights(cfg)``); a term weighted 0 or missing is not added.
 
     Returns:
-        ``{"mel", "fm", "adv", "dur", "total"}`` (+ ``"stft"``, ``"pitch"``, ``"f0"`` when given): the
-        weighted terms and their sum ("mel" is the unweighted L1, the usual "mel error").
+        The given terms, **unweighted**, by name (``dur`` is 0 when not given; ``mel`` is the
+        usual "mel error"), and ``"total"``: the weighted sum that is minimised.
     """
-    total = lambda_mel * mel_l1 + lambda_fm * fm + lambda_adv * adv
-    dur_term = torch.zeros_like(total) if dur is None else dur.float()
-    if dur_weight and dur is not None:
-        total = total + dur_weight * dur_term
-    out = {"mel": mel_l1, "fm": fm, "adv": adv, "dur": dur_term}
-    optional = (("stft", stft, lambda_stft), ("pitch", pitch, lambda_pitch), ("f0", f0, lambda_f0))
-    for name, value, weight in optional:
-        if value is not None:
-            out[name] = value
-            if weight:
-                total = total + weight * value
+    total = weighted_sum(terms, weights)
+    out = {name: value for name, value in terms.items() if value is not None}
+    out.setdefault("dur", torch.zeros_like(total))
     out["total"] = total
     return out
 
 
-__all__ = ["discriminator_loss", "feature_loss", "generator_loss", "generator_objective", "mel_loss",
-           "pitch_loss", "speaker_consistency_loss", "stft_loss"]
+__all__ = ["WEIGHT_KEYS", "discriminator_loss", "feature_loss", "generator_loss", "generator_objective",
+           "loss_weights", "mel_loss", "pitch_loss", "speaker_consistency_loss", "stft_loss"]

@@ -19,30 +19,28 @@ import json
 import logging
 import math
 import os
-import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..devices import resolve_device
+from .. import training
 from ..errors import fail
 from ..io.checkpoints import load_state_checked, open_container, vocoder_state
 from ..io.safe import load_torch, save_torch
 from ..spectral import MelSpectrogram, mel_for_config
-from ..vocoder.checkpoint import save_generator
+from ..training import Dist, rng_state, set_rng_state, unwrap
 from ..weightnorm import from_any_keys
+from .checkpoint import save_generator
 from .config import VocoderConfig
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator, legacy_state_dict
+from .losses import loss_weights
 from .model import SOURCE_PARTS, UnitVocoder
 
 log = logging.getLogger(__name__)
 
 FORMAT_MARKER = 1  # value of do_["unit2av"]: the file was written by this trainer
-_CKPT_RE = re.compile(r"^do_(\d{8})$")  # periodic checkpoints (temporary files start with ".")
 
 
 @dataclass
@@ -65,19 +63,9 @@ class TrainOptions:
     max_seconds: float | None = None  # also stop after this much wall-clock training time (None: no limit)
     init: str | None = None  # fresh run: start the generator from these weights (g_*, AV2AV container, ...)
     init_lang: str | None = None  # the language of an AV2AV ``init`` container
-
-
-@dataclass
-class Dist:
-    """Where this process sits in a (torchrun) job."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+    # loss terms ("mel", "pitch", "stft") whose weighted sum over whole validation utterances, in mel-error
+    # units (each weight divided by lambda_mel), is the validation error that picks g_best; ("mel",): the mel L1
+    validation_terms: tuple[str, ...] = ("mel",)
 
 
 @dataclass
@@ -108,21 +96,25 @@ class TrainState:
     first_val_error: float | None = None  # the first validation error of this run (step 0 on a fresh start)
     extra: dict = field(default_factory=dict)
 
-    @staticmethod
-    def unwrap(module: nn.Module) -> nn.Module:
-        return getattr(module, "module", module)
-
     @property
     def g(self) -> UnitVocoder:
         """The generator without its DDP wrapper."""
-        return self.unwrap(self.generator)
+        return unwrap(self.generator)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Loss name -> weight, from the config (``unit2av.vocoder.losses.loss_weights``)."""
+        return loss_weights(self.cfg)
+
+    @property
+    def adversarial(self) -> bool:
+        """False when feature matching and adversarial losses both weigh 0: the discriminators sit out."""
+        return bool(self.cfg.lambda_fm or self.cfg.lambda_adv)
 
 
 def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainState:
     """Fresh models (seeded by ``cfg.seed``), AdamW optimisers and per-epoch ExponentialLR schedulers."""
-    device = resolve_device(opts.device)
-    if device.type == "cuda" and dist.world_size > 1:
-        device = torch.device("cuda", dist.local_rank)
+    device = training.run_device(opts.device, dist)
     amp = bool(opts.amp and device.type == "cuda")
     if opts.amp and not amp:
         log.warning("--amp needs CUDA; training in float32 on %s", device)
@@ -146,37 +138,6 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
                       scaler_g, scaler_d, mel_for_config(cfg, for_loss=True).to(device), amp=amp)
 
 
-# ------------------------------------------------------------------------------ RNG
-def record_validation(state, error: float) -> bool:
-    """Note a validation error on ``state`` (any trainer's state with ``step``, ``first_val_error`` and
-    ``best_val_error``); True when it is a new best after step 0, i.e. a "best" checkpoint is due."""
-    if state.first_val_error is None:
-        state.first_val_error = error
-    if state.step > 0 and error < state.best_val_error:
-        state.best_val_error = error
-        return True
-    return False
-
-
-def rng_state() -> dict:
-    """Torch / CUDA / numpy / python RNG states as tensors (loadable with weights_only)."""
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    out = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-           "numpy_pos": int(np_state[2]), "python": torch.tensor(py_state[1], dtype=torch.int64)}
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def set_rng_state(rng: dict) -> None:
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(("MT19937", rng["numpy_keys"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
-    random.setstate((3, tuple(int(x) for x in rng["python"].tolist()), None))
-    if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
 # ------------------------------------------------------------------------------ save / load
 def save_checkpoint(state: TrainState, folder: str | os.PathLike, tag: str | None = None) -> Path:
     """Write ``g_<tag>`` then ``do_<tag>`` atomically (tag: the 8-digit step, or e.g. ``"best"``)."""
@@ -198,21 +159,14 @@ def save_checkpoint(state: TrainState, folder: str | os.PathLike, tag: str | Non
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The ``do_XXXXXXXX`` with the highest step whose ``g_`` exists (``None`` if there is none)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT_RE.match(p.name)))
-    for _, path in reversed(found):
-        if (folder / ("g_" + path.name[3:])).is_file():
-            return path
-    return None
+    return training.latest_checkpoint(folder, "do", "g")
 
 
 def _load_modules(state: TrainState, do: dict, g_path: Path, do_path: Path) -> None:
     """Generator, discriminators and optimisers from a checkpoint pair."""
     load_state_checked(state.g, vocoder_state(load_torch(g_path), None, g_path), g_path)
     for name in ("mpd", "msd"):
-        module = state.unwrap(getattr(state, name))
+        module = unwrap(getattr(state, name))
         if name not in do:
             raise fail(do_path, f"checkpoint has no '{name}'")
         try:

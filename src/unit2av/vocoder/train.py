@@ -4,13 +4,16 @@ One process: ``unit2av train-unit2a --config C --checkpoint_path D``. Several GP
 processes): ``torchrun --nproc_per_node N -m unit2av.cli train-unit2a ...`` (DDP; NCCL on
 CUDA, gloo on the CPU; ``batch_size`` is per process). Rerunning the same command resumes
 from the newest ``do_`` in ``--checkpoint_path``.
+
+The loss weights are the config's, by name (``unit2av.vocoder.losses.loss_weights``). With
+``lambda_fm`` and ``lambda_adv`` both 0 the discriminators sit out (built and saved, never run)
+and the generator trains on its other terms alone: the recipe of the bundled vocoder
+(``scripts/train_default_vocoder.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import time
 from pathlib import Path
 
@@ -21,6 +24,17 @@ from tqdm import tqdm
 
 from ..errors import fail
 from ..spectral import frame_f0
+from ..training import (
+    Deadline,
+    all_finite,
+    close_distributed,
+    init_distributed,
+    record_validation,
+    skip_step,
+    tensorboard,
+    weighted_sum,
+    wrap_ddp,
+)
 from .config import VocoderConfig, save_config
 from .data import SegmentSampler, UnitAudioDataset, speaker_table
 from .losses import (
@@ -34,13 +48,11 @@ from .losses import (
 )
 from .manifest import read_manifest
 from .state import (
-    Dist,
     TrainOptions,
     TrainState,
     build_state,
     latest_checkpoint,
     load_checkpoint,
-    record_validation,
     save_checkpoint,
 )
 
@@ -48,27 +60,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ one step
-def _all_finite(state: TrainState, *tensors: torch.Tensor) -> bool:
-    """True when every tensor is finite on every rank (ranks must agree to stay in step)."""
-    flag = torch.tensor([float(all(bool(torch.isfinite(t).all()) for t in tensors))], device=state.device)
-    if state.dist.world_size > 1:
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-    return bool(flag.item() > 0)
-
-
-def _skip(state: TrainState, what: str) -> dict[str, float]:
-    """Drop a step with a non-finite loss; stop after ``max_nonfinite`` in a row."""
-    state.optim_g.zero_grad(set_to_none=True)
-    state.optim_d.zero_grad(set_to_none=True)
-    state.nonfinite += 1
-    log.warning("step %d: non-finite %s, step skipped (%d in a row)", state.step + 1, what, state.nonfinite)
-    if state.nonfinite >= state.opts.max_nonfinite:
-        raise fail(state.opts.checkpoint_path, f"training diverged: {state.nonfinite} non-finite steps in a row "
-                                               f"at step {state.step + 1} (last: {what}); lower learning_rate "
-                                               f"or check the data")
-    return {"skipped": 1.0}
-
-
 def _update(loss: torch.Tensor, optim: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
     optim.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -76,70 +67,103 @@ def _update(loss: torch.Tensor, optim: torch.optim.Optimizer, scaler: torch.amp.
     scaler.update()
 
 
+def _skip(state: TrainState, what: str) -> dict[str, float]:
+    return skip_step(state, what, state.opts.max_nonfinite, state.opts.checkpoint_path, state.optim_g, state.optim_d)
+
+
+def _discriminator_step(state: TrainState, y: torch.Tensor, y_hat: torch.Tensor, autocast) -> torch.Tensor | None:
+    """One MPD + MSD update on real ``y`` and detached generated ``y_hat`` (B, 1, T); ``None`` if not finite."""
+    with autocast:
+        real_p, fake_p, _, _ = state.mpd(y, y_hat.detach())
+        real_s, fake_s, _, _ = state.msd(y, y_hat.detach())
+    loss_d = discriminator_loss(real_p, fake_p)[0] + discriminator_loss(real_s, fake_s)[0]
+    if not all_finite(state.device, state.dist, y_hat, loss_d):
+        return None
+    _update(loss_d, state.optim_d, state.scaler_d)
+    return loss_d
+
+
+def generator_terms(state: TrainState, y: torch.Tensor, y_hat: torch.Tensor, y_mel: torch.Tensor,
+                    dur_loss: torch.Tensor | None, autocast) -> dict[str, torch.Tensor | None]:
+    """The generator's unweighted loss terms by name; a term whose weight is 0 is not computed (``None``).
+
+    Args:
+        y / y_hat: real / generated audio (B, 1, T); y_mel: the real loss mel (B, M, F).
+        dur_loss: the duration predictor's loss of this forward (``None`` without a predictor).
+    """
+    w = state.weights
+    if state.adversarial:  # (the order in which the graph is built decides how gradients are summed: kept)
+        with autocast:
+            _, fake_p, fmap_rp, fmap_gp = state.mpd(y, y_hat)
+            _, fake_s, fmap_rs, fmap_gs = state.msd(y, y_hat)
+    terms: dict[str, torch.Tensor | None] = {"mel": mel_loss(y_mel, state.mel(y_hat)), "fm": None, "adv": None}
+    if state.adversarial:
+        terms["fm"] = feature_loss(fmap_rp, fmap_gp) + feature_loss(fmap_rs, fmap_gs)
+        terms["adv"] = generator_loss(fake_p)[0] + generator_loss(fake_s)[0]
+    terms["dur"] = None if dur_loss is None else dur_loss.float()
+    terms["stft"] = stft_loss(y, y_hat) if w["stft"] else None
+    terms["pitch"] = pitch_loss(y, y_hat, state.cfg.sampling_rate) if w["pitch"] else None
+    terms["f0"] = state.g.last_f0_loss if state.cfg.f0_source else None
+    return terms
+
+
 def train_step(state: TrainState, batch: dict) -> dict[str, float]:
-    """One discriminator and one generator update on a batch from ``UnitAudioDataset``.
+    """One discriminator update (unless the adversarial weights are 0) and one generator update.
 
     Args:
         state: the training state (models, optimisers, counters).
-        batch: ``code`` (B, S), ``audio`` (B, S * hop), ``mel`` (B, M, F), optional ``spkr``.
+        batch: from ``UnitAudioDataset``: ``code`` (B, S), ``audio`` (B, S * hop), ``mel`` (B, M, F),
+            optional ``spkr``.
 
     Returns:
-        Named losses: ``total`` (weighted generator objective), ``mel`` (L1 mel error), ``fm``,
-        ``adv``, ``dur``, ``disc``; or ``{"skipped": 1.0}`` when a loss was not finite.
+        Named losses: ``total`` (the weighted generator objective), the unweighted terms (``mel`` is
+        the L1 mel error, ``dur``, and those computed: ``fm``, ``adv``, ``stft``, ``pitch``, ``f0``)
+        and ``disc`` (with discriminators); or ``{"skipped": 1.0}`` when a loss was not finite.
     """
     dev, cfg = state.device, state.cfg
     code = batch["code"].to(dev)
     y = batch["audio"].to(dev).unsqueeze(1)  # (B, 1, T)
-    y_mel = batch["mel"].to(dev)
     spkr = batch["spkr"].to(dev) if "spkr" in batch else None
     autocast = torch.autocast(dev.type, dtype=torch.float16, enabled=state.amp)
     f0 = frame_f0(y[:, 0], cfg.sampling_rate, cfg.code_hop_size) if cfg.f0_source else None  # the real f0
     with autocast:
         y_hat, dur_loss = state.generator(code=code, spkr=spkr, f0=f0)
     y_hat = y_hat.float()
-    with autocast:
-        real_p, fake_p, _, _ = state.mpd(y, y_hat.detach())
-        real_s, fake_s, _, _ = state.msd(y, y_hat.detach())
-    loss_d = discriminator_loss(real_p, fake_p)[0] + discriminator_loss(real_s, fake_s)[0]
-    if not _all_finite(state, y_hat, loss_d):
-        return _skip(state, "generator output or discriminator loss")
-    _update(loss_d, state.optim_d, state.scaler_d)
-
-    with autocast:
-        _, fake_p, fmap_rp, fmap_gp = state.mpd(y, y_hat)
-        _, fake_s, fmap_rs, fmap_gs = state.msd(y, y_hat)
-    losses = generator_objective(
-        mel_loss(y_mel, state.mel(y_hat)), feature_loss(fmap_rp, fmap_gp) + feature_loss(fmap_rs, fmap_gs),
-        generator_loss(fake_p)[0] + generator_loss(fake_s)[0], dur_loss,
-        cfg.lambda_mel, cfg.lambda_fm, cfg.lambda_adv, cfg.dur_prediction_weight,
-        stft_loss(y, y_hat) if cfg.lambda_stft else None, cfg.lambda_stft,
-        pitch_loss(y, y_hat, cfg.sampling_rate) if cfg.lambda_pitch else None, cfg.lambda_pitch,
-        state.g.last_f0_loss if f0 is not None else None, cfg.lambda_f0)
-    if not _all_finite(state, losses["total"]):
+    loss_d = None
+    if state.adversarial:
+        loss_d = _discriminator_step(state, y, y_hat, autocast)
+        if loss_d is None:
+            return _skip(state, "generator output or discriminator loss")
+    losses = generator_objective(generator_terms(state, y, y_hat, batch["mel"].to(dev), dur_loss, autocast),
+                                 state.weights)
+    if not all_finite(dev, state.dist, losses["total"]):
         return _skip(state, "generator loss")
     _update(losses["total"], state.optim_g, state.scaler_g)
     state.nonfinite = 0
     state.step += 1
     state.epoch_batches += 1
     out = {k: float(v.detach()) for k, v in losses.items()}
-    out["disc"] = float(loss_d.detach())
+    if loss_d is not None:
+        out["disc"] = float(loss_d.detach())
     return out
 
 
 # ------------------------------------------------------------------------------ validation
 @torch.no_grad()
 def validate(state: TrainState, loader: DataLoader, keep: int = 0) -> tuple[float, list[dict]]:
-    """Mean mel L1 of the generator on whole validation utterances.
+    """The validation error of the generator on whole utterances (predicted f0, as in inference).
 
     Args:
-        state: the training state.
+        state: the training state; ``opts.validation_terms`` name the terms of the error.
         loader: batches of one whole utterance (``UnitAudioDataset(segment=False)``).
         keep: return this many (real, generated) examples for TensorBoard.
 
     Returns:
-        ``(mean mel error, [{"y", "y_hat", "mel", "mel_hat"}, ...])``.
+        ``(mean error, [{"y", "y_hat", "mel", "mel_hat"}, ...])``; the error is the mel L1, plus
+        each other named term times its weight / ``lambda_mel``.
     """
-    g = state.g
+    g, names, w = state.g, state.opts.validation_terms, state.weights
+    scale = {name: w[name] / w["mel"] for name in names}
     g.eval()
     total, count, examples = 0.0, 0, []
     try:
@@ -148,8 +172,11 @@ def validate(state: TrainState, loader: DataLoader, keep: int = 0) -> tuple[floa
             spkr = batch["spkr"].to(state.device) if "spkr" in batch else None
             y_hat, _ = g(code=code, spkr=spkr)  # (1, 1, T)
             mel_hat = state.mel(y_hat.float())
-            y_mel = batch["mel"].to(state.device)
-            total += float(mel_loss(y_mel, mel_hat))
+            y, y_mel = batch["audio"].to(state.device), batch["mel"].to(state.device)
+            terms = {"mel": mel_loss(y_mel, mel_hat),
+                     "pitch": pitch_loss(y, y_hat, state.cfg.sampling_rate) if "pitch" in names else None,
+                     "stft": stft_loss(y, y_hat) if "stft" in names else None}
+            total += float(weighted_sum(terms, scale))
             count += 1
             if len(examples) < keep:
                 examples.append({"y": batch["audio"][0], "y_hat": y_hat[0, 0].cpu(), "mel": y_mel[0].cpu(),
@@ -193,7 +220,8 @@ def _spec_image(mel: torch.Tensor) -> np.ndarray:
 
 
 def _log_validation(state: TrainState, writer, error: float, examples: list[dict]) -> None:
-    writer.add_scalar("validation/mel_spec_error", error, state.step)
+    tag = "mel_spec_error" if tuple(state.opts.validation_terms) == ("mel",) else "objective"
+    writer.add_scalar(f"validation/{tag}", error, state.step)
     sr = state.cfg.sampling_rate
     for j, ex in enumerate(examples):
         if state.step == 0 or "logged_gt" not in state.extra:
@@ -208,7 +236,8 @@ def _run_validation(state: TrainState, valid: DataLoader, writer, folder: Path) 
     """Validate, log, and write ``g_best``/``do_best`` when the error improved (not at step 0)."""
     error, examples = validate(state, valid, keep=state.opts.audio_samples)
     _log_validation(state, writer, error, examples)
-    log.info("step %d: validation mel error %.4f (best %.4f)", state.step, error, state.best_val_error)
+    log.info("step %d: validation error (%s) %.4f (best %.4f)", state.step, " + ".join(state.opts.validation_terms),
+             error, state.best_val_error)
     if record_validation(state, error):
         save_checkpoint(state, folder, "best")
     return error
@@ -222,12 +251,13 @@ def _after_step(state: TrainState, losses: dict, writer, valid, folder: Path, pb
     if step % max(opts.stdout_interval, 1) == 0:
         pbar.set_postfix(gen=f"{losses['total']:.3f}", mel=f"{losses['mel']:.3f}")
         log.info("step %d: gen total %.3f, mel error %.3f, disc %.3f, %.3f s/step", step, losses["total"],
-                 losses["mel"], losses["disc"], time.time() - t0)
+                 losses["mel"], losses.get("disc", 0.0), time.time() - t0)
     if step % max(opts.summary_interval, 1) == 0:
         writer.add_scalar("training/gen_loss_total", losses["total"], step)
         writer.add_scalar("training/mel_spec_error", losses["mel"], step)
-        for name in ("fm", "adv", "dur", "disc"):
-            writer.add_scalar(f"training/{name}", losses[name], step)
+        for name, value in losses.items():
+            if name not in ("total", "mel"):
+                writer.add_scalar(f"training/{name}", value, step)
         writer.add_scalar("training/learning_rate", state.optim_g.param_groups[0]["lr"], step)
     if valid is not None and step % opts.validation_interval == 0:
         _run_validation(state, valid, writer, folder)
@@ -235,24 +265,14 @@ def _after_step(state: TrainState, losses: dict, writer, valid, folder: Path, pb
         save_checkpoint(state, folder)
 
 
-def _out_of_time(state: TrainState, deadline: float) -> bool:
-    """Wall-clock budget check; under DDP rank 0 decides, so every rank stops at the same step."""
-    if deadline == math.inf:
-        return False
-    flag = torch.tensor([float(time.time() >= deadline)], device=state.device)
-    if state.dist.world_size > 1:
-        torch.distributed.broadcast(flag, src=0)
-    return bool(flag.item())
-
-
 def _run_epochs(state: TrainState, loader, sampler, valid, writer, folder: Path) -> None:
     opts = state.opts
     pbar = tqdm(total=opts.training_steps, initial=state.step, desc="train-unit2a", unit="step",
                 disable=not state.dist.main, dynamic_ncols=True)
-    deadline = math.inf if opts.max_seconds is None else time.time() + opts.max_seconds
+    deadline = Deadline(opts.max_seconds)
     try:
-        while state.step < opts.training_steps and state.epoch < opts.training_epochs and not _out_of_time(
-                state, deadline):
+        while state.step < opts.training_steps and state.epoch < opts.training_epochs and not deadline.passed(
+                state.device, state.dist):
             sampler.set_position(state.epoch, state.epoch_batches * state.cfg.batch_size)
             for batch in loader:
                 t0 = time.time()
@@ -261,7 +281,7 @@ def _run_epochs(state: TrainState, loader, sampler, valid, writer, folder: Path)
                     continue
                 if state.dist.main:
                     _after_step(state, losses, writer, valid, folder, pbar, t0)
-                if state.step >= opts.training_steps or _out_of_time(state, deadline):
+                if state.step >= opts.training_steps or deadline.passed(state.device, state.dist):
                     break
             else:  # the epoch ran to its end
                 state.epoch += 1
@@ -272,32 +292,15 @@ def _run_epochs(state: TrainState, loader, sampler, valid, writer, folder: Path)
         pbar.close()
 
 
-def init_distributed(device: str) -> Dist:
-    """Join the torchrun job described by ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` (if any)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local)
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo", init_method="env://")
-    return Dist(rank, local, world)
-
-
 def _wrap_ddp(state: TrainState) -> None:
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    ids = [state.device.index] if state.device.type == "cuda" else None
     unused = state.g.dur_predictor is not None and not state.cfg.dur_prediction_weight
-    state.generator = DDP(state.generator, device_ids=ids, find_unused_parameters=unused)
-    state.mpd = DDP(state.mpd, device_ids=ids)
-    state.msd = DDP(state.msd, device_ids=ids)
+    state.generator = wrap_ddp(state.generator, state.device, find_unused_parameters=unused)
+    state.mpd = wrap_ddp(state.mpd, state.device)
+    state.msd = wrap_ddp(state.msd, state.device)
 
 
 def train(cfg: VocoderConfig, opts: TrainOptions) -> TrainState:
-    """Train (or resume) until ``training_steps`` updates or ``training_epochs`` epochs.
+    """Train (or resume) until ``training_steps`` updates, ``training_epochs`` epochs or ``max_seconds``.
 
     Args:
         cfg: the vocoder/training config (``input_training_file`` / ``input_validation_file`` set).
@@ -308,6 +311,9 @@ def train(cfg: VocoderConfig, opts: TrainOptions) -> TrainState:
     """
     if not cfg.input_training_file:
         raise fail(None, "no training manifest: set input_training_file in the config or --input_training_file")
+    unknown = sorted(set(opts.validation_terms) - {"mel", "pitch", "stft"})
+    if unknown or "mel" not in opts.validation_terms:
+        raise fail(None, f"validation_terms {tuple(opts.validation_terms)}: need 'mel', may add 'pitch', 'stft'")
     folder = Path(opts.checkpoint_path)
     dist = init_distributed(opts.device)
     state = build_state(cfg, opts, dist)
@@ -320,11 +326,8 @@ def train(cfg: VocoderConfig, opts: TrainOptions) -> TrainState:
     writer = None
     flush = state.device.type == "cpu" and torch.set_flush_denormal(True)  # denormal floats slow CPU convs
     if dist.main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        folder.mkdir(parents=True, exist_ok=True)
+        writer = tensorboard(folder)  # creates the folder
         save_config(cfg, folder / "config.json")
-        writer = SummaryWriter(str(folder / "logs"))
     try:
         if dist.main and state.step == 0 and valid is not None:
             _run_validation(state, valid, writer, folder)
@@ -338,9 +341,8 @@ def train(cfg: VocoderConfig, opts: TrainOptions) -> TrainState:
             torch.set_flush_denormal(False)
         if writer is not None:
             writer.close()
-        if dist.world_size > 1:
-            torch.distributed.destroy_process_group()
+        close_distributed(dist)
     return state
 
 
-__all__ = ["TrainOptions", "init_distributed", "make_loaders", "train", "train_step", "validate"]
+__all__ = ["TrainOptions", "generator_terms", "make_loaders", "train", "train_step", "validate"]
