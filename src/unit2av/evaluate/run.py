@@ -40,16 +40,17 @@ class Evaluator:
         vosk_model: a Vosk model folder for any language (overrides the packaged ones).
         device: device of the speaker encoder (``"auto"``, ``"cpu"``, ``"cuda"``).
         skip: sections not to measure (names from ``SECTIONS``).
+        speaker_encoder: an already loaded ``SpeakerEncoder`` (``None``: loaded on first use).
     """
 
     def __init__(self, lang: str = "en", vocabulary: list[str] | None = None, vosk_model: str | None = None,
-                 device: str = "auto", skip: tuple[str, ...] = ()):
+                 device: str = "auto", skip: tuple[str, ...] = (), speaker_encoder=None):
         unknown = set(skip) - set(SECTIONS)
         if unknown:
             raise fail(None, f"unknown section(s) to skip: {', '.join(sorted(unknown))} (from {', '.join(SECTIONS)})")
         self.lang, self.vocabulary, self.vosk_model, self.device = lang, vocabulary, vosk_model, device
         self.skip = set(skip)
-        self._models: dict[str, object] = {}
+        self._models: dict[str, object] = {} if speaker_encoder is None else {"ge2e": speaker_encoder}
 
     def _model(self, key: str, build):
         """Build a model once; a failure is remembered (and re-raised) so it is tried only once."""
@@ -169,7 +170,8 @@ class Evaluator:
                 row["sync"].update(source_peak_lag_frames=expected, source_peak_confidence=src_sync["peak_confidence"])
             row["sync"].update(sync.sync_scores(patches, wav, SAMPLE_RATE, info.fps, expected))
             if row["sync"]["offset_frames"] is None:
-                row["notes"].append("sync: too few frames with a face box for the lag search")
+                row["notes"].append(f"sync: fewer than {sync.MIN_PAIRS} frame pairs with a face box at some lag "
+                                    "(the video is too short or the boxes too sparse for the lag search)")
         if "seams" not in self.skip:
             row["seams"].update(seams.seam_scores(measures, src_measures))
             if src_measures is None:
