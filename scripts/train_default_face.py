@@ -7,8 +7,9 @@
    scikit-image astronaut photograph, mouth opening/shape and jaw driven by the speech, 25 fps,
    moving boxes), with units from the bundled k-means; the vocoder's held-out sentences are the
    held-out clips;
-2. ``train-face`` with a small renderer (width 64, the AV2AV layout scaled down) for a fixed
-   wall-clock budget; the best validation checkpoint (mouth-half L1) is kept.
+2. ``train-face`` (the product's ``unit2av.face.train.train_face``; no loop of its own) with a small
+   renderer (width 64, the AV2AV layout scaled down) for a fixed wall-clock budget; the best
+   validation checkpoint (mouth-half L1) is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     from unit2av.demo.talking_face import make_talking_faces
     from unit2av.face.state import FaceTrainConfig, FaceTrainOptions
     from unit2av.face.train import train_face
+    from unit2av.io.safe import load_torch
 
     voc, out = Path(args.vocoder_dir), Path(args.out)
     records = json.loads((voc / "records.json").read_text())
@@ -47,7 +49,7 @@ def main() -> None:
         make_talking_faces([r["path"] for r in records["train"]], out / "train", km, seed=args.seed)
         make_talking_faces([r["path"] for r in records["held_out"]], out / "valid", km, seed=args.seed + 10_000)
     logging.info("clips ready in %.0f s", time.time() - t0)
-    k = int(torch.load(km, weights_only=True)["k"])
+    k = int(load_torch(km, "k-means")["k"])
     cfg = FaceTrainConfig(width=args.width, num_embeddings=k, batch_size=args.batch_size,
                           learning_rate=args.learning_rate, seed=args.seed,
                           input_training_file=str(out / "train" / "manifest.jsonl"),
