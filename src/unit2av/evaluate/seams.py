@@ -23,7 +23,8 @@ MIN_SIDE_PX = 16  # boxes narrower or shorter than this are skipped
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    """(H, W, 3) uint8 BGR (or an already grey (H, W) float frame) -> (H, W) float32 grey."""
+    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
 def _int_box(box, width: int, height: int):
@@ -36,7 +37,7 @@ def border_steps(frame: np.ndarray, box) -> tuple[float, float] | None:
     """Mean step across the box border and the mean step at ``INSIDE_PX`` depths, for one frame.
 
     Args:
-        frame: (H, W, 3) uint8 BGR.
+        frame: (H, W, 3) uint8 BGR, or its (H, W) float32 grey.
         box: ``[x1, y1, x2, y2]`` in pixels (``x2``, ``y2`` exclusive after truncation).
 
     Returns:
@@ -85,7 +86,8 @@ def frame_measures(frame: np.ndarray, box) -> tuple[tuple[float, float] | None, 
     """``(border_steps, mouth_sharpness)`` of one frame (``(None, None)`` without a box)."""
     if box is None:
         return None, None
-    return border_steps(frame, box), mouth_sharpness(frame, box)
+    grey = _grey(frame)
+    return border_steps(grey, box), mouth_sharpness(grey, box)
 
 
 def _ratio(pairs: list) -> float | None:

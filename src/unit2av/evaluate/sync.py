@@ -55,9 +55,9 @@ def mouth_patch(frame: np.ndarray, box) -> np.ndarray:
     w, h = x2 - x1, y2 - y1
     src = np.float32([[x1 + fx1 * w, y1 + fy1 * h], [x1 + fx2 * w, y1 + fy1 * h], [x1 + fx1 * w, y1 + fy2 * h]])
     dst = np.float32([[0, 0], [PATCH[0], 0], [0, PATCH[1]]])
-    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return cv2.warpAffine(grey, cv2.getAffineTransform(src, dst), PATCH, flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_REPLICATE)
+    patch = cv2.warpAffine(frame, cv2.getAffineTransform(src, dst), PATCH, flags=cv2.INTER_AREA,
+                           borderMode=cv2.BORDER_REPLICATE)  # (32, 64, 3) BGR
+    return cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
 def mouth_motion(patches: np.ndarray) -> np.ndarray:
