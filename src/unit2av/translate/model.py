@@ -274,6 +274,9 @@ class BartModel(nn.Module):
 class DecoderCache:
     """Self-attention keys/values of every decoder layer, preallocated for ``max_steps`` positions.
 
+    Beam reordering copies the filled part once into a spare set of buffers and swaps the two
+    (no allocation per step).
+
     Args:
         model: the decoder's owner. rows: N = B * beam. max_steps: positions to hold.
     """
@@ -281,19 +284,23 @@ class DecoderCache:
     def __init__(self, model: BartModel, rows: int, max_steps: int, device, dtype=torch.float32):
         cfg = model.cfg
         h = cfg.decoder_attention_heads
-        shape = (rows, h, max_steps, cfg.decoder_embed_dim // h)
-        self.self_kv = [(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device,
-                                                                                       dtype=dtype))
-                        for _ in range(cfg.decoder_layers)]
+        self._shape = (h, max_steps, cfg.decoder_embed_dim // h)
+        self._layers = cfg.decoder_layers
+        self.self_kv = self._buffers(rows, device, dtype)  # per layer (k, v), each (N, H, Tmax, Dh)
+        self._spare = self._buffers(rows, device, dtype)
+
+    def _buffers(self, rows: int, device, dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(torch.empty((rows, *self._shape), device=device, dtype=dtype),
+                 torch.empty((rows, *self._shape), device=device, dtype=dtype)) for _ in range(self._layers)]
 
     def reorder(self, rows: torch.Tensor, steps: int) -> None:
         """Keep rows ``rows`` (old row indices, one per new row) of the first ``steps`` positions."""
-        if rows.numel() == self.self_kv[0][0].shape[0] and bool(
-                (rows == torch.arange(rows.numel(), device=rows.device)).all()):
+        k0 = self.self_kv[0][0]
+        if rows.numel() == k0.shape[0] and bool((rows == torch.arange(rows.numel(), device=rows.device)).all()):
             return
-        for i, (k, v) in enumerate(self.self_kv):
-            nk = k.new_empty((rows.numel(), *k.shape[1:]))
-            nv = v.new_empty((rows.numel(), *v.shape[1:]))
-            nk[:, :, :steps] = k[:, :, :steps].index_select(0, rows)
-            nv[:, :, :steps] = v[:, :, :steps].index_select(0, rows)
-            self.self_kv[i] = (nk, nv)
+        if self._spare[0][0].shape[0] != rows.numel():  # sentences finished: smaller buffers
+            self._spare = self._buffers(rows.numel(), k0.device, k0.dtype)
+        for (k, v), (sk, sv) in zip(self.self_kv, self._spare):
+            torch.index_select(k[:, :, :steps], 0, rows, out=sk[:, :, :steps])
+            torch.index_select(v[:, :, :steps], 0, rows, out=sv[:, :, :steps])
+        self.self_kv, self._spare = self._spare, self.self_kv
