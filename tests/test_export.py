@@ -13,7 +13,8 @@ import torch
 from conftest import REFERENCE
 
 from unit2av.cli import main as cli_main
-from unit2av.runtime.onnx import export_checkpoint, load_face, onnxruntime_available, ort_session
+from unit2av.face.checkpoint import load_face_renderer
+from unit2av.runtime.onnx import export_checkpoint, onnxruntime_available, ort_session
 from unit2av.vocoder.checkpoint import load_vocoder
 
 pytestmark = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime not installed (extra 'onnx')")
@@ -80,7 +81,8 @@ def test_face_onnx_reproduces_reference_and_takes_any_batch(tmp_path, reference_
     assert np.abs(out - reference_expected["face__out"]).max() <= TOL
     one = sess.run(None, {"units": units[1:], "faces": faces[10:]})[0]  # one window: dynamic batch
     with torch.inference_mode():
-        want = load_face(reference_dir / "unit2av_ref.pt")(torch.from_numpy(units[1:]), torch.from_numpy(faces[10:]))
+        face = load_face_renderer(reference_dir / "unit2av_ref.pt")
+        want = face(torch.from_numpy(units[1:]), torch.from_numpy(faces[10:]))
     assert one.shape == (10, 3, 96, 96)
     assert np.abs(one - want.numpy()).max() <= TOL
 

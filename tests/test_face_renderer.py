@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import REFERENCE
 
+from unit2av.errors import Unit2AVError
+from unit2av.face.checkpoint import load_face_renderer
 from unit2av.face.model import FaceRenderer
 from unit2av.io.safe import load_torch
 
@@ -36,9 +38,7 @@ def test_keys_and_shapes_match_the_released_layout():
 
 
 def test_reproduces_reference_face_case(video_state, reference_expected):
-    model = FaceRenderer()
-    model.load_released(video_state)
-    model.eval()
+    model = load_face_renderer({"video": video_state})
     units = torch.from_numpy(reference_expected["face__units"]).long()
     faces = _windows(reference_expected["face__crops_bgr"])
     with torch.no_grad():
@@ -50,9 +50,7 @@ def test_reproduces_reference_face_case(video_state, reference_expected):
 
 def test_frames_are_independent_of_their_neighbours_faces(video_state, reference_expected):
     """A black window for one frame (a None box) leaves the other frames' output unchanged."""
-    model = FaceRenderer()
-    model.load_released(video_state)
-    model.eval()
+    model = load_face_renderer({"video": video_state})
     units = torch.from_numpy(reference_expected["face__units"][:1]).long()
     faces = _windows(reference_expected["face__crops_bgr"][:10])
     blacked = faces.clone()
@@ -64,18 +62,18 @@ def test_frames_are_independent_of_their_neighbours_faces(video_state, reference
     assert not torch.allclose(a[3], b[3], atol=1e-3)
 
 
-def test_larger_unit_table_copies_last_row_and_other_keys_are_strict(video_state):
-    model = FaceRenderer(num_embeddings=1024)
-    model.load_released(video_state)
-    table = model.unit_embed.weight.detach()
-    assert table.shape == (1024, 512)
-    assert torch.equal(table[:1000], video_state["unit_embed.weight"])
-    assert torch.equal(table[1000:], video_state["unit_embed.weight"][-1:].expand(24, -1))
+def test_size_is_read_off_the_weights_and_other_keys_are_strict(video_state):
+    small = FaceRenderer(num_embeddings=100, width=64).state_dict()
+    model = load_face_renderer(small)  # a bare state dict: built at its width and unit count
+    assert (model.width, model.num_embeddings) == (64, 100) and not model.training
+    assert all(torch.equal(small[k], v) for k, v in model.state_dict().items())
     broken = dict(video_state)
     del broken["output_block.1.bias"]
-    with pytest.raises(RuntimeError, match="output_block.1.bias"):
-        FaceRenderer().load_released(broken)
+    with pytest.raises(Unit2AVError, match="missing keys: output_block.1.bias"):
+        load_face_renderer({"video": broken}, source="broken.pt")
     wrong = dict(video_state)
     wrong["unit2lip.linear1.weight"] = torch.zeros(8, 512)
-    with pytest.raises(RuntimeError, match="unit2lip.linear1.weight"):
-        FaceRenderer().load_released(wrong)
+    with pytest.raises(Unit2AVError, match=r"unit2lip.linear1.weight \(8, 512\)"):
+        load_face_renderer({"video": wrong})
+    with pytest.raises(Unit2AVError, match="no 2-D 'unit_embed.weight'"):
+        load_face_renderer({"video": {k: v for k, v in video_state.items() if k != "unit_embed.weight"}})

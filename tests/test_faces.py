@@ -11,8 +11,9 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import main
 from unit2av.errors import Unit2AVError
+from unit2av.io.boxes import read_boxes
 from unit2av.io.media import VideoWriter, iter_frames, probe_video
-from unit2av.prepare.faces import DetectOptions, detect_video, dlib_available, load_boxes
+from unit2av.prepare.faces import DetectOptions, detect_video, dlib_available
 from unit2av.prepare.track import fill_gaps, from_box_list, iou, smooth, track_one_face
 
 DETECTORS = ["haar", pytest.param("dlib", marks=pytest.mark.skipif(not dlib_available(),
@@ -26,7 +27,7 @@ def sample_frames() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def sample_boxes() -> np.ndarray:
-    return from_box_list(load_boxes(SAMPLE_BBOX))  # (70, 4)
+    return from_box_list(read_boxes(SAMPLE_BBOX))  # (70, 4)
 
 
 def write_clip(path, frames: list[np.ndarray]) -> None:
@@ -94,14 +95,14 @@ def test_second_larger_face_does_not_steal_the_track(tmp_path, sample_frames):
         extra = {"largest": ["--largest"], "index1": ["--face-index", "1"]}.get(name, [])
         assert main(["bbox", "detect", "--video", str(clip), "--out", str(tmp_path / f"{name}.pkl"),
                      "--detector", "haar", "--no-progress", *extra]) == 0
-    tracked = from_box_list(load_boxes(tmp_path / "tracked.pkl"))
+    tracked = from_box_list(read_boxes(tmp_path / "tracked.pkl"))
     cx = (tracked[:, 0] + tracked[:, 2]) / 2
     assert np.isnan(cx).mean() <= 0.05
     assert np.nanmax(cx) < 260  # always the left face
-    largest = from_box_list(load_boxes(tmp_path / "largest.pkl"))
+    largest = from_box_list(read_boxes(tmp_path / "largest.pkl"))
     right = (largest[:, 0] + largest[:, 2]) / 2 > 260
     assert right[35:].mean() > 0.8 and not right[:28].any()  # the check above can fail
-    index1 = load_boxes(tmp_path / "index1.pkl")
+    index1 = read_boxes(tmp_path / "index1.pkl")
     assert all(b is None for b in index1[:28])  # no second face yet
     assert all(b is not None and (b[0] + b[2]) / 2 > 260 for b in index1[35:])
 
@@ -157,12 +158,12 @@ def test_edit_ranges_and_backup(tmp_path, capsys):
     original = b.read_bytes()
     assert main(["bbox", "edit", str(b), "--none", "41:60", "--none", "0:3"]) == 0
     assert (tmp_path / "b.pkl.bak").read_bytes() == original
-    edited = load_boxes(b)
+    edited = read_boxes(b)
     assert len(edited) == 70
     assert [i for i, x in enumerate(edited) if x is None] == [0, 1, 2, *range(41, 60)]
-    np.testing.assert_array_equal(edited[60], load_boxes(SAMPLE_BBOX)[60])
+    np.testing.assert_array_equal(edited[60], read_boxes(SAMPLE_BBOX)[60])
     assert main(["bbox", "edit", str(b), "--keep", "10:20", "--out", str(tmp_path / "k.pkl")]) == 0
-    kept = load_boxes(tmp_path / "k.pkl")
+    kept = read_boxes(tmp_path / "k.pkl")
     assert [i for i, x in enumerate(kept) if x is not None] == list(range(10, 20))
     capsys.readouterr()
     assert main(["bbox", "info", str(b)]) == 0
@@ -260,4 +261,4 @@ def test_box_pickle_that_is_not_a_box_list_is_refused(tmp_path, capsys, kind):
     assert len(err.splitlines()) == 1 and "evil.pkl" in err
     assert not target.exists()
     with pytest.raises(Unit2AVError):
-        load_boxes(evil)
+        read_boxes(evil)

@@ -14,10 +14,12 @@ import pytest
 import torch
 from conftest import REFERENCE
 
+from unit2av.face.checkpoint import load_face_renderer
 from unit2av.face.model import FaceRenderer
 from unit2av.runtime import fast
-from unit2av.runtime.fast import FastFaceRenderer, FastGenerator, FastVocoder, fast_face_renderer, fast_vocoder
-from unit2av.runtime.onnx import load_face, onnxruntime_available
+from unit2av.runtime.fast import fast_face_renderer, fast_vocoder
+from unit2av.runtime.fold import FastFaceRenderer, FastGenerator, FastVocoder
+from unit2av.runtime.onnx import onnxruntime_available
 from unit2av.vocoder.checkpoint import load_vocoder
 from unit2av.vocoder.config import config_from_dict
 from unit2av.vocoder.model import UnitVocoder
@@ -114,7 +116,7 @@ def test_fast_face_renderer_matches_eager(face, windows):
 
 
 def test_fast_face_renderer_reproduces_reference_numbers(reference_dir, reference_expected):
-    model = fast_face_renderer(load_face(reference_dir / "unit2av_ref.pt"))
+    model = fast_face_renderer(load_face_renderer(reference_dir / "unit2av_ref.pt"))
     x = torch.from_numpy(reference_expected["face__crops_bgr"]).float().div(255).permute(0, 3, 1, 2)
     masked = x.clone()
     masked[:, :, 48:] = 0  # the lower half hidden, per the fixture README

@@ -117,7 +117,7 @@ def _short_gop_clip(path, frames, gop):
 
 
 def test_frame_reader_seeks_back_to_key_frames(tmp_path, sample_frames):
-    from unit2av.pipeline.render import FrameReader
+    from unit2av.pipeline.frames import FrameReader
     from unit2av.pipeline.timeline import ping_pong
 
     clip = tmp_path / "gop8.mp4"
@@ -128,7 +128,7 @@ def test_frame_reader_seeks_back_to_key_frames(tmp_path, sample_frames):
     batches = [walk[b:b + 10] for b in range(0, len(walk), 10)]  # one window per batch
 
     def run(seek: bool) -> int:
-        reader = FrameReader(clip, 210)
+        reader = FrameReader(clip)
         reader._seekable = reader._seekable and seek
         for batch in batches:
             got = reader.get(batch)
@@ -143,5 +143,5 @@ def test_frame_reader_seeks_back_to_key_frames(tmp_path, sample_frames):
     assert from_start > 3 * seeking, (seeking, from_start)
     img = tmp_path / "still.png"  # a still image has no key frames to seek: it just works
     cv2.imwrite(str(img), sample_frames[0])
-    still = FrameReader(img, 1)
+    still = FrameReader(img)
     assert np.array_equal(still.get([0, 0])[0], sample_frames[0])

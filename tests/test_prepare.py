@@ -11,9 +11,9 @@ import torch
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import build_parser, main
+from unit2av.io.boxes import read_boxes
 from unit2av.io.media import VideoWriter, iter_frames, read_audio_track
 from unit2av.io.safe import load_torch
-from unit2av.prepare.faces import load_boxes
 from unit2av.prepare.track import from_box_list, iou
 from unit2av.prepare.units import fit_kmeans, save_kmeans
 
@@ -40,11 +40,11 @@ def test_prepare_sample_clip(tmp_path, kmeans_file, capsys):
     spkr = load_torch(out / f"{stem}.spkr.pt")
     assert spkr.shape == (256,) and abs(float(spkr.norm()) - 1) < 1e-4
 
-    boxes = load_boxes(out / f"{stem}.bbox.pkl")
+    boxes = read_boxes(out / f"{stem}.bbox.pkl")
     assert len(boxes) == 70
     found = np.array([b is not None for b in boxes])
     assert found.mean() >= 0.95
-    overlap = iou(np.nan_to_num(from_box_list(boxes)), from_box_list(load_boxes(SAMPLE_BBOX)))
+    overlap = iou(np.nan_to_num(from_box_list(boxes)), from_box_list(read_boxes(SAMPLE_BBOX)))
     assert (np.where(found, overlap, 0) >= 0.5).mean() >= 0.9
 
     unit = load_torch(out / f"{stem}.pt")

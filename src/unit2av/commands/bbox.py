@@ -74,13 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _detect(args) -> int:
-    from ..prepare.faces import detect_video, save_boxes
+    from ..io.boxes import write_boxes
+    from ..prepare.faces import detect_video
 
     opts = detector_options(args, face_index=args.face_index, largest=args.largest, batch_size=args.batch_size,
                             resize_factor=args.resize_factor, clamp=args.clamp)
     out = Path(args.out) if args.out else Path(args.video).with_suffix(".bbox.pkl")
     result = detect_video(args.video, opts, progress=not args.no_progress)
-    save_boxes(result.boxes, out)
+    write_boxes(result.boxes, out)
     print(f"{out}: {result.num_frames} frames, {result.fps:.1f} frames/s ({result.detector}), "
           f"face detected on {result.detected}, {result.missing} frames without a face")
     return 0
@@ -96,10 +97,10 @@ def run(args) -> int:
         print(f"wrote {target}" + (f" (original kept as {backup})" if backup else ""))
         return 0
     if args.bbox_command == "info":
+        from ..io.boxes import read_boxes
         from ..prepare.edit import box_info, format_box_info
-        from ..prepare.faces import load_boxes
 
-        boxes = load_boxes(args.bbox)
+        boxes = read_boxes(args.bbox)
         size = (None, None)
         if args.video:
             from ..io.media import probe_video
@@ -110,9 +111,9 @@ def run(args) -> int:
                 print(f"warning: the video has {v.num_frames} frames, the pickle {len(boxes)} boxes")
         print(format_box_info(box_info(boxes, *size)))
         return 0
+    from ..io.boxes import read_boxes
     from ..prepare.draw import show_boxes
-    from ..prepare.faces import load_boxes
 
-    out = show_boxes(args.video, load_boxes(args.bbox), args.out, every=args.every)
+    out = show_boxes(args.video, read_boxes(args.bbox), args.out, every=args.every)
     print(f"wrote {out}")
     return 0

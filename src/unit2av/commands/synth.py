@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-import torch
 
 from ..runtime.fast import BACKENDS
 
@@ -34,32 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "compile = torch.compile; onnx = ONNX Runtime (CPU); eager = the plain modules")
 
 
-def _speaker(value: str | None, encoder_path: str | None):
-    if value is None:
-        return None
-    if value.lstrip("-").isdigit():
-        return torch.tensor([int(value)])
-    path = Path(value)
-    if path.suffix == ".pt":
-        from ..io.safe import load_torch
-
-        return load_torch(path, "speaker embedding")
-    from ..prepare.speaker import SpeakerEncoder
-
-    return torch.from_numpy(SpeakerEncoder.load(encoder_path).embed_file(path))
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..pipeline.speaker import resolve_speaker
+    from ..runtime.fast import fast_vocoder
     from ..vocoder.checkpoint import load_vocoder
     from ..vocoder.synth import collect_inputs, synth_files
 
     inputs = collect_inputs(args.input_file)
-    from ..runtime.fast import fast_vocoder
-
     model = fast_vocoder(load_vocoder(args.checkpoint, args.config, lang=args.lang, device=args.device),
                          args.backend)
-    written = synth_files(model, inputs, args.output_folder, step=model.step, speaker=_speaker(args.speaker,
-                          args.speaker_encoder), dur_prediction=args.dur_prediction, output_format=args.output_format)
+    speaker = resolve_speaker(model, args.speaker, args.speaker_encoder)  # for inputs without their own 'spkr'
+    written = synth_files(model, inputs, args.output_folder, step=model.step, speaker=speaker,
+                          dur_prediction=args.dur_prediction, output_format=args.output_format)
     for path in written:
         print(path)
     print(f"wrote {len(written)} wav file(s) to {args.output_folder}")

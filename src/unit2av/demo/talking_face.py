@@ -195,8 +195,8 @@ def render_clip(wav: np.ndarray, face: tuple[np.ndarray, FaceLayout], seed: int 
 def write_clip(wav: np.ndarray, out_stem: str | os.PathLike, face: tuple[np.ndarray, FaceLayout],
                seed: int = 0) -> dict:
     """Write ``<stem>.mp4`` (with the speech as audio) and ``<stem>.bbox.pkl``; returns a record."""
+    from ..io.boxes import write_boxes
     from ..io.media import VideoWriter
-    from ..io.safe import dump_plain_pickle
 
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def write_clip(wav: np.ndarray, out_stem: str | os.PathLike, face: tuple[np.ndar
     with VideoWriter(video, FRAME_SIZE, FRAME_SIZE, fps=FPS, audio=wav, audio_rate=SAMPLE_RATE) as writer:
         for frame in frames:
             writer.write(frame)
-    dump_plain_pickle(boxes, bbox)
+    write_boxes(boxes, bbox)
     return {"video": str(video), "bbox": str(bbox), "num_frames": len(frames),
             "opening": [round(float(x), 4) for x in opening]}
 

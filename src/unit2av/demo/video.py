@@ -47,63 +47,40 @@ def asset(name: str) -> Path:
 
 
 def load_default_models(device: str | torch.device = "cpu"):
-    """The bundled vocoder (weight norm removed) and face renderer, in eval mode."""
-    from ..face.model import FaceRenderer
-    from ..io.checkpoints import face_state, open_container
+    """The bundled vocoder (weight norm removed) and face renderer, in eval mode.
+
+    They load through the same loaders as every other checkpoint (``load_vocoder``,
+    ``load_face_renderer``).
+    """
+    from ..face.checkpoint import load_face_renderer
     from ..vocoder.checkpoint import load_vocoder
 
     vocoder = load_vocoder(asset("vocoder.pt"), device=device).remove_weight_norm()
-    path = asset("face_renderer.pt")
-    state = face_state(open_container(path), path)
-    face = FaceRenderer(*state["unit_embed.weight"].shape)  # (units, width) of the bundled model
-    face.load_released(state)
-    return vocoder, face.to(device).eval()
+    return vocoder, load_face_renderer(asset("face_renderer.pt"), device=device)
 
 
 def speak(vocoder, script: dict, device) -> tuple[np.ndarray, torch.Tensor, list[tuple[int, int, int]]]:
     """Speech of every sentence in its voice, with pauses.
 
     Returns:
-        ``(wav (T,), codes (T / 320,), spans)``: spans are (first unit, end unit, voice index).
+        ``(wav (T * hop,), codes (T,), spans)``: spans are (first unit, end unit, voice index).
     """
+    from ..timing import UNIT_RATE
     from ..vocoder.speech import synthesize_chunked
 
     voices = [torch.tensor(script["voices"][v]["embedding"]).view(1, 1, -1).to(device) for v in script["order"]]
-    pause = int(PAUSE_S * 50)
+    pause = int(PAUSE_S * UNIT_RATE)
     silence = torch.full((pause,), int(script["silence_unit"]), dtype=torch.long)
-    hop = int(np.prod(vocoder.config.upsample_rates))
     wavs, codes, spans, pos = [], [], [], 0
     for sentence in script["sentences"]:
         v = script["order"].index(sentence["voice"])
         wav, expanded = synthesize_chunked(vocoder, torch.tensor(sentence["units"]), voices[v], dur_prediction=True)
-        wavs += [wav, np.zeros(pause * hop, np.float32)]
+        wavs += [wav, np.zeros(pause * vocoder.hop, np.float32)]
         codes += [expanded, silence]
         spans.append((pos, pos + expanded.numel(), v))
         pos += expanded.numel() + pause
     wav = np.concatenate(wavs)
     return wav / max(1.0, float(np.abs(wav).max()) / 0.95), torch.cat(codes), spans
-
-
-@torch.inference_mode()
-def animate(face_model, codes: torch.Tensor, frames: list[np.ndarray], boxes: list) -> list[np.ndarray]:
-    """Generated 96x96 faces (uint8 BGR) for every frame: units in windows of 10 frames."""
-    from ..face.model import FRAMES_PER_WINDOW
-    from ..pipeline.paste import clip_box, crop_windows, faces_to_uint8
-    from ..pipeline.timeline import num_windows, unit_windows
-
-    n = len(frames)
-    windows = unit_windows(codes, num_windows(n))  # (W, 20)
-    pad = windows.shape[0] * FRAMES_PER_WINDOW - n
-    frames, boxes = frames + [frames[-1]] * pad, boxes + [boxes[-1]] * pad
-    h, w = frames[0].shape[:2]
-    clipped = [clip_box(b, w, h) for b in boxes]
-    device = next(face_model.parameters()).device
-    out = []
-    for w0 in range(0, windows.shape[0], 8):  # 8 windows per forward
-        sl = slice(w0 * FRAMES_PER_WINDOW, (w0 + 8) * FRAMES_PER_WINDOW)
-        faces = torch.from_numpy(crop_windows(frames[sl], clipped[sl])).to(device)
-        out += list(faces_to_uint8(face_model(windows[w0:w0 + 8].to(device), faces)))
-    return out[:n]
 
 
 def spectrogram_image(wav: np.ndarray, spans, sample_rate: int, hop: int) -> np.ndarray:
@@ -122,18 +99,22 @@ def spectrogram_image(wav: np.ndarray, spans, sample_rate: int, hop: int) -> np.
     return np.concatenate([bars, img])
 
 
-def preview_image(frames, boxes, generated, last: int) -> np.ndarray:
-    """Source face crops (top row) above the generated ones (bottom row): frames evenly spread
-    over the first sentence and the pause after it (frame ``last``), so the mouth opens and closes."""
-    from ..pipeline.paste import clip_box
+def preview_picks(last: int, num_frames: int) -> list[int]:
+    """Frames for the preview: evenly spread over the first sentence and the pause after it (frame ``last``),
+    so the mouth opens and closes."""
+    return np.linspace(0, min(last, num_frames - 1), PREVIEW_FRAMES).round().astype(int).tolist()
 
-    h, w = frames[0].shape[:2]
-    picks = np.linspace(0, min(last, len(frames) - 1), PREVIEW_FRAMES).round().astype(int)
-    crops = []
-    for i in picks:
-        x1, y1, x2, y2 = clip_box(boxes[i], w, h)
-        crops.append(cv2.resize(frames[i][y1:y2, x1:x2], (96, 96), interpolation=cv2.INTER_AREA))
-    top = np.concatenate(crops, axis=1)
+
+def preview_image(frames, boxes, generated: dict[int, np.ndarray], picks: list[int]) -> np.ndarray:
+    """Source face crops (top row) above the generated ones (bottom row) of the frames ``picks``.
+
+    Args:
+        frames, boxes: the source frames and their clipped boxes.
+        generated: {frame: (96, 96, 3) generated face} (``RenderResult.faces``).
+    """
+    from ..io.boxes import crop_face
+
+    top = np.concatenate([crop_face(frames[i], boxes[i]) for i in picks], axis=1)
     bottom = np.concatenate([generated[i] for i in picks], axis=1)
     img = np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom])
     return cv2.resize(img, None, fx=PREVIEW_SCALE, fy=PREVIEW_SCALE, interpolation=cv2.INTER_NEAREST)
@@ -151,10 +132,12 @@ def run_video_demo(out_dir: str | os.PathLike = "demo", device: str = "auto",
             "sentences": [{"text", "voice", "units": [deduplicated ids]}]}``.
     """
     from ..devices import resolve_device
-    from ..io.media import VideoWriter
+    from ..io.boxes import clip_boxes
     from ..io.safe import write_bytes_atomic
-    from ..pipeline.paste import clip_box, paste_face
-    from .talking_face import FPS, FRAME_SIZE, base_face, render_clip
+    from ..pipeline.frames import FrameList
+    from ..pipeline.render import render_video
+    from ..timing import UNITS_PER_FRAME
+    from .talking_face import FRAME_SIZE, base_face, render_clip
 
     dev = resolve_device(device)
     out = Path(out_dir)
@@ -164,21 +147,17 @@ def run_video_demo(out_dir: str | os.PathLike = "demo", device: str = "auto",
     wav, codes, spans = speak(vocoder, script, dev)
     sr = int(vocoder.config.sampling_rate)
     frames, boxes, _ = render_clip(np.zeros_like(wav), base_face("astronaut"), seed=1)  # still face, drifting
-    generated = animate(face_model, codes, frames, boxes)
-    video = out / "demo.mp4"
-    with VideoWriter(video, FRAME_SIZE, FRAME_SIZE, fps=FPS, audio=wav, audio_rate=sr) as writer:
-        for frame, box, face in zip(frames, boxes, generated):
-            frame = frame.copy()
-            paste_face(frame, face, clip_box(box, FRAME_SIZE, FRAME_SIZE))
-            writer.write(frame)
-    hop = len(wav) // max(1, codes.numel())
-    pause_end = (spans[1][0] if len(spans) > 1 else spans[0][1]) // 2 - 1  # units -> frames
-    for name, img in (("preview.png", preview_image(frames, boxes, generated, pause_end)),
-                      ("spectrogram.png", spectrogram_image(wav, spans, sr, hop))):
+    boxes = clip_boxes(boxes, FRAME_SIZE, FRAME_SIZE)
+    pause_end = (spans[1][0] if len(spans) > 1 else spans[0][1]) // UNITS_PER_FRAME - 1  # units -> frames
+    picks = preview_picks(pause_end, len(frames))
+    result = render_video(face_model, wav, sr, codes, FrameList(frames), boxes, out / "demo.mp4", keep_faces=picks)
+    for name, img in (("preview.png", preview_image(frames, boxes, result.faces, picks)),
+                      ("spectrogram.png", spectrogram_image(wav, spans, sr, vocoder.hop))):
         ok, data = cv2.imencode(".png", img)
         write_bytes_atomic(out / name, data.tobytes())
-    log.info("demo: %.1f s of speech, %d frames", len(wav) / sr, len(frames))
-    return VideoDemoResult(video, out / "preview.png", out / "spectrogram.png", len(wav) / sr, len(frames))
+    log.info("demo: %.1f s of speech, %d frames", len(wav) / sr, result.num_frames)
+    return VideoDemoResult(result.path, out / "preview.png", out / "spectrogram.png", len(wav) / sr,
+                           result.num_frames)
 
 
 __all__ = ["VideoDemoResult", "asset", "load_default_models", "run_video_demo"]

@@ -119,9 +119,9 @@ def index_clip(clip: FaceClip) -> tuple[list, np.ndarray, np.ndarray]:
     Returns:
         ``(boxes, valid, codes)``: one clipped box or None per frame, (N,) bool, the (T,) int64 units.
     """
+    from ..io.boxes import load_boxes
     from ..io.media import probe_video
     from ..io.safe import load_torch
-    from ..pipeline.paste import load_boxes
 
     info = probe_video(clip.video)
     boxes = load_boxes(clip.bbox, info.num_frames, info.width, info.height, clip.video)

@@ -5,9 +5,10 @@ The face encoder, decoder and output block have Wav2Lip's module names and shape
 replaced by ``unit_embed`` (an embedding of the unit ids) and ``unit2lip`` (one transformer
 encoder layer). State dicts of the released ``video`` entry load key for key.
 
-Time layout: units run at 50 Hz, video at 25 fps. A window is 10 frames and 20 units; the 20
-unit embeddings are linearly resampled to 10 (each output is the mean of a pair), mixed by the
-transformer, and each frame's 512-vector becomes the U-Net's bottleneck.
+Time layout (``unit2av.timing``): units run at 50 Hz, video at 25 fps. A window is 10 frames and
+20 units; the 20 unit embeddings are linearly resampled to 10 (each output is the mean of a pair),
+mixed by the transformer, and each frame's 512-vector becomes the U-Net's bottleneck. The timing
+names are re-exported here for the face modules; they are defined only in ``unit2av.timing``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..timing import FACE_SIZE, FRAMES_PER_WINDOW, UNITS_PER_FRAME, UNITS_PER_WINDOW
+
 log = logging.getLogger(__name__)
 
-FACE_SIZE = 96  # pixels: the renderer's square input and output size
-FRAMES_PER_WINDOW = 10  # video frames per window (0.4 s at 25 fps)
-UNITS_PER_FRAME = 2  # 50 Hz units per 25 fps frame
-UNITS_PER_WINDOW = FRAMES_PER_WINDOW * UNITS_PER_FRAME
+FACE_CHANNELS = 6  # renderer input channels: the masked face and the reference face, BGR each
 EMBED_DIM = 512  # unit embedding / bottleneck width of the released model
 NUM_UNITS = 1000  # k-means clusters of the released model
 FFN_RATIO = 2  # transformer feed-forward width / EMBED_DIM (1024 in the released model)
@@ -76,7 +76,7 @@ def _encoder(width: int) -> nn.ModuleList:
     """96x96x6 -> 1x1xC in seven stages (spatial sizes in the comments); C = 512 at width 512."""
     c = [scaled(ch, width) for ch in ENCODER_CHANNELS]
     return nn.ModuleList([
-        nn.Sequential(ConvBlock(6, c[0], 7, 1, 3)),  # 96
+        nn.Sequential(ConvBlock(FACE_CHANNELS, c[0], 7, 1, 3)),  # 96
         nn.Sequential(ConvBlock(c[0], c[1], 3, 2, 1), *_res(c[1], 2)),  # 48
         nn.Sequential(ConvBlock(c[1], c[2], 3, 2, 1), *_res(c[2], 3)),  # 24
         nn.Sequential(ConvBlock(c[2], c[3], 3, 2, 1), *_res(c[3], 2)),  # 12
@@ -170,30 +170,6 @@ class FaceRenderer(nn.Module):
             x = torch.cat((block(x), skips.pop()), dim=1)
         return self.output_block(x)
 
-    def load_released(self, state: dict[str, torch.Tensor]) -> None:
-        """Load a released ``video`` state dict; a smaller unit table is grown by copying its last row.
 
-        AV2AV's checkpoints hold 1000 unit rows; a model built for more (e.g. 1024, the vocoder's
-        table with special symbols) gets the extra rows as copies of the last one. A state dict of
-        another ``width`` (read from ``unit_embed.weight``) rebuilds the layers at that width first,
-        so a small unit2av-trained renderer loads into ``FaceRenderer()`` too. Every other key must
-        match exactly.
-
-        Raises:
-            KeyError / RuntimeError: missing, unexpected or mis-shaped keys (callers add the file name).
-        """
-        state = dict(state)
-        table = state.get("unit_embed.weight")
-        if table is not None and table.dim() == 2 and table.shape[1] != self.width:
-            log.info("renderer weights have width %d; rebuilding the layers (was %d)", table.shape[1], self.width)
-            device = self.unit_embed.weight.device
-            self._build(max(self.num_embeddings, table.shape[0]), table.shape[1])
-            self.to(device)
-        if table is not None and table.dim() == 2 and table.shape[0] < self.num_embeddings:
-            extra = self.num_embeddings - table.shape[0]
-            log.info("unit table has %d rows; copying the last row into %d more", table.shape[0], extra)
-            state["unit_embed.weight"] = torch.cat([table, table[-1:].expand(extra, -1)], dim=0)
-        self.load_state_dict(state, strict=True)
-
-
-__all__ = ["EMBED_DIM", "FACE_SIZE", "FRAMES_PER_WINDOW", "UNITS_PER_FRAME", "UNITS_PER_WINDOW", "FaceRenderer"]
+__all__ = ["EMBED_DIM", "FACE_CHANNELS", "FACE_SIZE", "FRAMES_PER_WINDOW", "NUM_UNITS", "UNITS_PER_FRAME",
+           "UNITS_PER_WINDOW", "FaceRenderer"]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import FACE_SIZE
+from ..timing import FACE_SIZE
 
 SLOPE = 0.2  # LeakyReLU slope
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import FACE_SIZE, FRAMES_PER_WINDOW
+from ..timing import FACE_SIZE, FRAMES_PER_WINDOW
 
 SCALE = 5.0  # logit = SCALE * cosine similarity (cosine 0 = undecided)
 UNIT_EMBED = 64  # unit embedding size of the unit encoder

@@ -1,86 +1,21 @@
-"""Face boxes: reading the box pickle, cutting renderer windows, pasting faces back.
+"""Renderer windows cut from the frames, and generated faces pasted back.
 
-Boxes are ``[x1, y1, x2, y2]`` in pixels (AV2AV / Wav2Lip ``.bbox.pkl``: a pickled list with one
-entry per frame, ``None`` for frames to leave untouched). Coordinates are truncated to integers
-and clipped to the frame, as the reference does; the crop and the paste use the same clipped
-rectangle, so a box partly outside the frame pastes back its visible part undistorted.
+Boxes are the clipped integer boxes of ``unit2av.io.boxes.load_boxes`` (``None`` for frames to
+leave untouched); the crop and the paste use the same clipped rectangle, so a box partly outside
+the frame pastes back its visible part undistorted.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-from ..errors import fail
-from ..face.model import FACE_SIZE
-from ..io.safe import load_plain_pickle
-
-log = logging.getLogger(__name__)
-
-Box = tuple[int, int, int, int]  # x1, y1, x2, y2 (x2, y2 exclusive), inside the frame
+from ..io.boxes import Box, crop_face
+from ..timing import FACE_SIZE
 
 BLENDS = ("feather", "hard")
 FEATHER_FRACTION = 0.12  # feathered border as a fraction of the box's shorter side
 MIN_FEATHER_PX = 2  # narrowest feathered border, pixels
-
-
-def clip_box(box, width: int, height: int) -> Box | None:
-    """Truncate a box to integers and clip it to the frame; ``None`` when nothing is left."""
-    x1, y1, x2, y2 = (int(v) for v in box)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
-    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
-
-
-def load_boxes(path: str | os.PathLike, num_frames: int, width: int, height: int,
-               video_path: str | os.PathLike | None = None) -> list[Box | None]:
-    """Read and check a box pickle for a video.
-
-    Args:
-        path: the ``.bbox.pkl`` file (read with the restricted unpickler).
-        num_frames, width, height: the video's frame count and size.
-        video_path: the video, named in the count-mismatch message.
-
-    Returns:
-        One clipped integer box or ``None`` per frame. Zero-area, inverted and off-frame boxes
-        become ``None`` with one warning counting them.
-
-    Raises:
-        Unit2AVError: not a list, wrong count, malformed entries, or no usable box at all.
-    """
-    path = Path(path)
-    raw = load_plain_pickle(path)
-    if not isinstance(raw, (list, tuple)):
-        raise fail(path, f"expected a list of boxes, found {type(raw).__name__}")
-    if len(raw) != num_frames:
-        raise fail(path, f"has {len(raw)} boxes but the video {video_path or ''} has {num_frames} frames")
-    boxes: list[Box | None] = []
-    dropped = 0
-    for i, entry in enumerate(raw):
-        if entry is None:
-            boxes.append(None)
-            continue
-        values = np.asarray(entry, dtype=np.float64).reshape(-1) if _is_numeric(entry) else None
-        if values is None or values.size != 4 or not np.all(np.isfinite(values)):
-            raise fail(path, f"box {i} is not [x1, y1, x2, y2] numbers: {str(entry)[:60]}")
-        box = clip_box(values, width, height)
-        dropped += box is None
-        boxes.append(box)
-    if dropped:
-        log.warning("%s: %d zero-area, inverted or off-frame boxes treated as None", path, dropped)
-    if all(b is None for b in boxes):
-        raise fail(path, "all boxes are None: no face to render")
-    return boxes
-
-
-def _is_numeric(entry) -> bool:
-    try:
-        return np.asarray(entry).dtype.kind in "biuf"
-    except (ValueError, TypeError):
-        return False
 
 
 def crop_windows(frames: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
@@ -98,9 +33,7 @@ def crop_windows(frames: list[np.ndarray], boxes: list[Box | None]) -> np.ndarra
     for i, (frame, box) in enumerate(zip(frames, boxes)):
         if box is None:
             continue
-        x1, y1, x2, y2 = box
-        face = cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
-        face = face.transpose(2, 0, 1).astype(np.float32) / 255.0  # (3, 96, 96)
+        face = crop_face(frame, box).transpose(2, 0, 1).astype(np.float32) / 255.0  # (96, 96, 3) -> (3, 96, 96)
         out[i, 3:] = face
         out[i, :3] = face
         out[i, :3, FACE_SIZE // 2:] = 0.0  # hide the mouth: the renderer draws it
@@ -156,5 +89,4 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, blend: str = "feat
         np.uint8)
 
 
-__all__ = ["BLENDS", "Box", "clip_box", "crop_windows", "faces_to_uint8", "feather_mask", "load_boxes",
-           "paste_face"]
+__all__ = ["BLENDS", "crop_windows", "faces_to_uint8", "feather_mask", "paste_face"]

@@ -4,15 +4,16 @@
     render("U.txt", "V.mp4", "V.bbox.pkl", "O.mp4", tgt_lang="ko", unit2av_path="unit_av_renderer.pt")
 
 Steps: units (deduplicated, durations predicted) -> speech in the source speaker's voice ->
-expanded units -> face renderer, a batch of windows at a time, streamed from the decoder to the
-encoder so memory does not grow with the video's length (see ``timeline`` and ``paste``).
+``render_video``: expanded units -> face renderer, a batch of windows at a time, streamed from the
+frame source to the encoder so memory does not grow with the video's length (see ``timeline``
+and ``paste``). ``unit2av demo`` calls ``render_video`` too, with frames held in memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +22,21 @@ from tqdm import tqdm
 
 from ..devices import resolve_device
 from ..errors import fail
-from ..face.model import EMBED_DIM, FRAMES_PER_WINDOW, FaceRenderer
-from ..io.audio import load_audio
-from ..io.checkpoints import face_state, load_state_checked, open_container, vocoder_state
-from ..io.media import (
-    VideoInfo,
-    VideoWriter,
-    decode_video,
-    is_image,
-    iter_frames,
-    probe_video,
-    read_audio_track,
-    to_bgr,
-)
+from ..face.checkpoint import load_face_renderer
+from ..face.model import FaceRenderer
+from ..io.boxes import Box, load_boxes
+from ..io.checkpoints import open_container
+from ..io.media import VideoWriter, probe_video
+from ..io.units import read_units
 from ..runtime.fast import fast_face_renderer, fast_vocoder
-from ..vocoder.config import load_config
+from ..timing import FRAMES_PER_WINDOW, VIDEO_FPS, check_unit_rate
+from ..vocoder.checkpoint import vocoder_from_container
 from ..vocoder.model import UnitVocoder
 from ..vocoder.speech import synthesize_chunked
-from ..vocoder.synth import read_units, speaker_tensor
-from .paste import BLENDS, Box, crop_windows, faces_to_uint8, load_boxes, paste_face
-from .timeline import OUTPUT_FPS, frame_schedule, num_output_frames, num_windows, unit_windows
+from .frames import FrameList, FrameReader
+from .paste import BLENDS, crop_windows, faces_to_uint8, paste_face
+from .speaker import resolve_speaker
+from .timeline import frame_schedule, num_output_frames, num_windows, unit_windows
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +45,28 @@ DEFAULT_BATCH_FRAMES = 80  # frames per face-renderer forward (8 windows; Wav2Li
 
 @dataclass
 class RenderResult:
-    """What ``render`` wrote."""
+    """What ``render`` / ``render_video`` wrote."""
 
     path: Path  # the output video
     num_frames: int  # video frames written (25 fps)
     num_samples: int  # audio samples written
     sample_rate: int  # audio rate (the vocoder's)
     codes: torch.Tensor  # (T,) the expanded units that were voiced and rendered
+    faces: dict[int, np.ndarray] = field(default_factory=dict)  # output frame -> (96, 96, 3) generated face, if kept
 
 
 def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = None, lang: str | None = None,
                   device: str | torch.device = "auto", backend: str = "auto") -> tuple[UnitVocoder, FaceRenderer]:
     """Load the vocoder for ``lang`` and the face renderer from an AV2AV container.
 
+    The vocoder is loaded by ``unit2av.vocoder.checkpoint``'s one rule for its config (``config``,
+    else the one stored in the container, else ``config.json`` beside it, else AV2AV's), the
+    renderer by ``unit2av.face.checkpoint.load_face_renderer`` (its size read off its weights).
+
     Args:
-        path: ``{"audio": {lang: sd}, "video": sd}`` checkpoint (``unit_av_renderer.pt``).
-        config: vocoder config JSON (``None``: the bundled AV2AV config).
+        path: ``{"audio": {lang: sd}, "video": sd}`` checkpoint (``unit_av_renderer.pt``, or one
+            ``unit2av pack`` wrote).
+        config: vocoder config JSON overriding the stored one.
         lang: target language key (``None``: the only one, if the checkpoint has one).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
         backend: inference path (``unit2av.runtime.fast.BACKENDS``): ``"auto"`` = folded, fused torch modules
@@ -74,172 +76,95 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
         ``(vocoder, face_renderer)`` in eval mode on ``device``; weight norm removed from the vocoder.
 
     Raises:
-        Unit2AVError: unreadable file, missing language (the message lists those present), or
-            weights that do not fit.
+        Unit2AVError: unreadable file, missing language (the message lists those present), weights
+            that do not fit, or a vocoder whose unit rate is not the face renderer's.
     """
-    path = Path(path)
     dev = resolve_device(device)
     container = open_container(path)
-    cfg = load_config(config)
-    vocoder = UnitVocoder.from_config(cfg)
-    load_state_checked(vocoder, vocoder_state(container, lang, path), path)
-    vocoder.remove_weight_norm()
-    video = face_state(container, path)
-    table = video.get("unit_embed.weight")
-    shape = tuple(table.shape) if isinstance(table, torch.Tensor) and table.dim() == 2 else (0, EMBED_DIM)
-    face = FaceRenderer(num_embeddings=max(cfg.num_embeddings, shape[0]), width=shape[1])  # built at its width
-    try:
-        face.load_released(video)
-    except (KeyError, RuntimeError) as e:
-        detail = " ".join(str(e).split())[:300]
-        raise fail(path, f"face renderer weights do not fit the AV2AV layout: {detail}") from e
-    return (fast_vocoder(vocoder.to(dev).eval(), backend),
-            fast_face_renderer(face.to(dev).eval(), backend))
-
-
-class FrameReader:
-    """Random access to a video's frames for one batch at a time, decoding forward lazily.
-
-    Going backwards (the ping-pong walk) seeks to the nearest key frame at or before the first
-    frame wanted (key frames are remembered, with their frame index, as the first pass meets
-    them) and decodes forward from there, so a backward batch costs at most one GOP of extra
-    decoding instead of the whole file. Only the frames of the current batch are kept.
-    ``decoded`` counts the frames decoded so far.
-    """
-
-    def __init__(self, path: Path, num_frames: int):
-        self.path, self.num_frames = path, num_frames
-        self.still = is_image(path)
-        self._it = None
-        self._pos = 0  # index of the next frame the decoder yields
-        self._check_pts: int | None = None  # after a seek: the pts the first frame must have
-        self._last = None  # the last decoded frame (PyAV frame, or BGR array for a still image)
-        self._cache: dict[int, np.ndarray] = {}
-        self._keyframes: list[tuple[int, int]] = []  # (frame index, pts) of key frames met, ascending
-        self._seekable = not self.still
-        self.decoded = 0
-
-    def _open_at(self, target: int) -> None:
-        """Position the decoder at or before frame ``target``: the nearest known key frame, else the start."""
-        if self._it is not None:
-            self._it.close()
-        key = next(((i, pts) for i, pts in reversed(self._keyframes) if i <= target), None)
-        if not self._seekable or key is None or key[0] == 0:
-            self._it, self._pos, self._check_pts = (iter_frames(self.path) if self.still
-                                                    else decode_video(self.path)), 0, None
-        else:
-            self._it, self._pos, self._check_pts = decode_video(self.path, seek_pts=key[1]), key[0], key[1]
-
-    def _next(self):
-        """The next decoded frame (or ``None`` at the end), keeping frame indices exact."""
-        frame = next(self._it, None)
-        if self.still or frame is None:
-            return frame
-        if self._check_pts is not None:  # first frame after a seek: must be the key frame asked for
-            landed, expected, self._check_pts = frame.pts, self._check_pts, None
-            if landed != expected:
-                log.debug("%s: seek landed on pts %s, not frame %d; decoding from the start", self.path,
-                          landed, self._pos)
-                self._seekable = False  # this file's time stamps do not allow exact seeking
-                self._open_at(0)
-                return self._next()
-        self.decoded += 1
-        if frame.key_frame and frame.pts is not None and (not self._keyframes or self._pos > self._keyframes[-1][0]):
-            self._keyframes.append((self._pos, frame.pts))
-        return frame
-
-    def get(self, indices: list[int]) -> dict[int, np.ndarray]:
-        """Frames for ``indices`` (a batch), as {index: (H, W, 3) uint8 BGR}."""
-        wanted = set(indices)
-        frames = {i: self._cache[i] for i in wanted if i in self._cache}
-        missing = sorted(wanted - frames.keys())
-        if missing:
-            if self._it is None or missing[0] < self._pos:
-                self._open_at(missing[0])
-            todo = set(missing)
-            while todo and self._pos <= missing[-1]:
-                frame = self._next()
-                if frame is None:  # the header promised more frames than the stream has
-                    break
-                if self._pos in todo:
-                    frames[self._pos] = frame if self.still else to_bgr(frame)
-                    todo.discard(self._pos)
-                self._last, self._pos = frame, self._pos + 1
-            if todo:
-                if self._last is None:
-                    raise fail(self.path, "cannot decode any video frame")
-                log.warning("%s: stream ended at frame %d; repeating the last frame", self.path, self._pos)
-                last = self._last if self.still else to_bgr(self._last)
-                frames.update({i: last for i in todo})
-        self._cache = frames
-        return frames
-
-    def close(self) -> None:
-        if self._it is not None:
-            self._it.close()
-
-
-def speaker_embedding(vocoder: UnitVocoder, video: Path, info: VideoInfo, speaker_encoder=None,
-                      speaker_wav: str | os.PathLike | None = None, units_spkr=None,
-                      device: str | torch.device = "cpu") -> torch.Tensor | None:
-    """The speaker input of the vocoder: GE2E embedding of ``speaker_wav`` or the video's own audio.
-
-    Args:
-        speaker_encoder: a ``SpeakerEncoder``, a path to its weights, or ``None`` (the default weights).
-        units_spkr: an embedding stored in the units file, used when there is no audio at all.
-
-    Returns:
-        (1, 1, embedder_dim) float, (1, 1) long ids, or ``None`` for an unconditioned vocoder.
-    """
-    if vocoder.speaker is None:
-        return None
-    if speaker_wav is not None:
-        wav, sr = load_audio(speaker_wav)
-    elif info.has_audio:
-        wav, sr = read_audio_track(video)
-    elif units_spkr is not None:
-        return speaker_tensor(vocoder, units_spkr, video)
-    else:
-        raise fail(video, "has no audio track to take the speaker's voice from; pass --speaker-wav")
-    if vocoder.speaker == "id":
-        raise fail(video, "this vocoder takes speaker ids, not voices; give the id in a .pt units file")
-    if speaker_encoder is None or isinstance(speaker_encoder, (str, os.PathLike)):
-        from ..prepare.speaker import SpeakerEncoder
-
-        speaker_encoder = SpeakerEncoder.load(speaker_encoder, device=device)
-    emb = speaker_encoder.embed(wav, sr)
-    return speaker_tensor(vocoder, torch.as_tensor(np.asarray(emb)), speaker_wav or video)
+    vocoder = vocoder_from_container(container, path, config, lang).remove_weight_norm()
+    check_unit_rate(vocoder.hop, vocoder.config.sampling_rate, path)
+    face = load_face_renderer(container, source=path)
+    return fast_vocoder(vocoder.to(dev), backend), fast_face_renderer(face.to(dev), backend)
 
 
 @torch.inference_mode()
-def render_frames(face: FaceRenderer, reader: FrameReader, boxes: list[Box | None], windows: torch.Tensor,
-                  schedule: np.ndarray, writer: VideoWriter, num_frames: int, batch_windows: int,
-                  blend: str) -> None:
+def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: list[Box | None],
+                  windows: torch.Tensor, schedule: np.ndarray, writer: VideoWriter, num_frames: int,
+                  batch_windows: int, blend: str, keep: set[int] = frozenset()) -> dict[int, np.ndarray]:
     """Decode, render and encode ``num_frames`` output frames, ``batch_windows`` windows at a time.
 
     Args:
+        source: the source frames (``get(indices)``).
+        boxes: one clipped box or ``None`` per source frame.
         windows: (W, 20) units per window.
         schedule: (W * 10,) source frame index per output frame (padded frames included).
+        keep: output frames whose generated faces to return.
+
+    Returns:
+        {output frame: (96, 96, 3) uint8 BGR generated face} for the frames of ``keep`` that have a box.
     """
     device = next(face.parameters()).device
+    kept: dict[int, np.ndarray] = {}
     with tqdm(total=num_frames, unit="frame", desc="render", disable=None) as bar:
         for w0 in range(0, windows.shape[0], batch_windows):
             w1 = min(windows.shape[0], w0 + batch_windows)
             idx = schedule[w0 * FRAMES_PER_WINDOW:w1 * FRAMES_PER_WINDOW].tolist()
-            source = reader.get(idx)
+            frames = source.get(idx)
             frame_boxes = [boxes[i] for i in idx]
-            faces = crop_windows([source[i] for i in idx], frame_boxes)  # (n, 6, 96, 96)
+            faces = crop_windows([frames[i] for i in idx], frame_boxes)  # (n, 6, 96, 96)
             if any(b is not None for b in frame_boxes):
                 out = face(windows[w0:w1].to(device), torch.from_numpy(faces).to(device))  # (n, 3, 96, 96)
                 generated = faces_to_uint8(out)  # (n, 96, 96, 3)
             for k, i in enumerate(idx):
-                if w0 * FRAMES_PER_WINDOW + k >= num_frames:
+                n = w0 * FRAMES_PER_WINDOW + k  # output frame
+                if n >= num_frames:
                     break  # padding of the last window
-                frame = source[i].copy()
+                frame = frames[i].copy()
                 if frame_boxes[k] is not None:
                     paste_face(frame, generated[k], frame_boxes[k], blend)
+                    if n in keep:
+                        kept[n] = generated[k]
                 writer.write(frame)
                 bar.update(1)
+    return kept
+
+
+def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: torch.Tensor,
+                 source: FrameReader | FrameList, boxes: list[Box | None], out_path: str | os.PathLike,
+                 batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather",
+                 keep_faces: set[int] = frozenset()) -> RenderResult:
+    """Speech + its units + source frames and boxes -> the dubbed video (the core of ``render`` and the demo).
+
+    Args:
+        face: a loaded face renderer (eval mode).
+        wav: (T * hop,) float speech in [-1, 1], ``hop`` samples per unit at 50 Hz.
+        sample_rate: its rate.
+        codes: (T,) the expanded 50 Hz units voiced in ``wav``.
+        source: the source frames (``FrameReader`` of a video / still image, or ``FrameList``).
+        boxes: one clipped box (``unit2av.io.boxes``) or ``None`` per source frame.
+        out_path: the ``.mp4`` to write (H.264 + AAC, 25 fps, the source's frame size), atomically.
+        batch_size: frames per renderer forward (rounded up to whole 10-frame windows).
+        blend: ``"feather"`` or ``"hard"`` (see ``paste_face``).
+        keep_faces: output frames whose generated 96x96 faces to return in ``RenderResult.faces``.
+
+    Raises:
+        Unit2AVError: speech whose unit rate is not the video's, or a bad paste mode.
+    """
+    if blend not in BLENDS:
+        raise fail(None, f"unknown paste mode '{blend}' (choose {' or '.join(BLENDS)})")
+    codes = codes.view(-1)
+    check_unit_rate(len(wav) / max(1, codes.numel()), sample_rate)  # the speech and its units agree
+    frames = num_output_frames(codes.numel())
+    windows = unit_windows(codes, num_windows(frames))  # (W, 20)
+    schedule = frame_schedule(windows.shape[0] * FRAMES_PER_WINDOW, source.num_frames, source.fps)
+    log.info("%d units -> %.2f s of speech, %d frames from %d source frames at %g fps", codes.numel(),
+             len(wav) / sample_rate, frames, source.num_frames, source.fps)
+    batch_windows = max(1, -(-int(batch_size) // FRAMES_PER_WINDOW))
+    with VideoWriter(out_path, source.width, source.height, fps=VIDEO_FPS, audio=wav,
+                     audio_rate=sample_rate) as writer:
+        kept = render_frames(face, source, boxes, windows, schedule, writer, frames, batch_windows, blend,
+                             set(keep_faces))
+    return RenderResult(Path(out_path), frames, len(wav), sample_rate, codes, kept)
 
 
 def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_bbox_path: str | os.PathLike,
@@ -258,7 +183,7 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
         out_vid_path: output ``.mp4`` (H.264 + AAC, 25 fps, the source's frame size); written atomically.
         tgt_lang: language of the vocoder in the AV2AV checkpoint.
         unit2av_path: the AV2AV container ``{"audio": {lang: sd}, "video": sd}``.
-        config: vocoder config JSON (``None``: AV2AV's).
+        config: vocoder config JSON (``None``: the one stored in / beside the container, else AV2AV's).
         speaker_encoder: ``SpeakerEncoder`` or path to GE2E weights (``None``: Resemblyzer's).
         speaker_wav: voice reference instead of the video's own audio track.
         dur_prediction: deduplicate units and predict durations (False: units already carry them).
@@ -273,31 +198,27 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
     """
     if blend not in BLENDS:
         raise fail(None, f"unknown paste mode '{blend}' (choose {' or '.join(BLENDS)})")
-    in_vid_path, out_vid_path = Path(in_vid_path), Path(out_vid_path)
+    in_vid_path = Path(in_vid_path)
     info = probe_video(in_vid_path)
     boxes = load_boxes(in_bbox_path, info.num_frames, info.width, info.height, in_vid_path)
     vocoder, face = models if models is not None else load_renderer(unit2av_path, config, tgt_lang, device,
                                                                                 backend)
+    sample_rate = int(vocoder.config.sampling_rate)
+    check_unit_rate(vocoder.hop, sample_rate, unit2av_path)
     units = read_units(in_unit_path, num_embeddings=min(vocoder.dict.num_embeddings, face.num_embeddings),
                        deduplicate=dur_prediction)
+    voice = Path(speaker_wav) if speaker_wav is not None else in_vid_path if info.has_audio else None
+    if voice is None and units.spkr is None and vocoder.speaker is not None:
+        raise fail(in_vid_path, "has no audio track to take the speaker's voice from; pass --speaker-wav")
     dev = next(vocoder.parameters()).device
-    spkr = speaker_embedding(vocoder, in_vid_path, info, speaker_encoder, speaker_wav, units.spkr, dev)
+    spkr = resolve_speaker(vocoder, voice if voice is not None else units.spkr, speaker_encoder, dev,
+                           source=voice or in_unit_path)
     wav, codes = synthesize_chunked(vocoder, units.code, spkr, dur_prediction=dur_prediction)
-    sample_rate = int(vocoder.config.sampling_rate)
-    frames = num_output_frames(codes.numel())
-    windows = unit_windows(codes, num_windows(frames))  # (W, 20)
-    schedule = frame_schedule(windows.shape[0] * FRAMES_PER_WINDOW, info.num_frames, info.fps)
-    log.info("%s: %d units -> %.2f s of speech, %d frames from %d source frames at %g fps", in_unit_path,
-             codes.numel(), len(wav) / sample_rate, frames, info.num_frames, info.fps)
-    batch_windows = max(1, -(-int(batch_size) // FRAMES_PER_WINDOW))
-    reader = FrameReader(in_vid_path, info.num_frames)
+    reader = FrameReader(in_vid_path, info)
     try:
-        with VideoWriter(out_vid_path, info.width, info.height, fps=OUTPUT_FPS, audio=wav,
-                         audio_rate=sample_rate) as writer:
-            render_frames(face, reader, boxes, windows, schedule, writer, frames, batch_windows, blend)
+        return render_video(face, wav, sample_rate, codes, reader, boxes, out_vid_path, batch_size, blend)
     finally:
         reader.close()
-    return RenderResult(out_vid_path, frames, len(wav), sample_rate, codes)
 
 
-__all__ = ["RenderResult", "load_renderer", "render"]
+__all__ = ["DEFAULT_BATCH_FRAMES", "RenderResult", "load_renderer", "render", "render_video"]

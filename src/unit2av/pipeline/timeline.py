@@ -1,6 +1,6 @@
 """Unit2AV timeline: which source frame and which units each output frame gets.
 
-Output video runs at 25 fps with 2 units (50 Hz) per frame. Frames are rendered in windows of
+Output video runs at 25 fps with 2 units (50 Hz) per frame (``unit2av.timing``). Frames are rendered in windows of
 10 frames / 20 units; the last window is padded with the last unit. The source video is retimed
 to 25 fps by nearest frame, then walked back and forth (0, 1, ..., n-1, n-2, ..., 0, 1, ...)
 when the speech is longer than the video; when it is shorter, the output ends with the speech.
@@ -13,9 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ..face.model import FRAMES_PER_WINDOW, UNITS_PER_FRAME, UNITS_PER_WINDOW
-
-OUTPUT_FPS = 25.0  # AV2AV's renderer was trained on 25 fps video
+from ..timing import FRAMES_PER_WINDOW, UNITS_PER_FRAME, UNITS_PER_WINDOW, VIDEO_FPS
 
 
 def num_output_frames(num_units: int) -> int:
@@ -28,7 +26,7 @@ def num_windows(num_frames: int) -> int:
     return math.ceil(num_frames / FRAMES_PER_WINDOW)
 
 
-def retime_indices(num_src_frames: int, src_fps: float, out_fps: float = OUTPUT_FPS) -> np.ndarray:
+def retime_indices(num_src_frames: int, src_fps: float, out_fps: float = VIDEO_FPS) -> np.ndarray:
     """Source frame index of each frame of the video retimed to ``out_fps`` (nearest frame).
 
     Returns:
@@ -82,5 +80,5 @@ def unit_windows(codes: torch.Tensor, windows: int) -> torch.Tensor:
     return codes[:total].view(windows, UNITS_PER_WINDOW)  # (W, 20)
 
 
-__all__ = ["OUTPUT_FPS", "frame_schedule", "num_output_frames", "num_windows", "ping_pong",
+__all__ = ["frame_schedule", "num_output_frames", "num_windows", "ping_pong",
            "retime_indices", "unit_windows"]

@@ -1,8 +1,8 @@
 """Edit and inspect box pickles: set frame ranges to ``None``, keep ranges, summarise.
 
-    boxes = edit_boxes(load_boxes("b.pkl"), none=[(41, 84)], keep=[])   # ranges are [start, end)
+    boxes = edit_boxes(read_boxes("b.pkl"), none=[(41, 84)], keep=[])   # ranges are [start, end)
     edit_box_file("b.pkl", none=["41:84", "161:224"])                    # in place, keeps b.pkl.bak
-    summary = format_box_info(box_info(load_boxes("b.pkl"), width=224, height=224))  # text for a console
+    summary = format_box_info(box_info(read_boxes("b.pkl"), width=224, height=224))  # text for a console
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import fail
+from ..io.boxes import read_boxes, write_boxes
 from . import track as ft
-from .faces import load_boxes, save_boxes
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def edit_box_file(path: str | os.PathLike, none: list[str] = (), keep: list[str]
         Unit2AVError: unreadable pickle or a range outside the clip (nothing is written then).
     """
     path = Path(path)
-    boxes = load_boxes(path)
+    boxes = read_boxes(path)
     none_r = [parse_range(r, len(boxes), path) for r in none]
     keep_r = [parse_range(r, len(boxes), path) for r in keep]
     edited = edit_boxes(boxes, none_r, keep_r)
@@ -99,7 +99,7 @@ def edit_box_file(path: str | os.PathLike, none: list[str] = (), keep: list[str]
     if target.resolve() == path.resolve():
         backup = path.with_name(path.name + BACKUP_SUFFIX)
         shutil.copy2(path, backup)
-    save_boxes(edited, target)
+    write_boxes(edited, target)
     log.info("%s: %d of %d frames without a box", target, sum(b is None for b in edited), len(edited))
     return target, backup
 

@@ -1,9 +1,9 @@
-"""Face boxes for a video: detect, follow one face, fill gaps, smooth, reshape; read and write box pickles.
+"""Face boxes for a video: detect, follow one face, fill gaps, smooth, reshape.
 
     opts = DetectOptions(detector="auto", box_style="av2av", smooth=5, max_gap=10)
     result = detect_video("in.mp4", opts)          # DetectResult: .boxes (seed format), .fps, ...
-    save_boxes(result.boxes, "in.bbox.pkl")
-    boxes = load_boxes("in.bbox.pkl")              # safe: never runs code from the file
+    write_boxes(result.boxes, "in.bbox.pkl")       # unit2av.io.boxes: the one box-file reader/writer
+    boxes = read_boxes("in.bbox.pkl")              # safe: never runs code from the file
 
 The detectors' weights ship inside installed packages (nothing is downloaded): OpenCV's Haar
 cascade (``opencv-python-headless`` 4.x) and dlib's HOG detector (``pip install dlib-bin``; the
@@ -24,7 +24,6 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import fail
-from ..io.safe import dump_plain_pickle, load_plain_pickle
 from . import track as ft
 
 log = logging.getLogger(__name__)
@@ -247,39 +246,5 @@ def _check_options(opts: DetectOptions) -> None:
         raise fail(None, "--face-index must be >= 0")
 
 
-def load_boxes(path: str | os.PathLike) -> list[np.ndarray | None]:
-    """Read a box pickle safely: a list with one ``[x1, y1, x2, y2]`` or ``None`` per frame.
-
-    Raises:
-        Unit2AVError: missing file, a pickle that would run code or holds anything else
-            than that list, non-finite values or a box with x2 < x1 / y2 < y1.
-    """
-    obj = load_plain_pickle(path, what="box pickle")
-    if isinstance(obj, np.ndarray) and obj.ndim == 2 and obj.shape[1] == 4:
-        obj = list(obj)
-    if not isinstance(obj, (list, tuple)):
-        raise fail(path, f"not a box list: the pickle holds a {type(obj).__name__}, not a list")
-    boxes: list[np.ndarray | None] = []
-    for i, b in enumerate(obj):
-        if b is None:
-            boxes.append(None)
-            continue
-        arr = np.asarray(b, dtype=np.float64)
-        if arr.size != 4:
-            raise fail(path, f"not a box list: entry {i} has {arr.size} values, expected [x1, y1, x2, y2] or None")
-        arr = arr.reshape(4)
-        if not np.all(np.isfinite(arr)):
-            raise fail(path, f"entry {i} has a non-finite coordinate")
-        if arr[2] < arr[0] or arr[3] < arr[1]:
-            raise fail(path, f"entry {i} has x2 < x1 or y2 < y1: {arr.tolist()}")
-        boxes.append(arr.astype(np.float32))
-    return boxes
-
-
-def save_boxes(boxes: list, path: str | os.PathLike) -> None:
-    """Write boxes in the seed's format (float32 arrays or ``None``), atomically."""
-    dump_plain_pickle([None if b is None else np.asarray(b, dtype=np.float32).reshape(4) for b in boxes], path)
-
-
 __all__ = ["DETECTORS", "DetectOptions", "DetectResult", "DlibDetector", "HaarDetector", "detect_frames",
-           "detect_video", "load_boxes", "make_detector", "postprocess", "save_boxes"]
+           "detect_video", "make_detector", "postprocess"]

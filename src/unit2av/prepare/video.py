@@ -60,8 +60,9 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
         Unit2AVError: unreadable video, no audio track, bad k-means file.
     """
     from ..io.audio import resample, save_wav
+    from ..io.boxes import write_boxes
     from ..io.media import probe_video, read_audio_track
-    from .faces import detect_video, save_boxes
+    from .faces import detect_video
     from .speaker import SpeakerEncoder
 
     video = Path(video)
@@ -91,7 +92,7 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
 
     result = detect_video(video, detect, progress=progress)
     bbox_path = out_dir / f"{stem}.bbox.pkl"
-    save_boxes(result.boxes, bbox_path)
+    write_boxes(result.boxes, bbox_path)
 
     units_path = None
     if km is not None:

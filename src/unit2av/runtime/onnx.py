@@ -27,18 +27,19 @@ import torch
 from torch import nn
 
 from ..errors import fail
-from ..face.model import FACE_SIZE, FRAMES_PER_WINDOW, UNITS_PER_WINDOW, FaceRenderer
-from ..io.checkpoints import face_state, open_container
+from ..face.checkpoint import load_face_renderer
+from ..face.model import FACE_CHANNELS, FaceRenderer
 from ..io.safe import write_bytes_atomic
+from ..timing import FACE_SIZE, FRAMES_PER_WINDOW, UNITS_PER_WINDOW
 from ..vocoder.checkpoint import load_vocoder
 from ..vocoder.model import UnitVocoder
+from .fold import FACE_BODY, FastGenerator, FastVocoder, adopt
 
 log = logging.getLogger(__name__)
 
 OPSET = 17  # ONNX opset: ONNX Runtime >= 1.17 runs it; the newest the TorchScript exporter handles well
 WHAT = ("vocoder", "vocoder-body", "face")  # graphs ``export_checkpoint`` can write
 EXAMPLE_UNITS = 12  # units in the tracing example (any length works at run time)
-FACE_CHANNELS = 6  # masked face + reference face, 3 BGR channels each
 
 
 def onnxruntime_available() -> bool:
@@ -89,8 +90,6 @@ def _cpu_plain(model: UnitVocoder) -> UnitVocoder:
     The body is a ``FastGenerator`` (folded weights, the same function); deep-copying ``model`` and
     removing weight norm from the copy would also strip it from the original (they share a class).
     """
-    from .fast import FastGenerator, FastVocoder
-
     return copy.deepcopy(FastVocoder(model, FastGenerator(model))).cpu().eval()
 
 
@@ -163,8 +162,6 @@ class OrtFaceRenderer(FaceRenderer):
     """A ``FaceRenderer`` whose forward runs an ONNX Runtime session (the unit table is kept for checks)."""
 
     def __init__(self, model: FaceRenderer, onnx: bytes | str | os.PathLike, threads: int | None = None):
-        from .fast import FACE_BODY, adopt
-
         nn.Module.__init__(self)
         adopt(self, model, skip=FACE_BODY + ("unit2lip",))  # the unit table stays: num_embeddings, device
         self.session = ort_session(onnx, threads)
@@ -176,20 +173,6 @@ class OrtFaceRenderer(FaceRenderer):
         feeds = {"units": units.detach().cpu().long().numpy(),
                  "faces": np.ascontiguousarray(faces.detach().cpu().float().numpy())}
         return torch.from_numpy(self.session.run(None, feeds)[0])
-
-
-def load_face(checkpoint: str | os.PathLike) -> FaceRenderer:
-    """The face renderer of an AV2AV container, eval mode on the CPU."""
-    state = face_state(open_container(checkpoint), checkpoint)
-    table = state.get("unit_embed.weight")
-    face = FaceRenderer(num_embeddings=table.shape[0] if isinstance(table, torch.Tensor) and table.dim() == 2
-                        else 0)
-    try:
-        face.load_released(state)
-    except (KeyError, RuntimeError) as e:
-        raise fail(checkpoint, f"face renderer weights do not fit the AV2AV layout: {' '.join(str(e).split())[:300]}"
-                   ) from e
-    return face.eval()
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, what: str = "vocoder",
@@ -211,7 +194,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, wha
     if importlib.util.find_spec("onnx") is None:
         raise fail(None, "ONNX export needs the onnx package: pip install 'unit2av[onnx]'")
     if what == "face":
-        data = face_onnx_bytes(load_face(checkpoint))
+        data = face_onnx_bytes(load_face_renderer(checkpoint))
     else:
         model = load_vocoder(checkpoint, config, lang=lang)
         if what == "vocoder-body" and model.f0_source:
@@ -223,5 +206,5 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, wha
     return Path(out)
 
 
-__all__ = ["WHAT", "OrtFaceRenderer", "OrtModule", "export_checkpoint", "face_onnx_bytes", "load_face",
-           "onnxruntime_available", "ort_session", "vocoder_onnx_bytes"]
+__all__ = ["WHAT", "OrtFaceRenderer", "OrtModule", "export_checkpoint", "face_onnx_bytes", "onnxruntime_available",
+           "ort_session", "vocoder_onnx_bytes"]

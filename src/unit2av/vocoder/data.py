@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import fail
 from ..io.audio import load_audio
-from ..io.safe import load_torch
+from ..io.units import load_unit_file
 from ..spectral import mel_for_config
 from .config import VocoderConfig
 from .manifest import ManifestEntry
@@ -101,14 +101,8 @@ class UnitAudioDataset(Dataset):
         if entry.unit_path is None:
             codes = entry.codes
         else:
-            obj = load_torch(entry.unit_path, "unit file")
-            if isinstance(obj, dict):
-                if "code" not in obj:
-                    raise fail(entry.unit_path, "unit file has no 'code'")
-                codes, spkr = obj["code"], obj.get("spkr")
-            else:
-                codes = obj
-            codes = torch.as_tensor(codes).reshape(-1).long().numpy()
+            units = load_unit_file(entry.unit_path)
+            codes, spkr = units.code.numpy(), units.spkr
         if codes.size == 0:
             raise fail(entry.unit_path or entry.audio, "empty code sequence")
         if codes.min() < 0 or codes.max() >= self.cfg.num_embeddings:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..timing import SAMPLE_RATE
 from ..weightnorm import remove_weight_norm, weight_norm
 from .config import DurPredictorParams, VocoderConfig
 
@@ -115,13 +116,11 @@ class UnitVocoder(nn.Module):
                  upsample_kernel_sizes: list[int], upsample_initial_channel: int, resblock_kernel_sizes: list[int],
                  resblock_dilation_sizes: list[list[int]], speaker: str | None = "embedding", embedder_dim: int = 256,
                  num_speakers: int = 200, dur_params: DurPredictorParams | None = None, f0: bool = False,
-                 f0_source: bool = False, source_harmonics: int = 8, sampling_rate: int = 16000):
+                 f0_source: bool = False, source_harmonics: int = 8, sampling_rate: int = SAMPLE_RATE):
         super().__init__()
         self.config: VocoderConfig | None = None
         self.step = 0  # training step of the loaded checkpoint (names synthesised files)
-        self.hop = 1
-        for r in upsample_rates:
-            self.hop *= r
+        self.hop = math.prod(upsample_rates)  # samples per unit: the one definition (= code_hop_size)
         self.dict = nn.Embedding(num_embeddings, embedding_dim)
         self.speaker = speaker
         if speaker == "embedding":
@@ -246,6 +245,25 @@ class UnitVocoder(nn.Module):
         return F.mse_loss(preds, torch.cat(targets))
 
     # ------------------------------------------------------------------ forward
+    def expand_durations(self, code: torch.Tensor,
+                         emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Repeat each unit (and its embedding) by its predicted duration: the one duration expansion.
+
+        Args:
+            code: (1, T) unit ids.
+            emb: (1, T, C) their embeddings (``self.dict(code)`` when None).
+
+        Returns:
+            ``(emb (1, T', C), codes (T',))``, T' = the sum of the durations (each >= 1).
+        """
+        if self.dur_predictor is None:
+            raise ValueError("this vocoder has no duration predictor (dur_predictor_params is unset)")
+        if code.shape[0] != 1:
+            raise ValueError("dur_prediction supports a single sequence (batch size 1)")
+        emb = self.dict(code) if emb is None else emb
+        dur = predicted_durations(self.dur_predictor(emb)).view(-1)  # (T,)
+        return torch.repeat_interleave(emb, dur, dim=1), torch.repeat_interleave(code.view(-1), dur)
+
     def forward(self, code: torch.Tensor, spkr: torch.Tensor | None = None, dur_prediction: bool = False,
                 f0: torch.Tensor | None = None):
         """Units to waveform.
@@ -268,13 +286,7 @@ class UnitVocoder(nn.Module):
         if self.training and self.dur_predictor is not None:
             dur_loss = self.duration_loss(code, emb)
         elif dur_prediction:
-            if self.dur_predictor is None:
-                raise ValueError("this vocoder has no duration predictor (dur_predictor_params is unset)")
-            if code.shape[0] != 1:
-                raise ValueError("dur_prediction supports a single sequence (batch size 1)")
-            dur = predicted_durations(self.dur_predictor(emb)).view(-1)  # (T,)
-            emb = torch.repeat_interleave(emb, dur, dim=1)  # (1, T', C)
-            out_codes = torch.repeat_interleave(code.view(-1), dur)
+            emb, out_codes = self.expand_durations(code, emb)  # (1, T', C), (T',)
         x = emb.transpose(1, 2)  # (B, C, T')
         if self.f0:
             if f0 is None:

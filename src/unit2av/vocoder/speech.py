@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .config import VocoderConfig
-from .model import UnitVocoder, predicted_durations
+from .model import UnitVocoder
 
 CHUNK_UNITS = 500  # units voiced per vocoder pass (10 s at 50 Hz)
 CONV_HALF_WIDTH = 3  # conv_pre / conv_post are kernel-7 convolutions
@@ -43,12 +43,8 @@ def expand_durations(vocoder: UnitVocoder, code: torch.Tensor) -> torch.Tensor:
     Returns:
         (T',) expanded ids, T' = sum of durations (each >= 1).
     """
-    if vocoder.dur_predictor is None:
-        raise ValueError("this vocoder has no duration predictor (dur_predictor_params is unset)")
     device = next(vocoder.parameters()).device
-    code = code.view(1, -1).to(device)
-    dur = predicted_durations(vocoder.dur_predictor(vocoder.dict(code))).view(-1)  # (T,)
-    return torch.repeat_interleave(code.view(-1), dur).cpu()
+    return vocoder.expand_durations(code.view(1, -1).to(device))[1].cpu()
 
 
 @torch.inference_mode()
@@ -67,7 +63,7 @@ def synthesize_chunked(vocoder: UnitVocoder, code: torch.Tensor, spkr: torch.Ten
         ``(wav (T' * code_hop_size,) float32, expanded codes (T',))``.
     """
     codes = expand_durations(vocoder, code) if dur_prediction else code.view(-1).cpu()
-    hop = int(np.prod(vocoder.config.upsample_rates))  # samples per unit
+    hop = vocoder.hop  # samples per unit
     context = receptive_units(vocoder.config)
     device = next(vocoder.parameters()).device
     spkr = None if spkr is None else spkr.to(device)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,77 +17,11 @@ from tqdm import tqdm
 
 from ..errors import fail
 from ..io.audio import save_wav
-from ..io.safe import load_torch
+from ..io.units import UNIT_SUFFIXES, read_units
+from ..timing import SAMPLE_RATE
 from .model import UnitVocoder
 
 log = logging.getLogger(__name__)
-
-UNIT_SUFFIXES = (".pt", ".txt")
-
-
-@dataclass
-class Units:
-    """One utterance of units: ``code`` (T,) long, optional ``spkr`` (embedder_dim,) float or id."""
-
-    code: torch.Tensor
-    spkr: torch.Tensor | None
-    path: Path
-
-
-def _parse_text_units(path: Path) -> list[int]:
-    text = path.read_text(errors="replace")
-    tokens = text.replace(",", " ").split()
-    try:
-        return [int(t) for t in tokens]
-    except ValueError as e:
-        bad = next(t for t in tokens if not re.fullmatch(r"[-+]?\d+", t))
-        raise fail(path, f"units must be whitespace-separated integers, found '{bad[:20]}'") from e
-
-
-def read_units(path: str | os.PathLike, num_embeddings: int | None = None, deduplicate: bool = False) -> Units:
-    """Read one units file and check it.
-
-    Args:
-        path: ``.pt`` or ``.txt``.
-        num_embeddings: the vocoder's vocabulary; ids at or above it are an error.
-        deduplicate: remove consecutive repeats (for units that will get predicted durations).
-
-    Negative ids are dropped with a warning (as the original renderer does).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise fail(path, "units file not found")
-    spkr = None
-    if path.suffix == ".txt":
-        ids = torch.tensor(_parse_text_units(path), dtype=torch.long)
-    else:
-        obj = load_torch(path, "units file")
-        if isinstance(obj, dict):
-            if "code" not in obj:
-                raise fail(path, f"units file has no 'code' entry (keys: {', '.join(map(str, obj))})")
-            ids, spkr = obj["code"], obj.get("spkr")
-        else:
-            ids = obj
-        if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.is_complex():
-            ids = torch.as_tensor(np.asarray(ids))
-            if ids.is_floating_point():
-                raise fail(path, "'code' must hold integer unit ids")
-        ids = ids.long().reshape(-1)
-        if spkr is not None:
-            spkr = torch.as_tensor(spkr).reshape(-1)
-    negative = int((ids < 0).sum())
-    if negative:
-        log.warning("%s: dropped %d negative unit ids", path, negative)
-        ids = ids[ids >= 0]
-    if ids.numel() == 0:
-        raise fail(path, "no valid unit ids (the sequence is empty)")
-    if num_embeddings is not None and int(ids.max()) >= num_embeddings:
-        raise fail(path, f"unit id {int(ids.max())} is out of range: the vocoder has {num_embeddings} units (0.."
-                         f"{num_embeddings - 1}); check the id offset of your units (fairseq dictionaries add 4)")
-    if deduplicate:
-        ids = torch.unique_consecutive(ids)
-    return Units(ids, spkr, path)
-
 
 def speaker_tensor(model: UnitVocoder, spkr, source) -> torch.Tensor | None:
     """Shape a speaker embedding / id for ``model``: (1, 1, embedder_dim) float or (1, 1) long."""
@@ -151,7 +83,7 @@ def synth_files(model: UnitVocoder, inputs: list[Path], output_folder: str | os.
         speaker: a speaker embedding / id used for inputs without their own ``spkr``.
     """
     out_dir = Path(output_folder)
-    rate = model.config.sampling_rate if model.config else 16000
+    rate = model.config.sampling_rate if model.config else SAMPLE_RATE
     vocab = model.dict.num_embeddings
     units = [read_units(p, vocab, deduplicate=dur_prediction) for p in inputs]
     spkrs = [speaker_tensor(model, u.spkr if u.spkr is not None else speaker, u.path) for u in units]
