@@ -1,7 +1,7 @@
 """Beam search as fairseq's ``SequenceGenerator`` (with ``search.BeamSearch``) runs it for UTUT.
 
 Per step, for every live beam row: log-softmax over the vocabulary (float32), then ``<pad>`` := -inf,
-``<unk>`` -= unkpen, at step >= max_len every entry but eos := -inf, else at step < min_len eos := -inf,
+``<unk>`` -= unkpen, at step >= max_len every entry but eos := -inf, at step < min_len eos := -inf,
 then the suppressed tokens := -inf (no renormalisation). Candidates are the top 2*beam of
 (cumulative score + log-prob) over beam x vocab (step 0: the first row only). eos candidates ranked
 within the first ``beam`` are finalised (score = cumulative / length**lenpen, length counting the
@@ -55,7 +55,7 @@ class SearchSettings:
 def _mask_lprobs(lp: torch.Tensor, step: int, row_max_len: torch.Tensor, eos: int, suppressed: torch.Tensor,
                  s: SearchSettings) -> None:
     """fairseq's masking, in place: lp (N, V) float32; row_max_len (N,) int64."""
-    lp[lp != lp] = -torch.inf
+    torch.nan_to_num_(lp, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
     lp[:, PAD] = -torch.inf
     lp[:, UNK] -= s.unkpen
     at_max = row_max_len <= step
@@ -66,6 +66,23 @@ def _mask_lprobs(lp: torch.Tensor, step: int, row_max_len: torch.Tensor, eos: in
     if step < s.min_len:
         lp[:, eos] = -torch.inf
     lp[:, suppressed] = -torch.inf
+
+
+def _candidates(lp: torch.Tensor, scores: torch.Tensor, step: int, bsz: int, beam: int):
+    """fairseq's ``BeamSearch.step``: the top 2*beam of cumulative + step log-probs over beam x vocab.
+
+    Args:
+        lp: (B*beam, V) masked log-probs. scores: (B*beam, steps+1) cumulative scores.
+
+    Returns:
+        cand_scores, cand_beams, cand_tokens: each (B, 2*beam), best first.
+    """
+    vocab = lp.shape[1]
+    lp = lp.view(bsz, beam, vocab)
+    lp = lp[:, 0] if step == 0 else lp + scores[:, step - 1].view(bsz, beam, 1)  # step 0: the first beam only
+    lp = lp.reshape(bsz, -1)
+    cand_scores, idx = torch.topk(lp, k=min(2 * beam, lp.shape[1] - 1))
+    return cand_scores, idx // vocab, idx % vocab
 
 
 def _finalize(step, sent_ids, rows, cand_scores, tokens, scores, finalized, beam, lenpen, eos):
@@ -102,10 +119,10 @@ def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.T
     """
     s, dev = settings, src_tokens.device
     bsz, beam = src_tokens.shape[0], s.beam
-    vocab = model.cfg.vocab_size
     limit = model.max_decoder_positions - 1
     max_len = torch.clamp((s.max_len_a * src_lengths.double() + s.max_len_b).long(), max=limit).to(dev)
-    steps = int(max_len.max())
+    max_list = max_len.tolist()
+    steps = max(max_list)
     pad_mask = torch.arange(src_tokens.shape[1], device=dev)[None] >= src_lengths.to(dev)[:, None]
     enc = model.encoder(src_tokens, pad_mask)  # (B, S, E)
     cross_mask = (~pad_mask)[:, None, None, :] if bool(pad_mask.any()) else None
@@ -125,18 +142,9 @@ def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.T
             lp = model.decoder(tokens[:, step : step + 1], cross_kv, cross_mask, cache, step)
         else:
             lp = model.decoder(tokens[:, : step + 1], model.decoder.cross_keys_values(enc), cross_mask, None, step)
-        row_max = max_len.repeat_interleave(beam)
-        _mask_lprobs(lp, step, row_max, eos, supp, s)
-        lp = lp.view(bsz, beam, vocab)
-        if step == 0:
-            lp = lp[:, 0]
-        else:
-            lp = lp + scores[:, step - 1].view(bsz, beam, 1)
-        lp = lp.reshape(bsz, -1)
-        cand_scores, idx = torch.topk(lp, k=min(cand_size, lp.shape[1] - 1))
-        cand_beams, cand_tokens = idx // vocab, idx % vocab
-        offsets = (torch.arange(bsz, device=dev) * beam)[:, None]
-        cand_rows = cand_beams + offsets  # rows in the current numbering
+        _mask_lprobs(lp, step, max_len.repeat_interleave(beam), eos, supp, s)
+        cand_scores, cand_beams, cand_tokens = _candidates(lp, scores, step, bsz, beam)
+        cand_rows = cand_beams + (torch.arange(bsz, device=dev) * beam)[:, None]  # rows in the current numbering
         eos_mask = (cand_tokens == eos) & (cand_scores != -torch.inf)
         eos_mask[:, :beam] &= ~ignore
         fin = eos_mask[:, :beam]
@@ -144,19 +152,20 @@ def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.T
             _finalize(step, sent_ids, cand_rows[:, :beam][fin], cand_scores[:, :beam][fin], tokens, scores,
                       finalized, beam, s.lenpen, eos)
         seen = fin.any(dim=1).tolist()
-        done = [seen[b] and (len(finalized[sent_ids[b]]) == beam or step == int(max_len[b])) for b in range(bsz)]
+        done = [seen[b] and (len(finalized[sent_ids[b]]) == beam or step == max_list[b]) for b in range(bsz)]
         if all(done):
             break
-        keep = torch.tensor([b for b in range(bsz) if not done[b]], dtype=torch.long, device=dev)
-        if len(keep) < bsz:
-            sent_ids = [sent_ids[b] for b in keep.tolist()]
+        kept = [b for b in range(bsz) if not done[b]]
+        if len(kept) < bsz:
+            keep = torch.tensor(kept, dtype=torch.long, device=dev)
+            sent_ids, max_list = [sent_ids[b] for b in kept], [max_list[b] for b in kept]
             eos_mask, cand_rows, cand_scores, cand_tokens = (t[keep] for t in (eos_mask, cand_rows, cand_scores,
                                                                               cand_tokens))
             ignore, max_len, enc, pad_mask = ignore[keep], max_len[keep], enc[keep], pad_mask[keep]
             cross_mask = cross_mask[keep] if cross_mask is not None else None
             if cross_kv is not None:
                 cross_kv = [(k[keep], v[keep]) for k, v in cross_kv]
-            bsz = len(keep)
+            bsz = len(kept)
         # fairseq's rule: eos candidates (and ignored ranks) sort after all others, ranks kept otherwise
         eos_mask[:, :beam] |= ignore
         active = eos_mask.long() * cand_size + torch.arange(eos_mask.shape[1], device=dev)
