@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from ..devices import resolve_device
-from ..errors import fail
+from ..errors import Unit2AVError, fail
+from ..timing import HOP_SAMPLES
 from . import features as feats
 from .model import MODEL_NAMES, TASK_NAMES, WINDOW_OVERLAP, AVHubert, AVHubertConfig, interleave
 
@@ -174,6 +175,32 @@ class AV2Unit:
     def units(self, audio=None, lip=None, modalities=None, max_mismatch="default") -> torch.Tensor:
         """Unit values at 50 Hz: ``LongTensor (2T,)`` (a predicted special symbol gives -1)."""
         return self.values(self.indices(audio, lip, modalities, max_mismatch))
+
+    def code(self, wav: np.ndarray, lip=None, modalities=None, source=None) -> torch.Tensor:
+        """Units on the vocoders' grid: ``LongTensor (len(wav) // 320,)`` (the seed's ``code``).
+
+        Length rule: audio gives ``2T = 2 ceil(F / 4)`` units, which is always ``len(wav) // 320``
+        plus 0, 1 or 2 (units of the zero-padded tail frames); those extra units are dropped. With
+        mouth crops ``2T`` = twice their frame count (within ``max_mismatch`` frames of the audio):
+        trimmed, or padded by repeating the last unit.
+
+        Args:
+            wav: float32 16 kHz mono in [-1, 1].
+            lip, modalities: see ``features`` (default: audio only).
+            source: the file, named in errors.
+        """
+        n = len(wav) // HOP_SAMPLES
+        if n < 1:
+            raise fail(source, f"audio shorter than one unit ({len(wav)} < {HOP_SAMPLES} samples at 16 kHz)")
+        try:
+            units = self.units(wav, lip, modalities or "audio")
+        except Unit2AVError as e:
+            if source is None:
+                raise
+            raise fail(source, str(e)) from e
+        if len(units) < n:
+            units = torch.cat([units, units[-1:].expand(n - len(units))])
+        return units[:n]
 
     def values(self, indices: torch.Tensor) -> torch.Tensor:
         """Dictionary indices -> unit values (the symbols' numbers; -1 for special symbols)."""

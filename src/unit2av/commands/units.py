@@ -2,10 +2,14 @@
 
   unit2av units fit --audio_root A --k K --out km.pt [--config C] [--features SPEC] [--max_files N]
   unit2av units extract --kmeans km.pt --audio_root A --out_root U [--speaker] [--workers N]
+  unit2av units extract --features mavhubert:CKPT[:audio|video|audio,video] --audio_root A --out_root U
 
 ``extract`` writes ``U/<path relative to A>.pt`` = ``{"code": LongTensor[len(audio) // code_hop_size],
 "spkr": FloatTensor[256]}`` (``spkr`` with ``--speaker``), the seed's unit format.
 Feature specs: ``logmel`` (default; log-mel at the code rate) or ``hubert:DIR[:LAYER]``.
+``mavhubert:CKPT`` takes the units from mAV-HuBERT's label heads (AV2AV's units; no k-means, audio
+only unless a modality is named; ``video`` reads each file's ``<stem>.lip.mp4``); ``code`` is trimmed
+to ``len(audio) // 320`` (the model gives that many plus 0-2 units of the padded tail).
 """
 
 from __future__ import annotations
@@ -28,14 +32,16 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
 
 
 def _add_extract(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kmeans", "--km_path", "--km-path", required=True, help="k-means file from `units fit`")
+    p.add_argument("--kmeans", "--km_path", "--km-path", default=None,
+                   help="k-means file from `units fit` (not with --features mavhubert:CKPT)")
     p.add_argument("--audio_root", "--audio-root", required=True, help="folder of audio/video files (recursive)")
     p.add_argument("--out_root", "--out-root", "--unit_root", "--unit-root", required=True,
                    help="output folder; mirrors the audio tree with .pt files")
     p.add_argument("--speaker", action="store_true", help="also store a 256-d GE2E speaker embedding (spkr)")
     p.add_argument("--speaker-encoder", "--speaker_encoder", dest="speaker_encoder", default=None,
                    help="speaker encoder weights; implies --speaker (default: resemblyzer's pretrained.pt)")
-    p.add_argument("--features", default=None, help="override the k-means file's feature spec (e.g. moved model)")
+    p.add_argument("--features", default=None, help="override the k-means file's feature spec (e.g. moved model), "
+                   "or mavhubert:CKPT[:audio|video|audio,video] for mAV-HuBERT units without k-means")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1 = this process)")
     p.add_argument("--device", default="cpu", help="device of the speaker encoder / feature model (default: cpu)")
 

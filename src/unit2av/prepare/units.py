@@ -8,6 +8,9 @@
   ``save_torch`` and read back with ``load_torch`` (weights only).
 - ``extract_units`` / ``extract_folder`` write the seed's unit format
   ``{"code": LongTensor[len(audio) // code_hop_size], "spkr": FloatTensor[256]}``.
+- Unit sources give units straight from a model, without k-means: ``"mavhubert:CKPT[:MODALITIES]"``
+  (mAV-HuBERT's label heads, ``unit2av.av2unit``; audio only by default, ``video`` reads the
+  ``<stem>.lip.mp4`` beside each file). Registry ``UNIT_SOURCES``, ``register_unit_source``.
 """
 
 from __future__ import annotations
@@ -159,6 +162,75 @@ def make_feature_extractor(spec: str, cfg=None, params: dict | None = None, devi
     return FEATURES[name](arg, cfg, params, device)
 
 
+class UnitSource:
+    """Interface of a model that maps audio straight to units at the code rate (no k-means).
+
+    Attributes:
+        spec: the spec string that rebuilds it.
+        sample_rate: rate the waveform must have.
+        hop_size: samples per unit.
+    """
+
+    spec: str = ""
+    sample_rate: int = 16000
+    hop_size: int = 320
+
+    def __call__(self, wav: np.ndarray, path: Path) -> torch.Tensor:  # (T,) -> LongTensor (T // hop_size,)
+        raise NotImplementedError
+
+
+UNIT_SOURCES: dict[str, Callable[[str, str], UnitSource]] = {}  # spec name -> factory(arg, device)
+
+
+def register_unit_source(name: str):
+    """Decorator: ``@register_unit_source("name")`` adds ``factory(arg, device)`` for ``"name:arg"``."""
+
+    def deco(factory):
+        UNIT_SOURCES[name] = factory
+        return factory
+
+    return deco
+
+
+def make_unit_source(spec: str | None, device: str = "cpu") -> UnitSource | None:
+    """The unit source ``spec`` names (``"mavhubert:CKPT[:audio|video|audio,video]"``), or None for a feature spec."""
+    name, _, arg = (spec or "").partition(":")
+    return UNIT_SOURCES[name](arg, device) if name in UNIT_SOURCES else None
+
+
+def is_unit_source(spec: str | None) -> bool:
+    """True when ``spec`` names a unit source (units without k-means)."""
+    return (spec or "").partition(":")[0] in UNIT_SOURCES
+
+
+class _MavhubertUnits(UnitSource):
+    """mAV-HuBERT label-head units (``unit2av.av2unit``); the length rule is ``AV2Unit.code``'s."""
+
+    def __init__(self, spec: str, model, modalities: str):
+        self.spec, self.model, self.modalities = spec, model, modalities
+
+    def __call__(self, wav: np.ndarray, path: Path) -> torch.Tensor:
+        lip = None
+        if "video" in self.modalities:
+            lip = path.with_name(f"{path.stem}.lip.mp4")
+            if not lip.is_file():
+                raise fail(path, f"no mouth crops {lip.name} beside it (modality video)")
+        return self.model.code(wav, lip, self.modalities, source=path)
+
+
+@register_unit_source("mavhubert")
+def _mavhubert_factory(arg: str, device: str = "cpu") -> UnitSource:
+    ckpt, modalities = arg, "audio"
+    head, _, tail = arg.rpartition(":")
+    if head and tail in ("audio", "video", "audio,video", "video,audio"):
+        ckpt, modalities = head, tail
+    if not ckpt:
+        raise Unit2AVError("unit source 'mavhubert' needs a checkpoint: mavhubert:CKPT[:audio|video|audio,video]")
+    from ..av2unit.api import load_av2unit
+
+    return _MavhubertUnits(f"mavhubert:{arg}", load_av2unit(ckpt, device=device), modalities)
+
+
 def _features_of(extractor: FeatureExtractor, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(wav (T,), feats (T // hop, D))`` of one file; errors name the file."""
     wav, _ = load_audio(path, extractor.sample_rate)
@@ -263,22 +335,27 @@ def assign_units(kmeans: dict, feats: np.ndarray) -> torch.Tensor:
     return dist.argmin(dim=1).long()
 
 
-def extract_units(kmeans: dict, audio_path: str | os.PathLike, speaker_encoder=None,
-                  extractor: FeatureExtractor | None = None) -> dict:
+def extract_units(kmeans: dict | None, audio_path: str | os.PathLike, speaker_encoder=None,
+                  extractor: FeatureExtractor | UnitSource | None = None) -> dict:
     """Units (and optionally a speaker embedding) of one audio or video file.
 
     Args:
-        kmeans: a dict from ``load_kmeans`` / ``fit_kmeans``.
+        kmeans: a dict from ``load_kmeans`` / ``fit_kmeans`` (``None`` with a ``UnitSource``).
         audio_path: the file (resampled to the k-means sample rate).
         speaker_encoder: a ``SpeakerEncoder``; ``None`` = no ``spkr`` entry.
-        extractor: reuse a feature extractor (default: built from ``kmeans``).
+        extractor: reuse a feature extractor (default: built from ``kmeans``), or a ``UnitSource``.
 
     Returns:
         ``{"code": LongTensor (len(audio) // code_hop_size,)}`` plus ``"spkr": FloatTensor (256,)``.
     """
-    extractor = extractor or extractor_for(kmeans)
-    wav, feats = _features_of(extractor, Path(audio_path))
-    out = {"code": assign_units(kmeans, feats)}
+    if isinstance(extractor, UnitSource):
+        path = Path(audio_path)
+        wav, _ = load_audio(path, extractor.sample_rate)
+        out = {"code": extractor(wav, path).long()}
+    else:
+        extractor = extractor or extractor_for(kmeans)
+        wav, feats = _features_of(extractor, Path(audio_path))
+        out = {"code": assign_units(kmeans, feats)}
     if speaker_encoder is not None:
         out["spkr"] = torch.from_numpy(speaker_encoder.embed(wav, extractor.sample_rate)).float()
     return out
@@ -287,13 +364,17 @@ def extract_units(kmeans: dict, audio_path: str | os.PathLike, speaker_encoder=N
 WORKER_CHUNK = 16  # files per worker task (each task loads the models once)
 
 
-def _extract_chunk(kmeans_path: str, jobs: list[tuple[str, str]], features: str | None,
-                   encoder_path: str | None, speaker: bool, device: str, threads: int) -> list[str]:
-    """Worker task: extract ``(audio, out)`` pairs; models are loaded once per task."""
+def _extract_chunk(kmeans_path: str | None, jobs: list[tuple[str, str]], features: str | None,
+                   encoder_path: str | None, speaker: bool, device: str, threads: int,
+                   source: UnitSource | None = None) -> list[str]:
+    """Worker task: extract ``(audio, out)`` pairs; models are loaded once per task (or ``source`` reused)."""
     if threads > 0:
         torch.set_num_threads(threads)
-    kmeans = load_kmeans(kmeans_path)
-    extractor = extractor_for(kmeans, features, device)
+    if kmeans_path is None:
+        kmeans, extractor = None, source or make_unit_source(features, device)
+    else:
+        kmeans = load_kmeans(kmeans_path)
+        extractor = extractor_for(kmeans, features, device)
     encoder = None
     if speaker:
         from .speaker import SpeakerEncoder
@@ -304,19 +385,20 @@ def _extract_chunk(kmeans_path: str, jobs: list[tuple[str, str]], features: str 
     return [out for _, out in jobs]
 
 
-def extract_folder(kmeans_path: str | os.PathLike, audio_root: str | os.PathLike, out_root: str | os.PathLike,
+def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.PathLike, out_root: str | os.PathLike,
                    speaker: bool = False, speaker_encoder: str | os.PathLike | None = None, workers: int = 1,
                    features: str | None = None, device: str = "cpu", progress: bool = True) -> list[Path]:
     """Write ``<out_root>/<path relative to audio_root, suffix .pt>`` for every audio file.
 
     Args:
-        kmeans_path: k-means file from ``units fit``.
+        kmeans_path: k-means file from ``units fit`` (``None`` when ``features`` names a unit source).
         audio_root: folder searched recursively for audio/video files.
         out_root: output folder (mirrors the input tree).
         speaker: also store a 256-d GE2E embedding under ``"spkr"``.
         speaker_encoder: encoder weights (``None`` = the ones shipped in ``resemblyzer``).
         workers: processes (``<= 1`` = in this process).
-        features: override the k-means file's feature spec (e.g. a moved HuBERT folder).
+        features: override the k-means file's feature spec (e.g. a moved HuBERT folder), or a unit
+            source (``mavhubert:CKPT[:MODALITIES]``: units from the model itself, no k-means).
         device: device of the speaker encoder / feature model.
         progress: show a tqdm bar.
 
@@ -328,21 +410,35 @@ def extract_folder(kmeans_path: str | os.PathLike, audio_root: str | os.PathLike
 
     from tqdm import tqdm
 
-    load_kmeans(kmeans_path)  # fail early on a bad file
+    source = None
+    if is_unit_source(features):
+        if kmeans_path is not None:
+            raise Unit2AVError(f"{features.partition(':')[0]} units come from the model's own label heads; "
+                               "drop the k-means file")
+        source = make_unit_source(features, device) if workers <= 1 else None  # loaded once here; workers load theirs
+        if workers > 1:
+            make_unit_source(features, "cpu")  # fail early on a bad checkpoint
+    elif kmeans_path is None:
+        raise Unit2AVError("unit extraction needs a k-means file (units fit), or --features mavhubert:CKPT")
+    else:
+        load_kmeans(kmeans_path)  # fail early on a bad file
+    kmeans_path = None if kmeans_path is None else str(kmeans_path)
     audio_root, out_root = Path(audio_root), Path(out_root)
-    files = find_audio_files(audio_root)
+    files = [f for f in find_audio_files(audio_root) if not f.name.endswith(".lip.mp4")]  # mouth crops: no speech
+    if not files:
+        raise fail(audio_root, "only mouth-crop videos (.lip.mp4) found, no speech")
     jobs = [(str(f), str((out_root / f.relative_to(audio_root)).with_suffix(".pt"))) for f in files]
     enc = None if speaker_encoder is None else str(speaker_encoder)
     chunks = [jobs[i:i + WORKER_CHUNK] for i in range(0, len(jobs), WORKER_CHUNK)]
     bar = tqdm(total=len(jobs), desc="units", unit="file", disable=not progress)
     if workers <= 1:
         for chunk in chunks:
-            _extract_chunk(str(kmeans_path), chunk, features, enc, speaker, device, 0)
+            _extract_chunk(kmeans_path, chunk, features, enc, speaker, device, 0, source)
             bar.update(len(chunk))
     else:
         # "spawn": forked children of a process that already ran torch can deadlock
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_extract_chunk, str(kmeans_path), c, features, enc, speaker, device, 1)
+            futures = [pool.submit(_extract_chunk, kmeans_path, c, features, enc, speaker, device, 1)
                        for c in chunks]
             for fut in futures:
                 bar.update(len(fut.result()))
@@ -351,6 +447,6 @@ def extract_folder(kmeans_path: str | os.PathLike, audio_root: str | os.PathLike
     return [Path(out) for _, out in jobs]
 
 
-__all__ = ["FEATURES", "FeatureExtractor", "LogMelFeatures", "assign_units", "extract_folder", "extract_units",
-           "extractor_for", "fit_kmeans", "load_kmeans", "make_feature_extractor",
-           "register_feature", "save_kmeans"]
+__all__ = ["FEATURES", "UNIT_SOURCES", "FeatureExtractor", "LogMelFeatures", "UnitSource", "assign_units",
+           "extract_folder", "extract_units", "extractor_for", "fit_kmeans", "is_unit_source", "load_kmeans",
+           "make_feature_extractor", "make_unit_source", "register_feature", "register_unit_source", "save_kmeans"]
