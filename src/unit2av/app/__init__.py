@@ -1,0 +1,8 @@
+"""``unit2av app``: review face boxes and dub in the browser.
+
+- ``workspace``: the folders the app may touch (``--root``, ``--models``, its work folder) and the model choices;
+- ``session``: one tab's video, boxes, edits, undo and save, and the pictures of them (no UI);
+- ``strip``: the timeline strip and its click-to-frame mapping;
+- ``dub``: the render through ``unit2av.render`` with the tab's boxes, plus the demo's preview and spectrogram;
+- ``ui``: the Gradio page (needs ``pip install 'unit2av[app]'``); only this module imports Gradio.
+"""

@@ -1,0 +1,369 @@
+"""The Gradio page of ``unit2av app``: layout and event wiring only; the work is in ``session`` and ``dub``.
+
+Each tab keeps its own ``Session`` in a ``gr.State`` (no module globals hold user state). A
+``Unit2AVError`` becomes ``error: <the CLI's one line>`` in the page's status box, and the other
+outputs are left as they were. Long steps (decode, detect, render) report progress through
+``gr.Progress(track_tqdm=True)``, which follows the tqdm bars of the library functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio reads it: no telemetry, no version check
+
+import gradio as gr  # noqa: E402
+
+from ..errors import Unit2AVError  # noqa: E402
+from ..io.units import UNIT_SUFFIXES  # noqa: E402
+from ..prepare.faces import DETECTORS, DetectOptions, detect_video  # noqa: E402
+from ..prepare.track import BOX_STYLES  # noqa: E402
+from .dub import dub  # noqa: E402
+from .session import Session, open_video  # noqa: E402
+from .workspace import BOX_SUFFIXES, BUNDLED, VIDEO_SUFFIXES, Workspace  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+TITLE = "unit2av: review face boxes and dub"
+LEGEND = ("Strip: green = box, dark red = no box in the detected/loaded boxes, orange = set to None by an edit; "
+          "red tint over thumbnails = frames without a box. Click the strip twice to pick a range "
+          "(both frames included); ranges are typed START:END, end exclusive, as in `unit2av bbox edit --none`.")
+# Keeps the original player in step with the dubbed one (the dubbed player leads; the original is muted).
+SYNC_JS = """<script>
+(() => {
+  const pair = () => [document.querySelector('#u2av-cmp-orig video'), document.querySelector('#u2av-dub video')];
+  const follow = (ev) => {
+    const [orig, dub] = pair();
+    if (!orig || !dub || ev.target !== dub) return;
+    orig.muted = true;
+    orig.playbackRate = dub.playbackRate;
+    if (Math.abs(orig.currentTime - dub.currentTime) > 0.08 && dub.currentTime <= (orig.duration || 0))
+      orig.currentTime = dub.currentTime;
+    if (ev.type === 'play' || ev.type === 'playing') orig.play().catch(() => {});
+    if (ev.type === 'pause' || ev.type === 'ended') orig.pause();
+  };
+  for (const t of ['play', 'playing', 'pause', 'seeked', 'ratechange', 'ended', 'timeupdate'])
+    document.addEventListener(t, follow, true);
+})();
+</script>"""
+# Gradio finds progress trackers by a parameter's default; it hands every call a fresh one.
+_PROGRESS = gr.Progress()
+_TQDM = gr.Progress(track_tqdm=True)  # follows the tqdm bars of detect_video / render
+CSS = "#u2av-strip img { width: 100%; height: auto; cursor: crosshair; } footer { display: none !important; }"
+
+
+def _rgb(img):
+    return None if img is None else img[:, :, ::-1].copy()
+
+
+class _Reply(dict):
+    """Outputs of one event as ``{component: value}``; a ``Unit2AVError`` inside ``with`` becomes the status line."""
+
+    def __init__(self, status):
+        super().__init__()
+        self.status = status
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, Unit2AVError):
+            self.clear()
+            self[self.status] = f"error: {exc}"
+            return True
+        return False
+
+
+def _forget(session: Session | None) -> None:
+    """``gr.State`` delete callback: remove the closed tab's files."""
+    if isinstance(session, Session):
+        shutil.rmtree(session.folder, ignore_errors=True)
+
+
+def _layout(ws: Workspace) -> SimpleNamespace:
+    """The components (created inside an open ``gr.Blocks``)."""
+    c = SimpleNamespace()
+    c.state = gr.State(None, delete_callback=_forget)
+    gr.Markdown(f"## {TITLE}\nFiles are read from and saved under `{ws.root}`.")
+    with gr.Row(equal_height=True):
+        c.video = gr.Dropdown(label="Video under --root", allow_custom_value=True, elem_id="u2av-video", scale=4)
+        c.open = gr.Button("Open", variant="primary", elem_id="u2av-open", scale=1)
+        c.upload = gr.UploadButton("Upload a video", file_types=list(VIDEO_SUFFIXES), scale=1)
+        c.status = gr.Textbox(label="Status", interactive=False, lines=3, scale=6, elem_id="u2av-status")
+    with gr.Row():
+        with gr.Column(scale=3):
+            c.view = gr.Image(label="Frame with its box", interactive=False, elem_id="u2av-view", height=340)
+            c.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="u2av-frame")
+        with gr.Column(scale=2):
+            c.original = gr.Video(label="Video", interactive=False, elem_id="u2av-original", height=400)
+            c.boxes_video = gr.Button("Play with the current boxes drawn", elem_id="u2av-boxes-video")
+    c.strip = gr.Image(label="Timeline", interactive=False, format="png", elem_id="u2av-strip", buttons=[])
+    gr.Markdown(LEGEND)
+    with gr.Row():
+        with gr.Column():
+            _detect_layout(c)
+            with gr.Row(equal_height=True):
+                c.bbox = gr.Dropdown(label="... or a .bbox.pkl under --root", allow_custom_value=True,
+                                     elem_id="u2av-bbox", scale=4)
+                c.load = gr.Button("Load boxes", elem_id="u2av-load", scale=1)
+                c.bbox_upload = gr.UploadButton("Upload .bbox.pkl", file_types=[".pkl"], scale=1)
+        with gr.Column():
+            c.ranges = gr.Textbox(label="Frame ranges (START:END, end exclusive; comma-separated)",
+                                  placeholder="10:20, 41:84", elem_id="u2av-ranges")
+            with gr.Row():
+                c.none = gr.Button("Mark None", variant="stop", elem_id="u2av-none")
+                c.restore = gr.Button("Restore", elem_id="u2av-restore")
+                c.undo = gr.Button("Undo", elem_id="u2av-undo")
+            with gr.Row(equal_height=True):
+                c.save_as = gr.Textbox(label="Save as (under --root; a replaced file is kept as .bak)",
+                                       elem_id="u2av-save-as", scale=4)
+                c.save = gr.Button("Save", variant="primary", elem_id="u2av-save", scale=1)
+                c.download = gr.DownloadButton("Download .bbox.pkl", interactive=False, elem_id="u2av-download",
+                                               scale=1)
+    _dub_layout(c, ws)
+    return c
+
+
+def _detect_layout(c: SimpleNamespace) -> None:
+    d = DetectOptions()
+    with gr.Accordion("Detect boxes (as `unit2av bbox detect`)", open=True):
+        with gr.Row():
+            c.detector = gr.Dropdown(list(DETECTORS), value=d.detector, label="Detector", min_width=100)
+            c.style = gr.Dropdown(list(BOX_STYLES), value=d.box_style, label="Box style", min_width=100)
+            c.face_index = gr.Number(-1, precision=0, label="Face from left (-1: largest)", min_width=100)
+            c.smooth = gr.Number(d.smooth, precision=0, label="Smooth (frames)", min_width=80)
+            c.max_gap = gr.Number(d.max_gap, precision=0, label="Max gap (frames)", min_width=80)
+            c.resize = gr.Number(d.resize_factor, label="Resize factor", min_width=80)
+        with gr.Row():
+            c.pads = [gr.Number(v, precision=0, label=f"Pad {side} (px)", min_width=80)
+                      for v, side in zip(d.pads, ("top", "bottom", "left", "right"))]
+            c.detect = gr.Button("Detect boxes", variant="primary", elem_id="u2av-detect", min_width=120)
+
+
+def _dub_layout(c: SimpleNamespace, ws: Workspace) -> None:
+    gr.Markdown("### Dub: units + models -> lip-synced video")
+    with gr.Row(equal_height=True):
+        c.units = gr.Dropdown(label="Units file under --root (.txt / .pt)", allow_custom_value=True,
+                              elem_id="u2av-units", scale=3)
+        c.units_upload = gr.UploadButton("Upload units", file_types=list(UNIT_SUFFIXES), scale=1)
+        c.model = gr.Dropdown(ws.model_choices(), value=BUNDLED, label="Models", elem_id="u2av-model", scale=2)
+        c.lang = gr.Dropdown(label="Language", allow_custom_value=True, elem_id="u2av-lang", scale=1)
+        c.render = gr.Button("Render", variant="primary", elem_id="u2av-render", scale=1)
+    with gr.Row():
+        c.cmp_orig = gr.Video(label="Original (follows the dubbed player, muted)", interactive=False,
+                              elem_id="u2av-cmp-orig", height=360)
+        c.dubbed = gr.Video(label="Dubbed", interactive=False, elem_id="u2av-dub", height=360)
+    with gr.Row():
+        c.preview = gr.Image(label="Mouths: source (top) and rendered (bottom)", interactive=False,
+                             format="png", elem_id="u2av-preview", height=220)
+        c.spectrogram = gr.Image(label="Spectrogram of the dubbed speech", interactive=False, format="png",
+                                 elem_id="u2av-spectrogram", height=220)
+    c.command = gr.Textbox(label="The same render from the command line", interactive=False,
+                           elem_id="u2av-command", buttons=["copy"])
+
+
+def _session_outputs(c, s: Session, reply: _Reply, status: str | None = None) -> _Reply:
+    """Refresh the state, status, strip and viewer of a reply from ``s``."""
+    reply.update({c.state: s, c.status: status or s.summary(), c.strip: _rgb(s.strip()), c.view: _rgb(s.view())})
+    return reply
+
+
+def _wire(c: SimpleNamespace, ws: Workspace, device: str) -> None:
+    """Connect the events (handlers are closures over ``c`` and ``ws``; user state only in ``c.state``)."""
+    view_out = [c.state, c.status, c.strip, c.view]
+    opened_out = view_out + [c.frame, c.original, c.save_as, c.bbox, c.dubbed, c.cmp_orig, c.preview,
+                             c.spectrogram, c.command, c.download]
+
+    def opened(old, path, progress):
+        with _Reply(c.status) as r:
+            _forget(old)
+            s = open_video(path, ws.session_folder(),
+                           lambda i, n: progress((i, n), desc="decoding", unit="frames") if i % 25 == 0 else None)
+            beside = s.video.with_suffix(".bbox.pkl")
+            _session_outputs(c, s, r)
+            r.update({c.frame: gr.update(maximum=max(1, s.num_frames - 1), value=0), c.original: str(s.playable()),
+                      c.save_as: ws.relative(s.default_target()),
+                      c.bbox: ws.relative(beside) if beside.is_file() else gr.update(),
+                      c.dubbed: None, c.cmp_orig: None, c.preview: None, c.spectrogram: None, c.command: "",
+                      c.download: gr.update(value=None, interactive=False)})
+        return r
+
+    def on_open(old, pick, progress=_PROGRESS):
+        with _Reply(c.status) as r:
+            return opened(old, ws.existing(pick, "video"), progress)
+        return r
+
+    def on_upload(old, file, progress=_PROGRESS):
+        return opened(old, Path(file), progress) if file else {}
+
+    c.open.click(on_open, [c.state, c.video], opened_out)
+    c.upload.upload(on_upload, [c.state, c.upload], opened_out)
+
+    def on_detect(s, detector, style, face_index, smooth, max_gap, resize, pt, pb, pl, pr,
+                  progress=_TQDM):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            fi = None if face_index is None or int(face_index) < 0 else int(face_index)
+            opts = DetectOptions(detector=detector, box_style=style, pads=tuple(int(v or 0) for v in (pt, pb, pl, pr)),
+                                 smooth=int(smooth or 1), max_gap=int(max_gap or 0), face_index=fi,
+                                 resize_factor=float(resize or 1.0))
+            found = detect_video(s.video, opts, progress=True)
+            s.set_boxes(found.boxes, f"detected ({found.detector}, face found on {found.detected} of "
+                                     f"{found.num_frames} frames)")
+            _session_outputs(c, s, r)
+        return r
+
+    c.detect.click(on_detect, [c.state, c.detector, c.style, c.face_index, c.smooth, c.max_gap, c.resize, *c.pads],
+                   view_out)
+
+    def loaded(s, path):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            s.load(path)
+            _session_outputs(c, s, r)
+            r[c.save_as] = ws.relative(s.default_target())
+        return r
+
+    def on_load(s, pick):
+        with _Reply(c.status) as r:
+            return loaded(s, ws.existing(pick, "box file"))
+        return r
+
+    c.load.click(on_load, [c.state, c.bbox], view_out + [c.save_as])
+    c.bbox_upload.upload(lambda s, f: loaded(s, Path(f)) if f else {}, [c.state, c.bbox_upload],
+                         view_out + [c.save_as])
+
+    def on_boxes_video(s, progress=_TQDM):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            r.update({c.original: str(s.boxes_video()), c.status: f"video with boxes drawn\n{s.summary()}"})
+        return r
+
+    c.boxes_video.click(on_boxes_video, [c.state], [c.original, c.status])
+    _wire_edits(c, ws, view_out)
+    _wire_dub(c, ws, device)
+
+
+def _need(s: Session | None) -> Session:
+    if not isinstance(s, Session):
+        raise Unit2AVError("no video open: pick one under --root (or upload one) and press Open")
+    return s
+
+
+def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
+    def edit(mode):
+        def handler(s, text):
+            with _Reply(c.status) as r:
+                s = _need(s)
+                ranges = s.edit(text, mode)
+                done = ", ".join(f"{a}:{b}" for a, b in ranges)
+                _session_outputs(c, s, r, f"{'set to None' if mode == 'none' else 'restored'}: {done}\n"
+                                          f"{s.summary()}")
+            return r
+        return handler
+
+    c.none.click(edit("none"), [c.state, c.ranges], view_out)
+    c.restore.click(edit("restore"), [c.state, c.ranges], view_out)
+
+    def on_undo(s):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            _session_outputs(c, s, r, ("undone\n" if s.undo() else "nothing to undo\n") + s.summary())
+        return r
+
+    c.undo.click(on_undo, [c.state], view_out)
+
+    def on_save(s, target):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            path = ws.resolve(target, "box file to save")
+            if path.suffix.lower() not in BOX_SUFFIXES:
+                raise Unit2AVError(f"{target}: box files end in .pkl (e.g. {s.video.stem}.bbox.pkl)")
+            written, backup = s.save(path)
+            r.update({c.state: s, c.download: gr.update(value=str(s.download_copy()), interactive=True),
+                      c.status: f"saved {written}" + (f" (the file it replaced is kept as {backup})" if backup
+                                                      else "") + f"\n{s.summary()}"})
+        return r
+
+    c.save.click(on_save, [c.state, c.save_as], [c.state, c.status, c.download])
+
+    def on_pick(s, evt: gr.SelectData):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            frame, text = s.pick(evt.index[0])
+            _session_outputs(c, s, r, f"range {text} picked: press Mark None or Restore" if text else
+                             f"frame {frame}: click another frame to close the range")
+            r[c.frame] = frame
+            if text:
+                r[c.ranges] = text
+        return r
+
+    c.strip.select(on_pick, [c.state], view_out + [c.frame, c.ranges])
+
+    def on_frame(s, value):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            s.view(int(value or 0))
+            r.update({c.state: s, c.strip: _rgb(s.strip()), c.view: _rgb(s.view())})
+        return r
+
+    c.frame.input(on_frame, [c.state, c.frame], view_out)
+
+
+def _wire_dub(c: SimpleNamespace, ws: Workspace, device: str) -> None:
+    def on_model(model):
+        with _Reply(c.status) as r:
+            langs = ws.model(model)[2]
+            r[c.lang] = gr.update(choices=langs, value=langs[0])
+        return r
+
+    c.model.change(on_model, [c.model], [c.lang, c.status])
+
+    def on_render(s, units, units_file, model, lang, progress=_TQDM):
+        with _Reply(c.status) as r:
+            s = _need(s)
+            path = Path(units_file) if units_file else ws.existing(units, "units file")
+            progress(0, desc="loading models, synthesising speech")
+            out = dub(s, ws, path, model, lang or None, device)
+            r.update({c.state: s, c.dubbed: str(out.video), c.cmp_orig: str(s.playable()),
+                      c.preview: str(out.preview) if out.preview else None, c.spectrogram: str(out.spectrogram),
+                      c.command: out.command,
+                      c.status: f"rendered {out.video.name}: {out.frames} frames, {out.seconds:.2f} s of speech"})
+        return r
+
+    c.render.click(on_render, [c.state, c.units, c.units_upload, c.model, c.lang],
+                   [c.state, c.status, c.dubbed, c.cmp_orig, c.preview, c.spectrogram, c.command])
+
+
+def build_app(ws: Workspace, device: str = "auto") -> gr.Blocks:
+    """The page for ``ws`` (not launched). ``device`` is the render device (``"auto"``, ``"cpu"``, ``"cuda"``)."""
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        c = _layout(ws)
+        _wire(c, ws, device)
+
+        def on_load():
+            models = ws.model_choices()
+            return {c.video: gr.update(choices=ws.list_files(VIDEO_SUFFIXES)),
+                    c.bbox: gr.update(choices=ws.list_files(BOX_SUFFIXES)),
+                    c.units: gr.update(choices=ws.list_files(UNIT_SUFFIXES)),
+                    c.model: gr.update(choices=models, value=BUNDLED),
+                    c.lang: gr.update(choices=ws.model(BUNDLED)[2], value=ws.model(BUNDLED)[2][0])}
+
+        demo.load(on_load, None, [c.video, c.bbox, c.units, c.model, c.lang])
+    return demo
+
+
+def launch(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, device: str = "auto") -> None:
+    """Serve the page until interrupted (files only from the root and the work folder)."""
+    demo = build_app(ws, device)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
+                show_error=True, allowed_paths=[str(ws.root), str(ws.work)], head=SYNC_JS, css=CSS,
+                footer_links=[], inbrowser=False)
+
+
+__all__ = ["build_app", "launch"]
