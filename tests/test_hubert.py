@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers", reason="the `hubert` extra (t
 
 from unit2av.cli import main  # noqa: E402
 from unit2av.errors import Unit2AVError  # noqa: E402
-from unit2av.prepare.hubert import HubertFeatures, parse_hubert_spec  # noqa: E402
+from unit2av.prepare.hubert import HubertFeatures  # noqa: E402
 
 HIDDEN = 32  # tiny model: 2 layers of width 32, 16-channel conv front end (same strides as HuBERT)
 LAYERS = 2
@@ -74,8 +74,28 @@ def test_bad_model_folder_and_layer(tiny_model, tmp_path):
         HubertFeatures(tmp_path)
     with pytest.raises(Unit2AVError, match="layers 0..2"):
         HubertFeatures(tiny_model[0], layer=3)
-    assert parse_hubert_spec("hubert:/m/dir:6") == ("/m/dir", 6)
-    assert parse_hubert_spec("hubert:/m/dir") == ("/m/dir", None)
+
+
+def test_feature_spec_picks_the_folder_and_layer(tiny_model, tmp_path):
+    """``--features hubert:DIR[:LAYER]`` as `unit2av units` reads it (``make_feature_extractor``)."""
+    import shutil
+
+    from unit2av.prepare.units import make_feature_extractor
+
+    folder, _ = tiny_model
+    wav = speechlike(8000, seed=2)
+    layer1, last = HubertFeatures(folder, layer=1)(wav), HubertFeatures(folder)(wav)
+    assert not np.allclose(layer1, last)
+    np.testing.assert_array_equal(make_feature_extractor(f"hubert:{folder}:1")(wav), layer1)
+    np.testing.assert_array_equal(make_feature_extractor(f"hubert:{folder}")(wav), last)  # no layer: the last
+    odd = tmp_path / "a:b"  # a colon inside the folder name is part of the folder, not a layer
+    shutil.copytree(folder, odd)
+    np.testing.assert_array_equal(make_feature_extractor(f"hubert:{odd}:1")(wav), layer1)
+    np.testing.assert_array_equal(make_feature_extractor(f"hubert:{odd}")(wav), last)
+    with pytest.raises(Unit2AVError, match="layers 0..2"):
+        make_feature_extractor(f"hubert:{folder}:7")
+    with pytest.raises(Unit2AVError, match="needs a model folder"):
+        make_feature_extractor("hubert:")
 
 
 def test_units_fit_and_extract_with_hubert_features(tiny_model, tmp_path):
