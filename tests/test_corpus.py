@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,11 @@ pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
-    start = time.perf_counter()
-    records = make_corpus(out, sentences_per_voice=6, chapters=2)
-    return out, records, time.perf_counter() - start
+    return out, make_corpus(out, sentences_per_voice=6, chapters=2)  # its speed: benchmarks/bench_corpus.py
 
 
 def test_layout_like_zeroth(corpus):
-    out, records, _ = corpus
+    out, records = corpus
     assert len(records) == 6 * len(DEFAULT_VOICES) == 24
     speakers = {r["speaker"] for r in records}
     assert len(speakers) >= 4
@@ -52,7 +49,7 @@ def test_layout_like_zeroth(corpus):
 
 
 def test_audio_is_16k_mono_speech(corpus):
-    _, records, _ = corpus
+    _, records = corpus
     for r in records:
         info = sf.info(r["path"])
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
@@ -63,14 +60,8 @@ def test_audio_is_16k_mono_speech(corpus):
         assert np.sqrt(np.mean(wav**2)) > 0.02  # not silence
 
 
-def test_fast(corpus):
-    _, records, seconds = corpus
-    assert len(records) == 24
-    assert seconds < 20.0, f"24 utterances took {seconds:.1f} s"
-
-
 def test_same_language_voices_read_same_sentences_and_sound_different(corpus):
-    _, records, _ = corpus
+    _, records = corpus
     by_spk = {}
     for r in records:
         by_spk.setdefault(r["speaker"], []).append(r)
