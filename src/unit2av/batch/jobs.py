@@ -48,7 +48,7 @@ class Job:
         command: the registry entry's name.
         params: keyword arguments for the function (paths absolute, as strings).
         outputs: the output files; the job is done when all exist (they are written atomically).
-        key: hash of the resolved job, to match an earlier run's report.
+        key: hash of the resolved job (outputs relative to ``--out-dir``), to match an earlier run's report.
         model_key: the parameters choosing its models (jobs with equal keys share warm models).
     """
 
@@ -119,7 +119,8 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
         path = _resolve_out(params[k], out_dir, where, k)
         params[k] = str(path)
         outputs.append(path)
-    key = hashlib.sha1(json.dumps([cmd.name, params], sort_keys=True).encode()).hexdigest()[:16]
+    same = {k: os.path.relpath(v, out_dir) if k in cmd.outputs else v for k, v in params.items()}
+    key = hashlib.sha1(json.dumps([cmd.name, same], sort_keys=True).encode()).hexdigest()[:16]
     model_key = json.dumps([cmd.name] + [params.get(k) for k in cmd.model_params])
     device = str(params.get("device", "auto"))
     return Job(line, cmd.name, params, outputs, key, model_key, gpu=device.startswith("cuda"))
