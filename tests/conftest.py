@@ -40,3 +40,22 @@ def reference_expected():
 @pytest.fixture(scope="session")
 def reference_config() -> Path:
     return REFERENCE / "config.json"
+
+
+def _materialise(tmp_path_factory, fixture: str, name: str) -> Path:
+    out = tmp_path_factory.mktemp(fixture)
+    subprocess.run([sys.executable, str(SHARED / "fixtures" / fixture / "materialise.py"), str(out)], check=True,
+                   capture_output=True)
+    return out / name
+
+
+@pytest.fixture(scope="session")
+def av2unit_ckpt(tmp_path_factory) -> Path:
+    """The av2unit fixture's mAV-HuBERT checkpoint (``mavhubert_tiny.pt``), written by its materialise.py."""
+    return _materialise(tmp_path_factory, "av2unit", "mavhubert_tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def utut_ckpt(tmp_path_factory) -> Path:
+    """The utut fixture's UTUT checkpoint (``utut_tiny.pt``, no dict.txt beside it), written by its materialise.py."""
+    return _materialise(tmp_path_factory, "utut", "utut_tiny.pt")

@@ -24,6 +24,7 @@ _LAZY = {
     "SpeakerEncoder": "unit2av.prepare.speaker",
     "FaceRenderer": "unit2av.face.model",
     "render": "unit2av.pipeline.render",
+    "dub": "unit2av.pipeline.dub",
     "load_renderer": "unit2av.pipeline.render",
     "load_translator": "unit2av.translate.api",
     "load_av2unit": "unit2av.av2unit.api",

@@ -32,6 +32,7 @@ COMMANDS = [
     ("export", "export", "export the vocoder or the face renderer to ONNX"),
     ("av2unit", "av2unit", "mAV-HuBERT units from a talking-face video's audio and/or mouth crops (no fairseq)"),
     ("translate", "translate", "translate unit files to another language with a UTUT checkpoint (no fairseq)"),
+    ("dub", "dub", "dub a talking-face video into another language: av2unit -> translate -> render"),
     ("evaluate", "evaluate", "measure dubbed videos: intelligibility, voice, audio quality, lip sync, seams"),
     ("app", "app", "review face boxes and dub in the browser (a local Gradio page)"),
 ]

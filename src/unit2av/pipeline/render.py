@@ -53,6 +53,7 @@ class RenderResult:
     sample_rate: int  # audio rate (the vocoder's)
     codes: torch.Tensor  # (T,) the expanded units that were voiced and rendered
     faces: dict[int, np.ndarray] = field(default_factory=dict)  # output frame -> (96, 96, 3) generated face, if kept
+    wav: np.ndarray | None = None  # (num_samples,) float32 the speech that was muxed (before AAC encoding)
 
 
 def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = None, lang: str | None = None,
@@ -164,7 +165,7 @@ def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: t
                      audio_rate=sample_rate) as writer:
         kept = render_frames(face, source, boxes, windows, schedule, writer, frames, batch_windows, blend,
                              set(keep_faces))
-    return RenderResult(Path(out_path), frames, len(wav), sample_rate, codes, kept)
+    return RenderResult(Path(out_path), frames, len(wav), sample_rate, codes, kept, wav=wav)
 
 
 def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_bbox_path: str | os.PathLike,

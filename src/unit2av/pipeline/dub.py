@@ -1,0 +1,157 @@
+"""The whole AV2AV system in one call: a talking-face video in one language -> the same video in another.
+
+    dub("talk.mp4", "talk.es.mp4", src_lang="en", tgt_lang="es", av2unit_path="mavhubert_large_noise.pt",
+        utut_path="utut_sts_ft.pt", unit2av_path="unit_av_renderer.pt")
+
+Stages (AV2AV's ``inference.py``, each the same function as its own command):
+1. face boxes (``unit2av bbox detect``) and 96x96 mouth crops (``unit2av prepare``), unless given;
+2. source units from speech + mouth crops with mAV-HuBERT (``unit2av av2unit``);
+3. target units with UTUT beam search (``unit2av translate``);
+4. speech in the source speaker's voice and the re-rendered mouth (``unit2av render``, durations
+   predicted because translated units carry none).
+
+``keep_intermediate`` writes every stage's output into a folder, named so that a stage can be rerun
+alone with its command: ``<stem>.bbox.pkl``, ``<stem>.lip.mp4``, ``<stem>.<src>.txt`` (source units),
+``<stem>.<tgt>.txt`` (target units), ``<stem>.<tgt>.wav`` (the new speech).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..av2unit.api import load_av2unit, parse_modalities
+from ..errors import fail
+from ..io.audio import save_wav
+from ..io.boxes import write_boxes
+from ..io.safe import write_bytes_atomic
+from ..prepare.faces import detect_video
+from ..translate.api import load_translator
+from .render import DEFAULT_BATCH_FRAMES, RenderResult, load_renderer, render
+
+log = logging.getLogger(__name__)
+
+STAGES = ("boxes", "mouth crops", "source units", "translation", "render")
+
+
+@dataclass
+class DubResult:
+    """What ``dub`` produced."""
+
+    path: Path  # the dubbed video
+    source_units: list[int]  # 50 Hz units of the source speech (as mAV-HuBERT emits them)
+    target_units: list[int]  # translated units (no durations)
+    render: RenderResult  # the render stage's result (frames, samples, expanded units)
+    intermediate: dict[str, Path] = field(default_factory=dict)  # stage output name -> file (keep_intermediate)
+
+
+def _stage(i: int, name: str) -> None:
+    log.info("[%d/%d] %s", i, len(STAGES), name)
+
+
+def _boxes(video: Path, in_bbox_path, work: Path) -> Path:
+    if in_bbox_path is not None:
+        return Path(in_bbox_path)
+    out = work / f"{video.stem}.bbox.pkl"
+    write_boxes(detect_video(video).boxes, out)
+    return out
+
+
+def _mouth(video: Path, in_lip_path, boxes: Path, work: Path) -> Path:
+    if in_lip_path is not None:
+        return Path(in_lip_path)
+    from ..prepare.mouth import make_mouth_crops
+
+    out = work / f"{video.stem}.lip.mp4"
+    make_mouth_crops(video, out, boxes=boxes)
+    return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lang: str, tgt_lang: str,
+        av2unit_path: str | os.PathLike, utut_path: str | os.PathLike, unit2av_path: str | os.PathLike,
+        config: str | os.PathLike | None = None, modalities: str = "audio,video",
+        in_bbox_path: str | os.PathLike | None = None, in_lip_path: str | os.PathLike | None = None,
+        keep_intermediate: str | os.PathLike | None = None, utut_dict: str | os.PathLike | None = None,
+        beam: int | None = None, speaker_encoder=None, device: str = "auto",
+        batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather", backend: str = "auto") -> DubResult:
+    """Dub a talking-face video into another language (AV2AV's whole pipeline).
+
+    Args:
+        in_vid_path: the source video (25 fps is what mAV-HuBERT and the renderer were trained on).
+        out_vid_path: the dubbed ``.mp4`` (H.264 + AAC), written atomically; its length is the new speech's.
+        src_lang, tgt_lang: language codes known to the UTUT checkpoint; ``tgt_lang`` must also be a
+            vocoder language of the ``unit2av_path`` container.
+        av2unit_path: mAV-HuBERT checkpoint (``mavhubert_large_noise.pt``).
+        utut_path: UTUT checkpoint (``utut_sts_ft.pt``).
+        unit2av_path: AV2AV container (``unit_av_renderer.pt``).
+        config: vocoder config JSON (default: stored in / beside the container, else AV2AV's).
+        modalities: what mAV-HuBERT reads: ``"audio,video"``, ``"audio"`` or ``"video"``.
+        in_bbox_path: face boxes (default: detected, as ``unit2av bbox detect``).
+        in_lip_path: ``.lip.mp4`` mouth crops (default: made from the boxes' landmarks; only with video).
+        keep_intermediate: folder for every stage's output (see the module docstring).
+        utut_dict: UTUT's ``dict.txt`` (default: beside the checkpoint, else units 0..999).
+        beam: beam size (default: the checkpoint's).
+        speaker_encoder: GE2E weights or ``SpeakerEncoder`` (default: the bundled weights).
+        device, batch_size, blend, backend: as for ``render``.
+
+    Raises:
+        Unit2AVError: any bad input, named in one line; nothing is left at ``out_vid_path``.
+    """
+    video = Path(in_vid_path)
+    if not video.is_file():
+        raise fail(video, "video not found")
+    chosen = parse_modalities(modalities, True, True)
+    # Load every model first: a bad checkpoint or language fails before minutes of work.
+    av2unit = load_av2unit(av2unit_path, device=device)
+    translator = load_translator(utut_path, dict_path=utut_dict, device=device)
+    for lang in (src_lang, tgt_lang):
+        translator.vocab.lang_index(lang)
+    models = load_renderer(unit2av_path, config, tgt_lang, device, backend)
+    keep = Path(keep_intermediate) if keep_intermediate is not None else None
+    with tempfile.TemporaryDirectory(prefix="unit2av_dub_") as tmp:
+        work = keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        _stage(1, STAGES[0])
+        boxes = _boxes(video, in_bbox_path, work)
+        _stage(2, STAGES[1])
+        lip = _mouth(video, in_lip_path, boxes, work) if "video" in chosen else None
+        _stage(3, STAGES[2])
+        source = av2unit.units(audio=video if "audio" in chosen else None, lip=lip, modalities=chosen)
+        source_units = [int(u) for u in source if int(u) >= 0]
+        if len(source_units) < len(source):
+            log.warning("%s: %d special symbols among the source units dropped", video, len(source) - len(source_units))
+        src_file = work / f"{video.stem}.{src_lang}.txt"
+        _write_text(src_file, " ".join(map(str, source_units)))
+        _stage(4, STAGES[3])
+        best = translator.translate(source_units, src_lang, tgt_lang, beam=beam)[0]
+        if not best.units:
+            raise fail(video, f"the translation into {tgt_lang} is empty (no units to speak)")
+        tgt_file = work / f"{video.stem}.{tgt_lang}.txt"
+        _write_text(tgt_file, best.text)
+        _stage(5, STAGES[4])
+        result = render(tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, config=config,
+                        speaker_encoder=speaker_encoder, dur_prediction=True, device=device,
+                        batch_size=batch_size, blend=blend, models=models, backend=backend)
+        files = {}
+        if keep is not None:
+            files = {"boxes": boxes, "source_units": src_file, "target_units": tgt_file}
+            if lip is not None:
+                files["lip"] = lip
+            if result.wav is not None:
+                files["speech"] = keep / f"{video.stem}.{tgt_lang}.wav"
+                save_wav(files["speech"], np.asarray(result.wav), result.sample_rate, fmt="float")
+    log.info("wrote %s: %d frames, %.2f s of %s speech", result.path, result.num_frames,
+             result.num_samples / result.sample_rate, tgt_lang)
+    return DubResult(result.path, source_units, list(best.units), result, files)
+
+
+__all__ = ["DubResult", "STAGES", "dub"]
