@@ -110,7 +110,7 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
         if k in params and not _is_path_value(params[k]) and not (k in cmd.inputs and type(params[k]) is int):
             raise fail(where, f"{k} must be a path string, found {json.dumps(params[k])}")
     for k in cmd.inputs:
-        if isinstance(params.get(k), str):  # (synth's speaker may be an integer id)
+        if isinstance(params.get(k), str) and not params[k].lstrip("-").isdigit():  # (synth's speaker: an id)
             params[k] = str((base / params[k]).resolve())
     outputs = []
     for k in cmd.outputs:

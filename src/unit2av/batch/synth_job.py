@@ -10,8 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 
 @dataclass
 class SynthResult:
@@ -20,25 +18,6 @@ class SynthResult:
     path: Path
     num_samples: int
     sample_rate: int
-
-
-def _speaker(value, encoder, device):
-    """A units file's missing speaker: an integer id, a ``.pt`` embedding, or audio/video to embed."""
-    if value is None or isinstance(value, int):
-        return None if value is None else torch.tensor([value])
-    path = Path(value)
-    if path.suffix == ".pt":
-        from ..io.safe import load_torch
-
-        return load_torch(path, "speaker embedding")
-    if encoder is None or isinstance(encoder, (str, os.PathLike)):
-        from ..prepare.speaker import SpeakerEncoder
-
-        encoder = SpeakerEncoder.load(encoder, device=device)
-    from ..io.audio import load_audio
-
-    wav, sr = load_audio(path)
-    return torch.from_numpy(encoder.embed(wav, sr))
 
 
 def synth_one(input_file: str | os.PathLike, output_file: str | os.PathLike, checkpoint: str | os.PathLike,
@@ -62,6 +41,7 @@ def synth_one(input_file: str | os.PathLike, output_file: str | os.PathLike, che
         Unit2AVError: bad units, checkpoint, or speaker (one line naming the file).
     """
     from ..io.audio import save_wav
+    from ..pipeline.speaker import resolve_speaker
     from ..vocoder.synth import read_units, speaker_tensor, synthesize
 
     if model is None:
@@ -70,7 +50,9 @@ def synth_one(input_file: str | os.PathLike, output_file: str | os.PathLike, che
 
         model = fast_vocoder(load_vocoder(checkpoint, config, lang=lang, device=device), backend)
     units = read_units(input_file, model.dict.num_embeddings, deduplicate=dur_prediction)
-    spkr = units.spkr if units.spkr is not None else _speaker(speaker, speaker_encoder, device)
+    spkr = units.spkr  # as `unit2av synth --speaker`: the job's speaker only for units without their own
+    if spkr is None:
+        spkr = resolve_speaker(model, speaker, speaker_encoder, next(model.parameters()).device)
     wav, _ = synthesize(model, units.code, speaker_tensor(model, spkr, units.path), dur_prediction)
     rate = int(model.config.sampling_rate) if model.config else 16000
     save_wav(output_file, wav, rate, output_format)
