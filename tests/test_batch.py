@@ -200,7 +200,9 @@ def test_rerun_skips_finished_and_keeps_failures(setup, first, tmp_path):
 def test_ray_engine_gives_the_same_report(setup, first, tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'unit2av[ray]')")
     _, local = first
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    flag = tmp_path / "ray_killed.flag"  # the actor that starts job 4 is killed too: Ray retries it
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {_KILL_HOOK: f"{KILLED_JOB}:{flag}"}})
     try:
         result = run(setup / "jobs.jsonl", tmp_path / "ray", engine="ray", workers=2, progress=False)
     finally:
@@ -211,6 +213,7 @@ def test_ray_engine_gives_the_same_report(setup, first, tmp_path):
                  e.get("video_seconds")) for e in entries]
 
     assert same(result.entries, tmp_path / "ray") == same(local.entries, first[0])
+    assert flag.is_file() and next(e for e in result.entries if e["job"] == KILLED_JOB)["attempts"] == 2
     assert np.array_equal(_decoded(tmp_path / "ray" / "a.mp4")[0], _decoded(first[0] / "a.mp4")[0])
 
 
