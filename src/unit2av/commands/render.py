@@ -12,6 +12,7 @@ import argparse
 from ..pipeline.paste import BLENDS
 from ..pipeline.render import DEFAULT_BATCH_FRAMES, render
 from ..runtime.fast import BACKENDS
+from ..timing import VIDEO_FPS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     req.add_argument("--tgt-lang", "--tgt_lang", required=True, help="language of the vocoder in the checkpoint")
     req.add_argument("--unit2av-path", "--unit2av_path", required=True,
                      help="AV2AV checkpoint {'audio': {lang: ...}, 'video': ...}")
-    parser.add_argument("--config", default=None, help="vocoder config JSON (default: the AV2AV config)")
+    parser.add_argument("--config", default=None,
+                        help="vocoder config JSON (default: the one stored in the checkpoint, else config.json "
+                             "beside it, else AV2AV's)")
     parser.add_argument("--speaker-encoder", "--speaker_encoder", default=None,
                         help="GE2E speaker-encoder weights (default: Resemblyzer's pretrained.pt)")
     parser.add_argument("--speaker-wav", "--speaker_wav", default=None,
@@ -48,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
                     args.unit2av_path, config=args.config, speaker_encoder=args.speaker_encoder,
                     speaker_wav=args.speaker_wav, dur_prediction=args.dur_prediction, device=args.device,
                     batch_size=args.batch_size, blend=args.paste, backend=args.backend)
-    print(f"wrote {result.path}: {result.num_frames} frames at 25 fps, "
+    print(f"wrote {result.path}: {result.num_frames} frames at {VIDEO_FPS} fps, "
           f"{result.num_samples / result.sample_rate:.2f} s of speech")
     return 0

@@ -27,6 +27,7 @@ import soundfile as sf
 
 from ..errors import Unit2AVError, fail
 from ..io.audio import resample, save_wav
+from ..timing import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def check_voice(voice: str) -> None:
 
 
 def synthesize_espeak(text: str, voice: str, speed: int = 160, pitch: int = 50,
-                      sample_rate: int = 16000) -> np.ndarray:
+                      sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Speak ``text`` with espeak-ng.
 
     Args:
@@ -182,7 +183,7 @@ def _as_voice(v: Voice | dict, index: int) -> Voice:
 
 
 def make_corpus(out_dir: str | os.PathLike, voices: list[Voice | dict] | None = None,
-                sentences_per_voice: int = 6, sample_rate: int = 16000, seed: int = 0,
+                sentences_per_voice: int = 6, sample_rate: int = SAMPLE_RATE, seed: int = 0,
                 chapters: int = 1, sentences: dict[str, list[str]] | None = None) -> list[dict]:
     """Generate a zeroth-like corpus with espeak-ng.
 

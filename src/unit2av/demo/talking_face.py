@@ -28,12 +28,11 @@ import cv2
 import numpy as np
 
 from ..errors import Unit2AVError
+from ..timing import SAMPLE_RATE, VIDEO_FPS
 
 log = logging.getLogger(__name__)
 
-FPS = 25  # video frame rate (the renderer's)
-SAMPLE_RATE = 16000  # speech rate
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 samples = 40 ms
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640 samples = 40 ms
 FRAME_SIZE = 224  # output frames are FRAME_SIZE x FRAME_SIZE (like the LRS3 sample)
 CANVAS_MARGIN = 16  # pixels of face canvas around the output frame (room for head motion)
 QUIET_DB, LOUD_DB = -45.0, -15.0  # RMS levels mapped to a closed (0) and a fully open (1) mouth
@@ -181,7 +180,7 @@ def render_clip(wav: np.ndarray, face: tuple[np.ndarray, FaceLayout], seed: int 
     for i, (o, r) in enumerate(zip(opening, roundness)):
         img = cv2.remap(base, map_x, ys - drop * o, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         _draw_mouth(img, layout, float(o), float(r))
-        t = i / FPS
+        t = i / VIDEO_FPS
         dx = CANVAS_MARGIN + HEAD_DRIFT_PX[0] * math.sin(2 * math.pi * t / HEAD_PERIOD_S[0] + phase[0])
         dy = CANVAS_MARGIN + HEAD_DRIFT_PX[1] * math.sin(2 * math.pi * t / HEAD_PERIOD_S[1] + phase[1])
         shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
@@ -202,7 +201,7 @@ def write_clip(wav: np.ndarray, out_stem: str | os.PathLike, face: tuple[np.ndar
     stem.parent.mkdir(parents=True, exist_ok=True)
     frames, boxes, opening = render_clip(wav, face, seed)
     video, bbox = stem.with_suffix(".mp4"), stem.with_suffix(".bbox.pkl")
-    with VideoWriter(video, FRAME_SIZE, FRAME_SIZE, fps=FPS, audio=wav, audio_rate=SAMPLE_RATE) as writer:
+    with VideoWriter(video, FRAME_SIZE, FRAME_SIZE, fps=VIDEO_FPS, audio=wav, audio_rate=SAMPLE_RATE) as writer:
         for frame in frames:
             writer.write(frame)
     write_boxes(boxes, bbox)

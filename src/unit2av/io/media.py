@@ -24,18 +24,23 @@ import cv2
 import numpy as np
 
 from ..errors import Unit2AVError, fail
+from ..timing import VIDEO_FPS
 from .safe import atomic_path
 
 log = logging.getLogger(__name__)
 
 # Suffixes read with OpenCV as a one-frame video.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
-# Frame rate reported for a still image (AV2AV always writes 25 fps).
-STILL_FPS = 25.0
+# Frame rate reported for a still image: the renderer's (AV2AV always writes 25 fps).
+STILL_FPS = float(VIDEO_FPS)
 # H.264 encoders tried in order; the first one this PyAV/FFmpeg build has wins.
 H264_ENCODERS = ("libx264", "h264", "libopenh264", "h264_v4l2m2m")
 # Constant rate factor for libx264 (18 = visually lossless; keeps codec noise in pasted-back frames low).
 DEFAULT_CRF = 18
+# libx264 settings beyond the rate factor. Macroblock-tree rate control is off because with it the
+# libx264 in PyAV's wheels is not deterministic: the same frames encoded twice gave different files
+# (decoded frames up to ~59 grey levels apart); with mbtree=0, 8 of 8 encodes were byte-identical.
+X264_OPTIONS = {"preset": "medium", "x264-params": "mbtree=0"}
 # AAC bit rate in bits per second (speech).
 AAC_BIT_RATE = 128_000
 # Samples handed to the AAC encoder at a time (its frame size).
@@ -239,7 +244,7 @@ def pick_h264_encoder() -> str:
 
 
 class VideoWriter:
-    """Write BGR frames as H.264 (yuv420p) with an optional AAC audio track, atomically.
+    """Write BGR frames as H.264 (yuv420p) with an optional AAC audio track, atomically and reproducibly.
 
     The file appears at ``path`` only when the ``with`` block ends without an error. Audio is
     interleaved with the video as frames arrive, so memory stays flat for long videos. Odd
@@ -248,13 +253,13 @@ class VideoWriter:
     Args:
         path: output file (.mp4).
         width, height: frame size of the frames passed to ``write``.
-        fps: output frame rate (25, AV2AV's rate).
+        fps: output frame rate (``unit2av.timing.VIDEO_FPS``, AV2AV's rate).
         audio: (T,) float mono waveform in [-1, 1], or None for a silent video.
         audio_rate: sample rate of ``audio`` in Hz.
         crf: libx264 quality (lower is better).
     """
 
-    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float = 25.0,
+    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float = VIDEO_FPS,
                  audio: np.ndarray | None = None, audio_rate: int | None = None, crf: int = DEFAULT_CRF):
         if audio is not None and not audio_rate:
             raise ValueError("audio_rate is required with audio")
@@ -276,7 +281,7 @@ class VideoWriter:
             self._vstream.width, self._vstream.height = self.enc_width, self.enc_height
             self._vstream.pix_fmt = "yuv420p"
             if self._vstream.codec_context.name == "libx264":
-                self._vstream.options = {"crf": str(self.crf), "preset": "medium"}
+                self._vstream.options = {"crf": str(self.crf), **X264_OPTIONS}  # deterministic output
             self._astream = None
             if self.audio is not None:
                 self._astream = self._container.add_stream("aac", rate=int(self.audio_rate))

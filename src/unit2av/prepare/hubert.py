@@ -25,22 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..errors import fail
+from ..timing import HOP_SAMPLES
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000  # HuBERT-family models take 16 kHz audio
-FRAME_HOP = 320  # samples per feature frame at 16 kHz (50 frames/s)
+FRAME_HOP = HOP_SAMPLES  # samples per feature frame: HuBERT's 20 ms stride is the 50 Hz unit rate
 RECEPTIVE_FIELD = 400  # samples the convolutional front end needs for its first frame
 # Longest stretch of audio run through the model at once (100 s, like fairseq's HuBERT reader);
 # longer audio is cut into chunks of this many samples (a multiple of FRAME_HOP).
 MAX_CHUNK = 1_600_000
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _wants_normalize(model_dir: Path) -> bool:
@@ -95,7 +90,7 @@ class HubertFeatures:
         if layer is not None and not 0 <= layer <= num_layers:
             raise fail(self.model_dir, f"layer {layer} is out of range: the model has layers 0..{num_layers}")
         self.layer = layer
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.normalize = _wants_normalize(self.model_dir)
         self.dim = int(model.config.hidden_size)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import resolve_device
 from ..errors import Unit2AVError, fail
 from ..io.audio import load_audio, resample
 from ..io.packed import read_packed_state
@@ -37,7 +38,7 @@ from ..spectral import mel_filterbank
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000  # the encoder's audio rate (input is resampled to it)
+SAMPLE_RATE = 16000  # the GE2E weights' own audio rate (input is resampled to it); not the pipeline's timing
 MEL_WINDOW_MS = 25  # STFT window (and n_fft) in milliseconds -> 400 samples
 MEL_STEP_MS = 10  # STFT hop in milliseconds -> 160 samples
 MEL_CHANNELS = 40  # mel bands
@@ -288,7 +289,7 @@ class SpeakerEncoder(nn.Module):
         if missing or unexpected:
             raise fail(path, f"speaker encoder keys do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
         log.debug("speaker encoder %s: %d layers x %d units", path, layers, hidden)
-        return model.to(_resolve_device(device)).eval()
+        return model.to(resolve_device(device)).eval()
 
 
 def embed_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, encoder: SpeakerEncoder,
@@ -343,12 +344,6 @@ def _cpu_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 __all__ = ["SpeakerEncoder", "cosine_similarity", "default_weights", "embed_files", "normalize_volume",

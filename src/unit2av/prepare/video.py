@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from ..errors import fail
+from ..timing import SAMPLE_RATE  # the prepared wav's rate (units and the speaker encoder use it)
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000  # rate of the prepared wav (units and the speaker encoder use 16 kHz)
 
 
 @dataclass

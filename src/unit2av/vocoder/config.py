@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import fail
+from ..timing import HOP_SAMPLES, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ class VocoderConfig:
     dur_prediction_weight: float = 1.0  # weight of the duration loss in training
     # --- audio and features
     segment_size: int = 8960  # training crop in samples (multiple of code_hop_size)
-    code_hop_size: int = 320  # samples per unit (16 kHz / 50 Hz)
+    code_hop_size: int = HOP_SAMPLES  # samples per unit (16 kHz / 50 Hz; unit2av.timing)
     n_fft: int = 1024  # STFT size of the mel loss
     num_freq: int = 1025  # legacy, = n_fft // 2 + 1
     hop_size: int = 256  # STFT hop of the mel loss
     win_size: int = 1024  # STFT window of the mel loss
     num_mels: int = 80  # mel bands of the mel loss
-    sampling_rate: int = 16000  # audio rate (input is resampled to it)
+    sampling_rate: int = SAMPLE_RATE  # audio rate (input is resampled to it)
     fmin: float = 0.0  # lowest mel frequency
     fmax: float | None = 8000.0  # highest mel frequency of the training input features
     fmax_for_loss: float | None = None  # highest mel frequency of the loss (None = Nyquist)
