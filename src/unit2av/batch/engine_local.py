@@ -90,8 +90,10 @@ class _Pool:
         wid, self.next_id = self.next_id, self.next_id + 1
         parent, child = self.ctx.Pipe()
         env = {"TQDM_DISABLE": "1"}  # no per-video bars under the overall one
-        if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(wid % self.gpus)  # one GPU per worker, round robin
+        if self.gpus:  # one GPU per worker, round robin over those this process sees
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+            ids = visible if len(visible) >= self.gpus and all(visible) else [str(i) for i in range(self.gpus)]
+            env["CUDA_VISIBLE_DEVICES"] = ids[wid % self.gpus]
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # a spawned child takes the parent's environment at start
         try:
