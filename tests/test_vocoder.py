@@ -105,17 +105,21 @@ def test_speaker_id_table_and_unconditioned(reference_config):
     data = json.loads(reference_config.read_text())
     data.update(embedder_params=None, num_speakers=7)
     from unit2av.vocoder.config import config_from_dict
+    from unit2av.vocoder.synth import speaker_tensor, synthesize
 
     model = UnitVocoder.from_config(config_from_dict(data)).eval()
     assert isinstance(model.spkr, torch.nn.Embedding) and model.spkr.num_embeddings == 7
+    assert speaker_tensor(model, 3, "u.pt").tolist() == [[3]]
     with torch.inference_mode():
-        wav, _ = model(code=torch.randint(0, 1000, (2, 10)), spkr=torch.tensor([[1], [3]]))
-    assert wav.shape == (2, 1, 3200)
+        wav, _ = model(code=torch.randint(0, 1000, (1, 10)).expand(2, -1), spkr=torch.tensor([[1], [3]]))
+    assert wav.shape == (2, 1, 3200) and not torch.equal(wav[0], wav[1])  # same units, the id changes the voice
     data.update(multispkr=False, model_in_dim=128)
     plain = UnitVocoder.from_config(config_from_dict(data)).eval()
     assert not hasattr(plain, "spkr")
-    with pytest.raises(TypeError):
-        plain(code=torch.zeros(1, 4, dtype=torch.long), lang_feature=torch.zeros(1, 4))
+    # an unconditioned vocoder ignores a units file's speaker: it synthesises from the units alone
+    assert speaker_tensor(plain, torch.zeros(256), "u.pt") is None
+    wav, codes = synthesize(plain, torch.arange(4))
+    assert wav.shape == (4 * 320,) and np.isfinite(wav).all() and codes.tolist() == [0, 1, 2, 3]
 
 
 # ---------------------------------------------------------------- bad input
