@@ -106,7 +106,9 @@ def test_cache_and_no_cache_agree(tr, case):
 def test_batch_equals_each_alone(tr):
     cases = ["en_es_n80", "en_es_n5"]  # same pair, very different lengths: the short one is padded
     batch = tr.translate([torch.from_numpy(exp(c, "units_raw")) for c in cases], "en", "es", nbest=5)
+    plain = tr.translate([torch.from_numpy(exp(c, "units_raw")) for c in cases], "en", "es", nbest=5, use_cache=False)
     assert len(batch) == 2
+    assert [[h.tokens.tolist() for h in hs] for hs in batch] == [[h.tokens.tolist() for h in hs] for hs in plain]
     for c, hyps in zip(cases, batch):
         alone = tr.translate(exp(c, "units_raw").tolist(), "en", "es", nbest=5)
         assert [h.tokens.tolist() for h in hyps] == [h.tokens.tolist() for h in alone]
@@ -253,3 +255,21 @@ def test_command_bad_inputs(ckpt_dir, tmp_path, capsys):
         assert rc == 2 and len(err) == 1 and err[0].startswith("unit2av translate: error: "), cap.err
         assert re.search(pattern, err[0]), err[0]
         assert not out.exists()
+
+
+def test_bench_utut_post_norm_relu_paths_agree():
+    """The benchmark's function at a tiny post-norm ReLU size (BART-large's layer order): cache == no cache."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_utut", ROOT / "benchmarks" / "bench_utut.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    small = dict(encoder_layers=2, decoder_layers=2, encoder_embed_dim=64, decoder_embed_dim=64,
+                 encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128, encoder_attention_heads=4,
+                 decoder_attention_heads=4, encoder_normalize_before=False, decoder_normalize_before=False,
+                 activation_fn="relu")
+    r = bench.bench_utut(units=30, beam=3, max_len_b=12, repeats=1, threads=1, **small)
+    assert r["same_hypotheses"] and r["max_abs_score_diff"] <= 1e-5
+    assert 2 <= r["steps"] <= 13 and r["cache"]["ms_per_step"] > 0 and r["no_cache"]["tokens_per_s"] > 0
