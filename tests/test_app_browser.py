@@ -37,7 +37,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("UNIT2AV_ARTIFACTS", ROOT / "build" / "app-screens"))
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1400,2200"]
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1400,2600"]
 STEP_TIMEOUT = 120  # seconds one step (a render on a busy 2-core machine) may take
 
 
@@ -176,6 +176,7 @@ class Page:
         if enter:
             field.send_keys(Keys.ENTER)
         field.send_keys(Keys.TAB)
+        self.js("document.activeElement && document.activeElement.blur()")  # closes a dropdown's list
 
     def press(self, elem_id: str, expect: str, timeout: float = STEP_TIMEOUT) -> str:
         """Click a button; wait until the status changes and contains ``expect``."""
@@ -190,6 +191,12 @@ class Page:
         path = ARTIFACTS / f"{name}.png"
         self.d.save_screenshot(str(path))
         return path
+
+
+def _decoded_size(page: Page, elem_id: str):
+    """[width, height] of the frames the browser decoded in a player (0 until it can play them), or None."""
+    return page.js(f"const v = document.querySelector('#{elem_id} video');"
+                   "return v && v.readyState >= 2 && v.videoWidth > 0 ? [v.videoWidth, v.videoHeight] : null")
 
 
 def _external_requests(driver, url: str) -> list[str]:
@@ -210,17 +217,22 @@ def test_review_save_and_dub_in_the_browser(app, browser, tmp_path):
     page.shot("01-start")
     page.type("u2av-video", SAMPLE_VIDEO.name, enter=True)
     assert "70 frames" in page.press("u2av-open", "70 frames")
+    assert page.wait(lambda: _decoded_size(page, "u2av-original"), "the video to play") == [224, 224]
     page.shot("02-opened")
 
     status = page.press("u2av-detect", "detected")
-    assert "0 without a box" in status, status
+    assert "70 frames, 0 without a box" in status, status
     page.shot("03-detected")
 
     page.type("u2av-ranges", "10:20")
     status = page.press("u2av-none", "set to None")
-    assert "10 without a box (10:20, end exclusive)" in status, status
+    assert "70 frames, 10 without a box (10:20, end exclusive)" in status, status
     strip = page.js("return document.querySelector('#u2av-strip img').naturalWidth")
     assert strip == 1280
+    page.js("document.querySelector('#u2av-original video').removeAttribute('src')")
+    page.press("u2av-boxes-video", "boxes drawn")
+    assert page.wait(lambda: _decoded_size(page, "u2av-original"), "the video with boxes") == [224, 224]
+    assert "boxes" in page.js("return document.querySelector('#u2av-original video').currentSrc")
     page.shot("04-marked-none")
 
     save_as = page.js("return document.querySelector('#u2av-save-as textarea, #u2av-save-as input').value")
@@ -242,6 +254,11 @@ def test_review_save_and_dub_in_the_browser(app, browser, tmp_path):
                                          "return v && v.readyState >= 1 && !v.error ? v.duration : 0"),
                          "a playable dubbed video")
     assert duration > 1.5, duration  # ~2 s of speech
+    assert page.wait(lambda: _decoded_size(page, "u2av-dub"), "decoded dubbed frames") == [224, 224]
+    assert page.wait(lambda: _decoded_size(page, "u2av-cmp-orig"), "decoded original frames") == [224, 224]
+    for image in ("u2av-preview", "u2av-spectrogram"):
+        assert page.wait(lambda i=image: page.js(f"const m = document.querySelector('#{i} img');"
+                                                 "return m && m.complete ? m.naturalWidth : 0"), image) > 100
     page.shot("06-rendered")
 
     page.js("document.querySelector('#u2av-dub video').play()")
@@ -270,13 +287,14 @@ def test_review_save_and_dub_in_the_browser(app, browser, tmp_path):
 
 def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser, capsys):
     url, root, _ = app
+    shutil.copyfile(SAMPLE_BBOX, root / "tabs.bbox.pkl")  # the original boxes (the other test saves edits)
     first = Page(browser, url)
     first.type("u2av-video", SAMPLE_VIDEO.name, enter=True)
     first.press("u2av-open", "70 frames")
-    first.type("u2av-bbox", SAMPLE_BBOX.name, enter=True)
-    assert "0 without a box" in first.press("u2av-load", "boxes")
+    first.type("u2av-bbox", "tabs.bbox.pkl", enter=True)
+    assert "70 frames, 0 without a box" in first.press("u2av-load", "boxes")
     first.type("u2av-ranges", "0:5")
-    assert "5 without a box (0:5" in first.press("u2av-none", "set to None")
+    assert "70 frames, 5 without a box (0:5" in first.press("u2av-none", "set to None")
     tab_one = browser.current_window_handle
 
     browser.switch_to.new_window("tab")
@@ -290,21 +308,21 @@ def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser,
     assert "is outside the --root folder" in second.press("u2av-open", "error:")
     second.type("u2av-video", SAMPLE_VIDEO.name, enter=True)
     second.press("u2av-open", "70 frames")
-    second.type("u2av-bbox", SAMPLE_BBOX.name, enter=True)
+    second.type("u2av-bbox", "tabs.bbox.pkl", enter=True)
     second.press("u2av-load", "boxes")
     second.type("u2av-ranges", "500:600")
     shown = second.press("u2av-none", "error:")
     second.shot("07-error-in-page")
-    assert cli_main(["bbox", "edit", str(root / SAMPLE_BBOX.name), "--none", "500:600"]) == 2
+    assert cli_main(["bbox", "edit", str(root / "tabs.bbox.pkl"), "--none", "500:600"]) == 2
     cli_line = capsys.readouterr().err.strip().splitlines()[-1]
     problem = cli_line.split(": ", 2)[-1].split(": ", 1)[-1]  # after "unit2av bbox: error: <file>: "
     assert shown.startswith("error: ") and "\n" not in shown and shown.endswith(problem), (shown, cli_line)
     second.type("u2av-ranges", "30:40")
-    assert "10 without a box (30:40" in second.press("u2av-none", "set to None")
+    assert "70 frames, 10 without a box (30:40" in second.press("u2av-none", "set to None")
 
     browser.switch_to.window(tab_one)  # the first tab's boxes are untouched by the second's edits
     status = first.press("u2av-undo", "undone")
-    assert "0 without a box" in status and "1 edit" not in status, status
+    assert "70 frames, 0 without a box" in status and "1 edit" not in status, status
     first.type("u2av-ranges", "2:3")
-    assert "1 without a box (2:3" in first.press("u2av-none", "set to None")
+    assert "70 frames, 1 without a box (2:3" in first.press("u2av-none", "set to None")
     first.shot("08-first-tab-after-second")

@@ -6,7 +6,8 @@ The strip maps frames to x linearly (``frame_x`` / ``frame_at``), so a click on 
     | 0      | 5      | 10     |      columns of frames without a box shaded red
     +--------+--------+--------+----
     |gggggggggggggrrrrrrrrrgggggggg   one column per frame: green box, orange None by an edit,
-    |0         10        20           dark red None in the detected/loaded boxes; frame ticks below
+    |0         10        20           dark red None in the detected/loaded boxes, grey before any boxes;
+                                      frame ticks below
 
 All images are ``(H, W, 3)`` uint8 **BGR** (OpenCV's order; the UI converts to RGB).
 """
@@ -25,6 +26,7 @@ TICK_HEIGHT = 18  # frame-number row under the bar
 BOX_BGR = (60, 170, 40)  # frame with a box
 NONE_BGR = (40, 40, 150)  # None in the detected / loaded boxes
 EDITED_BGR = (0, 140, 255)  # None because of an edit (the reference had a box)
+UNKNOWN_BGR = (90, 90, 90)  # no boxes detected or loaded yet
 CURSOR_BGR = (0, 230, 255)  # the frame shown in the viewer
 ANCHOR_BGR = (255, 200, 0)  # first click of a range picked on the strip
 SHADE_ALPHA = 0.55  # red tint over thumbnail columns of frames without a box
@@ -51,7 +53,7 @@ def frame_at(x: float, num_frames: int, width: int = STRIP_WIDTH) -> int:
 def frame_colours(boxes: list | None, reference: list | None, num_frames: int) -> np.ndarray:
     """(num_frames, 3) uint8 BGR colour of each frame on the bar (see the module docstring)."""
     out = np.empty((num_frames, 3), np.uint8)
-    out[:] = NONE_BGR if boxes is None else BOX_BGR
+    out[:] = UNKNOWN_BGR if boxes is None else BOX_BGR
     if boxes is None:
         return out
     for i, b in enumerate(boxes[:num_frames]):

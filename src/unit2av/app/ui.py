@@ -29,7 +29,8 @@ from .workspace import BOX_SUFFIXES, BUNDLED, VIDEO_SUFFIXES, Workspace  # noqa:
 log = logging.getLogger(__name__)
 
 TITLE = "unit2av: review face boxes and dub"
-LEGEND = ("Strip: green = box, dark red = no box in the detected/loaded boxes, orange = set to None by an edit; "
+LEGEND = ("Timeline: green = box, dark red = no box in the detected/loaded boxes, orange = set to None by an edit, "
+          "grey = no boxes yet; "
           "red tint over thumbnails = frames without a box. Click the strip twice to pick a range "
           "(both frames included); ranges are typed START:END, end exclusive, as in `unit2av bbox edit --none`.")
 # Keeps the original player in step with the dubbed one (the dubbed player leads; the original is muted).
@@ -101,7 +102,8 @@ def _layout(ws: Workspace) -> SimpleNamespace:
         with gr.Column(scale=2):
             c.original = gr.Video(label="Video", interactive=False, elem_id="u2av-original", height=400)
             c.boxes_video = gr.Button("Play with the current boxes drawn", elem_id="u2av-boxes-video")
-    c.strip = gr.Image(label="Timeline", interactive=False, format="png", elem_id="u2av-strip", buttons=[])
+    c.strip = gr.Image(label="Timeline", show_label=False, interactive=False, format="png", elem_id="u2av-strip",
+                       buttons=[])
     gr.Markdown(LEGEND)
     with gr.Row():
         with gr.Column():
