@@ -45,7 +45,7 @@ class Translator:
     """
 
     def __init__(self, model, vocab, defaults: SearchSettings, path: Path, device: torch.device):
-        self.model, self.vocab, self.defaults, self.path, self.device = model, vocab, defaults, path, device
+        self.model, self.vocab, self.defaults, self.path, self.device = model.fuse_(), vocab, defaults, path, device
 
     @property
     def languages(self) -> list[str]:

@@ -77,6 +77,25 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(kdim or dim, dim)
         self.q_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
+        self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse_(): q/k/v packed, (3E, E)
+        self.register_buffer("qkv_bias", None, persistent=False)
+
+    def fuse_(self) -> None:
+        """Pack the q/k/v projections into one (3E, E) matrix for self-attention; the three
+        parameters become views of it (state-dict keys and values unchanged)."""
+        w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]).detach()
+        b = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]).detach()
+        self.qkv_weight, self.qkv_bias = w, b
+        e = self.q_proj.weight.shape[0]
+        for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):
+            lin.weight.data, lin.bias.data = w[i * e : (i + 1) * e], b[i * e : (i + 1) * e]
+
+    def self_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scaled queries, keys and values of x (B, T, E): each (B, H, T, Dh)."""
+        if self.qkv_weight is None:
+            return (self.query(x), *self.keys_values(x))
+        q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).chunk(3, dim=-1)
+        return self._split(q * self.scaling), self._split(k), self._split(v)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, E) -> (B, H, T, Dh)."""
@@ -122,7 +141,7 @@ class EncoderLayer(_FFN):
         """x (B, S, E), mask (B, 1, 1, S) bool or None -> (B, S, E)."""
 
         def attn(y):
-            return self.self_attn.attend(self.self_attn.query(y), *self.self_attn.keys_values(y), mask)
+            return self.self_attn.attend(*self.self_attn.self_qkv(y), mask)
 
         x = self._residual(x, self.self_attn_layer_norm, attn)
         return self._residual(x, self.final_layer_norm, self._ffn)
@@ -152,8 +171,7 @@ class DecoderLayer(_FFN):
         """
 
         def self_attn(y):
-            q = self.self_attn.query(y)
-            k, v = self.self_attn.keys_values(y)
+            q, k, v = self.self_attn.self_qkv(y)
             if self_cache is None:
                 return self.self_attn.attend(q, k, v, causal=y.shape[1] > 1)
             kb, vb = self_cache
@@ -265,6 +283,12 @@ class BartModel(nn.Module):
             cfg.vocab_size, cfg.decoder_embed_dim, padding_idx=PAD)
         self.encoder = Encoder(cfg, enc_embed)
         self.decoder = Decoder(cfg, dec_embed)
+
+    def fuse_(self) -> BartModel:
+        """Pack every self-attention's q/k/v projections (fewer, larger matmuls; same numbers). Returns self."""
+        for layer in [*self.encoder.layers, *self.decoder.layers]:
+            layer.self_attn.fuse_()
+        return self
 
     @property
     def max_decoder_positions(self) -> int:
