@@ -2,8 +2,9 @@
 
   unit2av prepare --video talk.mp4 --out prep/ [--kmeans km.pt]
 
-Writes prep/talk.wav, prep/talk.spkr.pt, prep/talk.bbox.pkl and, with --kmeans, the unit
-file prep/talk.pt; then prints the `unit2av render ...` command to run next.
+Writes prep/talk.wav, prep/talk.spkr.pt, prep/talk.bbox.pkl, the mouth crops prep/talk.lip.mp4
+(with the `mouth` extra; --no-lip skips them) and, with --kmeans, the unit file prep/talk.pt; then
+prints the `unit2av render ...` command to run next.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_detector_arguments(p)
     p.add_argument("--checkpoint", default="CHECKPOINT.pt", help="checkpoint named in the printed render command")
     p.add_argument("--lang", default="en", help="vocoder language named in the printed render command")
+    p.add_argument("--no-lip", "--no_lip", dest="no_lip", action="store_true",
+                   help="skip the 96x96 mouth crops (.lip.mp4; landmarks on every frame, the slowest step)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -32,10 +35,13 @@ def run(args) -> int:
 
     opts = detector_options(args)
     res = prepare_video(args.video, args.out, kmeans=args.kmeans, detect=opts,
-                        speaker_encoder=args.speaker_encoder, device=args.device, progress=not args.no_progress)
+                        speaker_encoder=args.speaker_encoder, device=args.device, progress=not args.no_progress,
+                        lip=not args.no_lip)
     print(f"audio:   {res.wav}")
     print(f"speaker: {res.speaker}")
     print(f"boxes:   {res.bbox} ({res.num_frames} frames, {res.frames_without_face} without a face)")
+    if not args.no_lip:
+        print(f"mouth:   {res.lip}" if res.lip else f"mouth:   (none: {res.lip_problem})")
     print(f"units:   {res.units}" if res.units else "units:   (none: pass --kmeans km.pt to extract them)")
     print("next:")
     print("  " + render_command(res, checkpoint=args.checkpoint, lang=args.lang))

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import fail
+from . import landmarks as lm
 from . import track as ft
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ class DetectResult:
     detected: int = 0  # frames where the tracked face was detected (before gap filling)
     detector: str = ""  # the detector that ran ("haar" or "dlib")
     seconds: float = 0.0  # wall time of decoding + detection
+    landmarks: np.ndarray | None = None  # (N, 68, 2) of the tracked face (NaN: not detected), when computed
+    box_source: str = ""  # "landmarks" or "detector" (how the av2av boxes were made)
 
     @property
     def missing(self) -> int:
@@ -172,31 +175,46 @@ def detect_frames(frames, detector, resize_factor: float = 1.0) -> list[np.ndarr
     return out
 
 
+def track_detections(detections: list[np.ndarray], opts: DetectOptions) -> np.ndarray:
+    """Per-frame detections -> the tracked face's detector box per frame ``(N, 4)`` (NaN: none)."""
+    return ft.track_one_face(detections, face_index=opts.face_index, largest=opts.largest,
+                             reacquire_after=opts.max_gap)
+
+
 def postprocess(detections: list[np.ndarray], opts: DetectOptions, width: int,
-                height: int) -> tuple[np.ndarray, np.ndarray]:
+                height: int, landmarks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame detections -> one box per frame: track, fill gaps, smooth, restyle, pad.
+
+    Args:
+        landmarks: ``(N, 68, 2)`` landmarks of the tracked face (NaN: none); with them the ``av2av``
+            style boxes the landmarks (``landmarks.av2av_boxes``) instead of offsetting the detector box.
 
     Returns:
         ``(raw, final)``: the tracked detector boxes and the finished boxes, both ``(N, 4)``
         with NaN rows for frames without a box.
     """
-    raw = ft.track_one_face(detections, face_index=opts.face_index, largest=opts.largest,
-                            reacquire_after=opts.max_gap)
-    track = ft.fill_gaps(raw, opts.max_gap)
+    raw = track_detections(detections, opts)
+    by_landmarks = landmarks is not None and opts.box_style == "av2av"
+    track = lm.av2av_boxes(landmarks) if by_landmarks else raw
+    track = ft.fill_gaps(track, opts.max_gap)
     track = ft.smooth(track, opts.smooth)
-    track = ft.restyle(track, opts.box_style, opts.detector)
+    if not by_landmarks:
+        track = ft.restyle(track, opts.box_style, opts.detector)
     track = ft.pad_boxes(track, opts.pads)
     return raw, (ft.clamp_boxes(track, width, height) if opts.clamp else track)
 
 
 def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
-                 progress: bool = True) -> DetectResult:
+                 progress: bool = True, landmarks: bool | None = None) -> DetectResult:
     """Detect and follow one face through a video.
 
     Args:
         video: a video file (or a still image).
         opts: detection options (defaults: auto detector, av2av boxes, smoothing 5, gaps up to 10).
         progress: show a tqdm progress bar.
+        landmarks: also predict 68 face landmarks of the tracked face (``result.landmarks``);
+            ``None``: when the ``av2av`` style is asked and the landmark model is installed (the
+            boxes are then made from landmarks; without the model, from the detector calibration).
 
     Returns:
         A ``DetectResult`` whose ``boxes`` is the seed's per-frame list.
@@ -211,6 +229,11 @@ def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
     opts = replace(opts, detector=resolve_detector(opts.detector))
     info = probe_video(video)
     detector = make_detector(opts.detector)
+    if landmarks is None:
+        landmarks = opts.box_style == "av2av" and lm.landmarks_available()
+    if opts.box_style == "av2av":
+        log.info("av2av boxes from %s", "face landmarks" if landmarks else
+                 f"the {opts.detector} detector's calibration (for landmarks: pip install 'unit2av[{lm.MOUTH_EXTRA}]')")
     detections: list[np.ndarray] = []
     start = time.perf_counter()
     batch: list[np.ndarray] = []
@@ -224,12 +247,14 @@ def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
         if batch:
             detections += detect_frames(batch, detector, opts.resize_factor)
             bar.update(len(batch))
-    seconds = time.perf_counter() - start
     if not detections:
         raise fail(video, "no frames could be decoded")
-    raw, track = postprocess(detections, opts, info.width, info.height)
+    points = lm.landmarks_for_track(video, track_detections(detections, opts), progress=progress) if landmarks else None
+    seconds = time.perf_counter() - start
+    raw, track = postprocess(detections, opts, info.width, info.height, landmarks=points)
+    source = "landmarks" if landmarks and opts.box_style == "av2av" else "detector"
     result = DetectResult(ft.to_box_list(track), len(detections), int((~np.isnan(raw).any(axis=1)).sum()),
-                          opts.detector, seconds)
+                          opts.detector, seconds, landmarks=points, box_source=source)
     log.info("%s: %s detector, %d frames, %.1f frames/s, %d without a face", video, opts.detector,
              result.num_frames, result.fps, result.missing)
     return result
@@ -247,4 +272,4 @@ def _check_options(opts: DetectOptions) -> None:
 
 
 __all__ = ["DETECTORS", "DetectOptions", "DetectResult", "DlibDetector", "HaarDetector", "detect_frames",
-           "detect_video", "make_detector", "postprocess"]
+           "detect_video", "make_detector", "postprocess", "track_detections"]

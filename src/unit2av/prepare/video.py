@@ -9,6 +9,7 @@ Files written to ``out_dir`` (``<stem>`` = the video's file name without suffix)
 - ``<stem>.wav``: the audio track, mono 16 kHz, 16-bit PCM;
 - ``<stem>.spkr.pt``: FloatTensor (256,), the GE2E speaker embedding (L2-normalised);
 - ``<stem>.bbox.pkl``: one ``[x1, y1, x2, y2]`` float32 box or ``None`` per frame;
+- ``<stem>.lip.mp4`` (with the ``mouth`` extra): 96x96 mouth crops, one per frame, 25 fps (mAV-HuBERT's input);
 - ``<stem>.pt`` (with ``kmeans``): ``{"code": LongTensor (len(wav) // 320,), "spkr": FloatTensor (256,)}``.
 """
 
@@ -40,11 +41,13 @@ class PrepareResult:
     units: Path | None
     num_frames: int  # video frames (= entries in the box list)
     frames_without_face: int  # None entries in the box list
+    lip: Path | None = None  # the mouth crops (.lip.mp4), None when not made
+    lip_problem: str = ""  # why there are no mouth crops (empty when made or not asked for)
 
 
 def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: str | os.PathLike | None = None,
                   detect=None, speaker_encoder: str | os.PathLike | None = None, device: str = "cpu",
-                  progress: bool = True) -> PrepareResult:
+                  progress: bool = True, lip: bool = True) -> PrepareResult:
     """Write the audio, speaker embedding, face boxes and units of one video.
 
     Args:
@@ -55,6 +58,8 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
         speaker_encoder: speaker-encoder weights (``None``: those of the installed resemblyzer).
         device: where the speaker encoder and a neural feature model run (``"auto"``, ``"cpu"``, ...).
         progress: show progress bars.
+        lip: also write the mouth crops (needs the ``mouth`` extra; without it, or when the face is
+            missing for too long, they are skipped with a warning and ``lip_problem`` says why).
 
     Raises:
         Unit2AVError: unreadable video, no audio track, bad k-means file.
@@ -90,9 +95,26 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
 
     save_torch(spkr, spk_path)
 
-    result = detect_video(video, detect, progress=progress)
+    from .landmarks import MOUTH_EXTRA, landmarks_available
+
+    want_lip = lip and landmarks_available()
+    result = detect_video(video, detect, progress=progress, landmarks=True if want_lip else None)
     bbox_path = out_dir / f"{stem}.bbox.pkl"
     write_boxes(result.boxes, bbox_path)
+    lip_path, lip_problem = None, ""
+    if want_lip:
+        from ..errors import Unit2AVError
+        from .mouth import make_mouth_crops
+
+        try:
+            lip_path = make_mouth_crops(video, out_dir / f"{stem}.lip.mp4", landmarks=result.landmarks,
+                                        detect=detect, progress=progress).path
+        except Unit2AVError as e:  # e.g. no face for too long: the other outputs are still useful
+            lip_problem = str(e)
+    elif lip:
+        lip_problem = f"the landmark model is not installed (pip install 'unit2av[{MOUTH_EXTRA}]')"
+    if lip_problem:
+        log.warning("no mouth crops (.lip.mp4): %s", lip_problem)
 
     units_path = None
     if km is not None:
@@ -103,7 +125,8 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
         units_path = out_dir / f"{stem}.pt"
         save_torch(unit, units_path)
         log.info("%s: %d units", units_path, len(unit["code"]))
-    return PrepareResult(video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing)
+    return PrepareResult(video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing,
+                         lip_path, lip_problem)
 
 
 def render_command(result: PrepareResult, checkpoint: str = "CHECKPOINT.pt", lang: str = "en",
