@@ -7,7 +7,8 @@ Read (all through ``safeio.load_torch``, weights only):
 - configs stored beside the weights: ``"config"`` (``g_`` files we write) and ``"vocoder_configs"``
   (``{lang: config}``, containers ``unit2av pack`` writes), which the original tools ignore.
 Write: ``{"generator": state_dict}`` with the legacy ``weight_g``/``weight_v`` names, so the
-original tools load what we train.
+original tools load what we train in their architecture (not ``f0_source`` vocoders; see the README,
+"Which checkpoints the original tools load").
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ def save_generator(model: UnitVocoder, path: str | os.PathLike, config: VocoderC
                    step: int | None = None) -> None:
     """Write ``{"generator": sd}`` (+ ``config`` and ``steps`` when given) atomically.
 
-    The extra keys are plain data, so speech-resynthesis and fairseq still load the file.
+    The extra keys are plain data, so speech-resynthesis and fairseq still load the file when the
+    model is of their architecture (``original_incompatibility`` says when it is not).
     """
     obj: dict = {"generator": generator_state(model)}
     if config is not None:
