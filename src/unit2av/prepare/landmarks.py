@@ -7,7 +7,8 @@
 
 The model is ``shape_predictor_68_face_landmarks.dat`` (iBUG 300-W markup: jaw 0-16, brows 17-26,
 nose 27-35, eyes 36-47, mouth 48-67) as shipped inside the PyPI package ``face-recognition-models``
-(the ``mouth`` extra); dlib itself comes with ``dlib-bin``. Nothing is downloaded.
+(the ``mouth`` extra); dlib itself comes with ``dlib-bin``. Nothing is downloaded. The model was
+trained on iBUG 300-W, whose licence excludes commercial use (see dlib-models' README).
 
 The predictor was trained on boxes of one particular detector, so a box from another detector
 (Haar, RetinaFace, or dlib's HOG box on a turned head) gives worse points. ``LandmarkPredictor``
