@@ -2,6 +2,8 @@
 
 Small configs with fresh random weights (weight norm still applied, BatchNorm statistics drawn at
 random so folding them matters), plus the fixture's reference numbers through the fast paths.
+Both folded layouts are checked by name (``"torch"``: channels-last, ``"folded"``: the eager
+layout); ``"auto"``'s choice between them is tested in test_calibrate.py.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from unit2av.vocoder.model import UnitVocoder
 TOL = 1e-4  # the issue's equivalence bound
 SMALL_WIDTH = 64  # face renderer bottleneck width for the random-weight tests (a ~0.6 M-parameter model)
 needs_ort = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime not installed (extra 'onnx')")
+FOLDED = ("torch", "folded")  # the folded paths: channels-last and the eager layout
+
+
+@pytest.fixture(autouse=True)
+def no_user_cache(tmp_path, monkeypatch):
+    """"auto" here calibrates into a temporary cache, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +69,11 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
-def test_fast_vocoder_matches_eager(vocoder):
-    fast_model = fast_vocoder(vocoder)
+@pytest.mark.parametrize("backend", FOLDED)
+def test_fast_vocoder_matches_eager(vocoder, backend):
+    fast_model = fast_vocoder(vocoder, backend)
     assert isinstance(fast_model, FastVocoder) and isinstance(fast_model.body, FastGenerator)
+    assert fast_model.body.channels_last == (backend == "torch")
     for frames in (1, 41):
         code, spkr = _speech_inputs(frames, 2, frames)
         with torch.inference_mode():
@@ -75,7 +86,7 @@ def test_fast_vocoder_matches_eager(vocoder):
 
 def test_fast_vocoder_duration_prediction_and_original_untouched(vocoder):
     before = {k: v.clone() for k, v in vocoder.state_dict().items()}
-    fast_model = fast_vocoder(vocoder)
+    fast_model = fast_vocoder(vocoder, "torch")
     code, spkr = _speech_inputs(5, 1, 30)
     code = torch.unique_consecutive(code).view(1, -1)
     with torch.inference_mode():
@@ -89,18 +100,19 @@ def test_fast_vocoder_duration_prediction_and_original_untouched(vocoder):
     assert fast_model.config is vocoder.config and fast_model.dict is vocoder.dict
 
 
-def test_fast_vocoder_reproduces_reference_numbers(reference_dir, reference_expected):
-    model = fast_vocoder(load_vocoder(reference_dir / "g_00000000", REFERENCE / "config.json"))
+@pytest.mark.parametrize("backend", FOLDED)
+def test_fast_vocoder_reproduces_reference_numbers(reference_dir, reference_expected, backend):
+    model = fast_vocoder(load_vocoder(reference_dir / "g_00000000", REFERENCE / "config.json"), backend)
     with torch.inference_mode():
         wav, _ = model(code=torch.from_numpy(reference_expected["plain__code"]).long(),
                        spkr=torch.from_numpy(reference_expected["plain__spkr"]).float())
     assert np.abs(wav.numpy() - reference_expected["plain__wav"]).max() <= TOL
 
 
-@pytest.mark.parametrize("windows", [1, 3])
-def test_fast_face_renderer_matches_eager(face, windows):
-    fast_model = fast_face_renderer(face)
-    assert isinstance(fast_model, FastFaceRenderer)
+@pytest.mark.parametrize(("windows", "backend"), [(1, "torch"), (3, "torch"), (3, "folded")])
+def test_fast_face_renderer_matches_eager(face, windows, backend):
+    fast_model = fast_face_renderer(face, backend)
+    assert isinstance(fast_model, FastFaceRenderer) and fast_model.channels_last == (backend == "torch")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast_model.modules())
     g = torch.Generator().manual_seed(windows)
     units = torch.randint(0, 1000, (windows, 20), generator=g)
@@ -115,8 +127,9 @@ def test_fast_face_renderer_matches_eager(face, windows):
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in face.modules())  # the original is kept
 
 
-def test_fast_face_renderer_reproduces_reference_numbers(reference_dir, reference_expected):
-    model = fast_face_renderer(load_face_renderer(reference_dir / "unit2av_ref.pt"))
+@pytest.mark.parametrize("backend", FOLDED)
+def test_fast_face_renderer_reproduces_reference_numbers(reference_dir, reference_expected, backend):
+    model = fast_face_renderer(load_face_renderer(reference_dir / "unit2av_ref.pt"), backend)
     x = torch.from_numpy(reference_expected["face__crops_bgr"]).float().div(255).permute(0, 3, 1, 2)
     masked = x.clone()
     masked[:, :, 48:] = 0  # the lower half hidden, per the fixture README
