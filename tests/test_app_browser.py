@@ -173,10 +173,7 @@ class Page:
         field.send_keys(Keys.CONTROL, "a")
         field.send_keys(Keys.DELETE)
         field.send_keys(text)
-        if enter:
-            field.send_keys(Keys.ENTER)
-        field.send_keys(Keys.TAB)
-        self.js("document.activeElement && document.activeElement.blur()")  # closes a dropdown's list
+        field.send_keys(*((Keys.ENTER, Keys.ESCAPE) if enter else (Keys.TAB,)))  # a dropdown: take it, close it
 
     def press(self, elem_id: str, expect: str, timeout: float = STEP_TIMEOUT) -> str:
         """Click a button; wait until the status changes and contains ``expect``."""
