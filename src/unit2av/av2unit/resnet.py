@@ -4,7 +4,9 @@ Module names match the checkpoint's keys (``frontend3D.{0,1,2,3}``,
 ``trunk.layer{1..4}.{0,1}.{conv1,bn1,relu1,conv2,bn2,relu2,downsample.{0,1}}``), so a state
 dict loads strictly. ``fuse_for_inference`` folds every BatchNorm into the convolution before
 it and switches the 2-D trunk to channels-last memory (same function, fewer passes over memory);
-it changes the module's state-dict keys, so call it after loading.
+it changes the module's state-dict keys, so call it after loading. The fused path also runs the
+3-D stem per batch of frames as a 2-D convolution over 5 stacked neighbouring frames (the same
+sums: the stem's kernel spans 5 frames of one channel) followed by a per-frame 2-D max pool.
 
 Shapes: ``(B, 1, T, 88, 88)`` -> stem ``(B, 64, T, 22, 22)`` -> trunk per frame
 ``(B * T, 512, 3, 3)`` -> average pool -> ``(B, 512, T)``.
@@ -13,6 +15,7 @@ Shapes: ``(B, 1, T, 88, 88)`` -> stem ``(B, 64, T, 22, 22)`` -> trunk per frame
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 STEM_CHANNELS = 64
@@ -61,14 +64,18 @@ class BasicBlock(nn.Module):
         self.downsample = None
         if stride != 1 or inplanes != planes:
             self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, planes, H / s, W / s)
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        if self.fused:  # inference only: add in place (no new buffer)
+            return self.relu2(out.add_(residual))
         return self.relu2(out + residual)
 
     def fuse(self) -> None:
+        self.fused = True
         _fold_bn(self.conv1, self.bn1)
         _fold_bn(self.conv2, self.bn2)
         self.bn1, self.bn2 = nn.Identity(), nn.Identity()
@@ -116,28 +123,50 @@ class ResEncoder(nn.Module):
         )
         self.trunk = ResNetTrunk(relu_type)
         self.channels_last = False
+        self.fused = False
 
     def forward(self, x: torch.Tensor, frame_batch: int | None = None) -> torch.Tensor:
         """``(B, 1, T, H, W)`` -> ``(B, 512, T)``.
 
         Args:
             x: normalised 88x88 crops.
-            frame_batch: run the per-frame trunk over this many frames at a time (``None``: all).
+            frame_batch: run the per-frame trunk (fused: stem and trunk) over this many frames at a
+                time (``None``: all); the result does not depend on it.
         """
         b, _, t = x.shape[:3]
+        if self.fused:
+            return self._forward_fused(x, frame_batch)
         x = self.frontend3D(x)  # (B, 64, T, H', W')
         c, h, w = x.shape[1], x.shape[3], x.shape[4]
         x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B * T, 64, H', W')
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         step = frame_batch or len(x)
         x = torch.cat([self.trunk(x[i:i + step]) for i in range(0, len(x), step)])  # (B * T, 512)
         return x.view(b, t, -1).transpose(1, 2)
+
+    def _forward_fused(self, x: torch.Tensor, frame_batch: int | None) -> torch.Tensor:
+        conv, act, pool = self.frontend3D[0], self.frontend3D[2], self.frontend3D[3]
+        kt, pt = conv.kernel_size[0], conv.padding[0]
+        weight = conv.weight[:, 0]  # (64, kt, kh, kw): the kt frames act as input channels
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        b, _, t = x.shape[:3]
+        out = []
+        for clip in x[:, 0]:  # (T, H, W)
+            padded = F.pad(clip, (0, 0, 0, 0, pt, kt - 1 - pt))  # zero frames before/after, as Conv3d pads
+            step = frame_batch or t
+            for s in range(0, t, step):
+                e = min(t, s + step)
+                frames = padded[s:e + kt - 1].unfold(0, kt, 1).permute(0, 3, 1, 2)  # (n, kt, H, W)
+                y = F.conv2d(frames.contiguous(memory_format=fmt), weight, conv.bias, conv.stride[1:],
+                             conv.padding[1:])  # (n, 64, H', W')
+                y = F.max_pool2d(act(y), pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
+                out.append(self.trunk(y))  # (n, 512)
+        return torch.cat(out).view(b, t, -1).transpose(1, 2)
 
     def fuse_for_inference(self, channels_last: bool = True) -> None:
         """Fold BatchNorms into convolutions (eval statistics) and use channels-last 2-D convs."""
         _fold_bn(self.frontend3D[0], self.frontend3D[1])
         self.frontend3D[1] = nn.Identity()
+        self.fused = True
         for m in self.trunk.modules():
             if isinstance(m, BasicBlock):
                 m.fuse()
