@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _pairs(args) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; outputs must be distinct and a folder is required for several inputs."""
     from ..errors import fail
     from ..vocoder.synth import collect_inputs
 
@@ -46,18 +47,26 @@ def _pairs(args) -> list[tuple[Path, Path]]:
     if len(ins) == 1 and ins[0].is_dir():
         if len(outs) != 1 or outs[0].is_file():
             raise fail(outs[0], "the input is a folder: give one output folder")
-        files = collect_inputs(ins[0])
-        return [(f, outs[0] / f.relative_to(ins[0]).with_suffix(".txt")) for f in files]
-    for f in ins:
-        if not f.is_file():
-            raise fail(f, "unit file not found")
-    if len(outs) == len(ins) and not (len(ins) > 1 and outs[0].is_dir()):
-        return list(zip(ins, outs))
-    if len(outs) == 1 and (outs[0].is_dir() or len(ins) > 1 or str(args.out_unit_path[0]).endswith("/")):
-        if outs[0].is_file():
-            raise fail(outs[0], f"{len(ins)} inputs need an output folder, not a file")
-        return [(f, outs[0] / f"{f.stem}.txt") for f in ins]
-    raise fail(None, f"{len(ins)} input file(s) but {len(outs)} output path(s): give one output per input, or a folder")
+        pairs = [(f, outs[0] / f.relative_to(ins[0]).with_suffix(".txt")) for f in collect_inputs(ins[0])]
+    else:
+        for f in ins:
+            if not f.is_file():
+                raise fail(f, "unit file not found")
+        if len(outs) == len(ins) and not (len(ins) > 1 and outs[0].is_dir()):
+            pairs = list(zip(ins, outs))
+        elif len(outs) == 1 and (outs[0].is_dir() or len(ins) > 1 or args.out_unit_path[0].endswith("/")):
+            if outs[0].is_file() or (not outs[0].exists() and outs[0].suffix == ".txt"):
+                raise fail(outs[0], f"{len(ins)} inputs need an output folder, not a file")
+            pairs = [(f, outs[0] / f"{f.stem}.txt") for f in ins]
+        else:
+            raise fail(None, f"{len(ins)} input file(s) but {len(outs)} output path(s): give one output per input, "
+                             "or a folder")
+    seen: dict[Path, Path] = {}
+    for src, out in pairs:
+        if out in seen:
+            raise fail(out, f"written twice (from {seen[out]} and {src}): rename one of the inputs")
+        seen[out] = src
+    return pairs
 
 
 def run(args: argparse.Namespace) -> int:
