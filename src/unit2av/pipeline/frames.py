@@ -27,6 +27,10 @@ class FrameReader:
     them) and decodes forward from there, so a backward batch costs at most one GOP of extra
     decoding instead of the whole file. Only the frames of the current batch are kept.
     ``decoded`` counts the frames decoded so far.
+
+    Args:
+        path: a video file, or a still image (one frame).
+        info: its ``probe_video`` result (probed here when ``None``).
     """
 
     def __init__(self, path: str | os.PathLike, info: VideoInfo | None = None):
