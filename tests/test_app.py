@@ -150,14 +150,14 @@ def test_the_browser_gets_an_h264_copy_of_other_codecs(ws):
 
 
 def test_render_in_the_app_equals_unit2av_render(ws, root, tmp_path):
-    from unit2av.app.dub import dub
+    from unit2av.app.dub import RenderOptions, dub
 
     s = open_video(ws.existing(SAMPLE_VIDEO.name), ws.session_folder())
     s.load(ws.existing(SAMPLE_BBOX.name))
     s.edit("10:20")
     with pytest.raises(Unit2AVError, match="has no vocoder for language 'xx'"):
-        dub(s, ws, root / "units.txt", BUNDLED, "xx", "cpu")
-    out = dub(s, ws, root / "units.txt", BUNDLED, None, "cpu")
+        dub(s, ws, root / "units.txt", BUNDLED, "xx")
+    out = dub(s, ws, root / "units.txt", BUNDLED, None, RenderOptions("cpu"))
     assert out.frames == probe_video(out.video).num_frames > 40 and 1.5 < out.seconds < 3
     argv = shlex.split(out.command)
     assert argv[argv.index("--tgt-lang") + 1] == BUNDLED_LANG
@@ -189,12 +189,12 @@ def test_page_builds_with_every_control(ws):
     from unit2av.app.ui import build_app
     from unit2av.commands import app as cmd
 
-    demo = build_app(ws, "cpu")
+    demo = build_app(ws)
     ids = {b.elem_id for b in demo.blocks.values() if getattr(b, "elem_id", None)}
     assert {"u2av-video", "u2av-open", "u2av-status", "u2av-strip", "u2av-detect", "u2av-ranges", "u2av-none",
             "u2av-restore", "u2av-undo", "u2av-save", "u2av-render", "u2av-dub", "u2av-cmp-orig"} <= ids
     p = argparse.ArgumentParser()
     cmd.add_arguments(p)
     args = p.parse_args(["--root", "r"])
-    assert (args.host, args.port, args.models) == ("127.0.0.1", 7860, None)
+    assert (args.host, args.port, args.models, args.backend) == ("127.0.0.1", 7860, None, "auto")
     assert cmd._is_loopback("127.0.0.1") and cmd._is_loopback("localhost") and not cmd._is_loopback("0.0.0.0")

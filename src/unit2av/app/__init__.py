@@ -4,5 +4,6 @@
 - ``session``: one tab's video, boxes, edits, undo and save, and the pictures of them (no UI);
 - ``strip``: the timeline strip and its click-to-frame mapping;
 - ``dub``: the render through ``unit2av.render`` with the tab's boxes, plus the demo's preview and spectrogram;
-- ``ui``: the Gradio page (needs ``pip install 'unit2av[app]'``); only this module imports Gradio.
+- ``ui``: the Gradio page (needs ``pip install 'unit2av[app]'``); only this module imports Gradio;
+- ``page``: the page's static text (title, legend, the script that keeps the two players in step, CSS).
 """

@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 PREVIEW_COUNT = 8  # frames in the preview strip (as the demo's)
 
 
+@dataclass(frozen=True)
+class RenderOptions:
+    """How the app renders (``unit2av app --device/--backend``), passed to ``render`` and shown in the command."""
+
+    device: str = "auto"  # "auto", "cpu", "cuda" ...
+    backend: str = "auto"  # unit2av.runtime.fast.BACKENDS
+
+
 @dataclass
 class DubResult:
     """What ``dub`` wrote."""
@@ -45,17 +53,17 @@ class DubResult:
 
 
 def render_command(units: Path, video: Path, boxes: Path, out: Path, lang: str, container: Path,
-                   config: Path | None, device: str) -> list[str]:
+                   config: Path | None, opts: RenderOptions) -> list[str]:
     """The ``unit2av render`` arguments that render exactly what ``dub`` renders."""
     cmd = ["unit2av", "render", "--in-unit-path", str(units), "--in-vid-path", str(video), "--in-bbox-path",
            str(boxes), "--out-vid-path", str(out), "--tgt-lang", lang, "--unit2av-path", str(container)]
     if config is not None:
         cmd += ["--config", str(config)]
-    return cmd + ["--device", device]
+    return cmd + ["--device", opts.device, "--backend", opts.backend]
 
 
 def dub(session: Session, workspace: Workspace, units: Path, model: str, lang: str | None,
-        device: str = "auto") -> DubResult:
+        opts: RenderOptions = RenderOptions()) -> DubResult:
     """Render ``session``'s video with its current boxes; write the preview and spectrogram images.
 
     The boxes are written to ``<tab folder>/<stem>.render.bbox.pkl`` and rendered with
@@ -67,7 +75,7 @@ def dub(session: Session, workspace: Workspace, units: Path, model: str, lang: s
         units: the units file (``.txt`` / ``.pt``).
         model: a ``Workspace.model_choices`` entry.
         lang: the vocoder's language in the container (``None``: its first).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
+        opts: device and inference backend.
 
     Raises:
         Unit2AVError: no boxes, a bad units file or model (the render's one-line errors).
@@ -83,8 +91,9 @@ def dub(session: Session, workspace: Workspace, units: Path, model: str, lang: s
     out = session.folder / f"{session.video.stem}.dub{n}.mp4"
     box_file = session.folder / f"{session.video.stem}.render{n}.bbox.pkl"
     write_boxes(boxes, box_file)
-    result = render(units, session.video, box_file, out, lang, container, config=config, device=device)
-    command = shlex.join(render_command(units, session.video, box_file, out, lang, container, config, device))
+    result = render(units, session.video, box_file, out, lang, container, config=config, device=opts.device,
+                    backend=opts.backend)
+    command = shlex.join(render_command(units, session.video, box_file, out, lang, container, config, opts))
     log.info("app render: %s", command)
     spectrogram = _write_spectrogram(out, result, session.folder / f"{out.stem}.spectrogram.png")
     preview = _write_preview(session, boxes, out, result.num_frames, session.folder / f"{out.stem}.preview.png")
@@ -129,4 +138,4 @@ def _write_preview(session: Session, boxes: list, video: Path, num_out: int, pat
     return _write_png(path, preview_image(frames, frame_boxes, generated, picks)) if picks else None
 
 
-__all__ = ["DubResult", "dub", "render_command"]
+__all__ = ["DubResult", "RenderOptions", "dub", "render_command"]

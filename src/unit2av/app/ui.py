@@ -22,39 +22,16 @@ from ..errors import Unit2AVError  # noqa: E402
 from ..io.units import UNIT_SUFFIXES  # noqa: E402
 from ..prepare.faces import DETECTORS, DetectOptions, detect_video  # noqa: E402
 from ..prepare.track import BOX_STYLES  # noqa: E402
-from .dub import dub  # noqa: E402
+from .dub import RenderOptions, dub  # noqa: E402
+from .page import CSS, LEGEND, SYNC_JS, TITLE  # noqa: E402
 from .session import Session, open_video  # noqa: E402
 from .workspace import BOX_SUFFIXES, BUNDLED, VIDEO_SUFFIXES, Workspace  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-TITLE = "unit2av: review face boxes and dub"
-LEGEND = ("Timeline: green = box, dark red = no box in the detected/loaded boxes, orange = set to None by an edit, "
-          "grey = no boxes yet; "
-          "red tint over thumbnails = frames without a box. Click the strip twice to pick a range "
-          "(both frames included); ranges are typed START:END, end exclusive, as in `unit2av bbox edit --none`.")
-# Keeps the original player in step with the dubbed one (the dubbed player leads; the original is muted).
-SYNC_JS = """<script>
-(() => {
-  const pair = () => [document.querySelector('#u2av-cmp-orig video'), document.querySelector('#u2av-dub video')];
-  const follow = (ev) => {
-    const [orig, dub] = pair();
-    if (!orig || !dub || ev.target !== dub) return;
-    orig.muted = true;
-    orig.playbackRate = dub.playbackRate;
-    if (Math.abs(orig.currentTime - dub.currentTime) > 0.08 && dub.currentTime <= (orig.duration || 0))
-      orig.currentTime = dub.currentTime;
-    if (ev.type === 'play' || ev.type === 'playing') orig.play().catch(() => {});
-    if (ev.type === 'pause' || ev.type === 'ended') orig.pause();
-  };
-  for (const t of ['play', 'playing', 'pause', 'seeked', 'ratechange', 'ended', 'timeupdate'])
-    document.addEventListener(t, follow, true);
-})();
-</script>"""
 # Gradio finds progress trackers by a parameter's default; it hands every call a fresh one.
 _PROGRESS = gr.Progress()
 _TQDM = gr.Progress(track_tqdm=True)  # follows the tqdm bars of detect_video / render
-CSS = "#u2av-strip img { width: 100%; height: auto; cursor: crosshair; } footer { display: none !important; }"
 
 
 def _rgb(img):
@@ -174,7 +151,7 @@ def _session_outputs(c, s: Session, reply: _Reply, status: str | None = None) ->
     return reply
 
 
-def _wire(c: SimpleNamespace, ws: Workspace, device: str) -> None:
+def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     """Connect the events (handlers are closures over ``c`` and ``ws``; user state only in ``c.state``)."""
     view_out = [c.state, c.status, c.strip, c.view]
     opened_out = view_out + [c.frame, c.original, c.save_as, c.bbox, c.dubbed, c.cmp_orig, c.preview,
@@ -247,7 +224,7 @@ def _wire(c: SimpleNamespace, ws: Workspace, device: str) -> None:
 
     c.boxes_video.click(on_boxes_video, [c.state], [c.original, c.status])
     _wire_edits(c, ws, view_out)
-    _wire_dub(c, ws, device)
+    _wire_dub(c, ws, opts)
 
 
 def _need(s: Session | None) -> Session:
@@ -316,7 +293,7 @@ def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
     c.frame.input(on_frame, [c.state, c.frame], view_out)
 
 
-def _wire_dub(c: SimpleNamespace, ws: Workspace, device: str) -> None:
+def _wire_dub(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     def on_model(model):
         with _Reply(c.status) as r:
             langs = ws.model(model)[2]
@@ -330,7 +307,7 @@ def _wire_dub(c: SimpleNamespace, ws: Workspace, device: str) -> None:
             s = _need(s)
             path = Path(units_file) if units_file else ws.existing(units, "units file")
             progress(0, desc="loading models, synthesising speech")
-            out = dub(s, ws, path, model, lang or None, device)
+            out = dub(s, ws, path, model, lang or None, opts)
             r.update({c.state: s, c.dubbed: str(out.video), c.cmp_orig: str(s.playable()),
                       c.preview: str(out.preview) if out.preview else None, c.spectrogram: str(out.spectrogram),
                       c.command: out.command,
@@ -341,11 +318,12 @@ def _wire_dub(c: SimpleNamespace, ws: Workspace, device: str) -> None:
                    [c.state, c.status, c.dubbed, c.cmp_orig, c.preview, c.spectrogram, c.command])
 
 
-def build_app(ws: Workspace, device: str = "auto") -> gr.Blocks:
-    """The page for ``ws`` (not launched). ``device`` is the render device (``"auto"``, ``"cpu"``, ``"cuda"``)."""
+def build_app(ws: Workspace, opts: RenderOptions | None = None) -> gr.Blocks:
+    """The page for ``ws`` (not launched); renders use ``opts`` (device, backend; default: auto, auto)."""
+    opts = opts or RenderOptions()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         c = _layout(ws)
-        _wire(c, ws, device)
+        _wire(c, ws, opts)
 
         def on_load():
             models = ws.model_choices()
@@ -359,9 +337,9 @@ def build_app(ws: Workspace, device: str = "auto") -> gr.Blocks:
     return demo
 
 
-def launch(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, device: str = "auto") -> None:
+def launch(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, opts: RenderOptions | None = None) -> None:
     """Serve the page until interrupted (files only from the root and the work folder)."""
-    demo = build_app(ws, device)
+    demo = build_app(ws, opts)
     demo.queue(default_concurrency_limit=1)
     demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
                 show_error=True, allowed_paths=[str(ws.root), str(ws.work)], head=SYNC_JS, css=CSS,

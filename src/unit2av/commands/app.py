@@ -17,6 +17,7 @@ import logging
 import os
 
 from ..errors import fail
+from ..runtime.fast import BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", "--work_dir", default=None,
                         help="folder for renders and per-tab files (default: a temporary folder removed on exit)")
     parser.add_argument("--device", default="auto", help="render device: auto (CUDA when available), cpu, cuda ...")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="inference path of renders, as `unit2av render --backend` (default auto)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401
     except ImportError as e:
         raise fail(None, f"unit2av app needs Gradio ({e.name} is missing): pip install 'unit2av[app]'") from e
+    from ..app.dub import RenderOptions
     from ..app.ui import launch
     from ..app.workspace import Workspace
 
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     args.host, ws.root)
     print(f"unit2av app: files under {ws.root}; open http://{args.host}:{args.port}", flush=True)
     try:
-        launch(ws, args.host, args.port, args.device)
+        launch(ws, args.host, args.port, RenderOptions(args.device, args.backend))
     except OSError as e:
         raise fail(None, f"cannot listen on {args.host}:{args.port} ({e}); pass another --port") from e
     finally:
