@@ -6,13 +6,18 @@
 Steps: units (deduplicated, durations predicted) -> speech in the source speaker's voice ->
 ``render_video``: expanded units -> face renderer, a batch of windows at a time, streamed from the
 frame source to the encoder so memory does not grow with the video's length (see ``timeline``
-and ``paste``). ``unit2av demo`` calls ``render_video`` too, with frames held in memory.
+and ``paste``); decoding, the renderer and pasting + encoding run at the same time in three
+threads, at most ``PIPELINE_BATCHES`` batches alive. ``unit2av demo`` calls ``render_video`` too,
+with frames held in memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +46,8 @@ from .timeline import frame_schedule, num_output_frames, num_windows, unit_windo
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_FRAMES = 80  # frames per face-renderer forward (8 windows; Wav2Lip users pass 128 on a GPU)
+PIPELINE_BATCHES = 3  # batches alive at once when decoding, rendering and encoding overlap
+_END = object()  # end of a stage's stream
 
 
 @dataclass
@@ -70,8 +77,9 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
         config: vocoder config JSON overriding the stored one.
         lang: target language key (``None``: the only one, if the checkpoint has one).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
-        backend: inference path (``unit2av.runtime.fast.BACKENDS``): ``"auto"`` = folded, fused torch modules
-            computing the same function; ``"eager"`` = the plain modules.
+        backend: inference path (``unit2av.runtime.fast.BACKENDS``): ``"auto"`` = whichever of the plain
+            modules and the folded ones (two layouts, the same function) this machine runs fastest,
+            measured once and cached (``unit2av.runtime.calibrate``); ``"eager"`` = the plain modules.
 
     Returns:
         ``(vocoder, face_renderer)`` in eval mode on ``device``; weight norm removed from the vocoder.
@@ -88,10 +96,126 @@ def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = No
     return fast_vocoder(vocoder.to(dev), backend), fast_face_renderer(face.to(dev), backend)
 
 
-@torch.inference_mode()
+@dataclass
+class _Batch:
+    """One batch of windows on its way from the decoder through the renderer to the encoder."""
+
+    first: int  # output frame index of its first frame
+    idx: list[int]  # source frame index per output frame (padding of the last window included)
+    frames: dict[int, np.ndarray]  # source index -> (H, W, 3) uint8 BGR frame
+    boxes: list[Box | None]  # box per output frame
+    faces: np.ndarray  # (n, 6, 96, 96) float32 renderer input
+    windows: torch.Tensor  # (n / 10, 20) units
+    generated: np.ndarray | None = None  # (n, 96, 96, 3) uint8 BGR renderer output (None: no box in the batch)
+
+
+def _batches(source: FrameReader | FrameList, boxes: list[Box | None], windows: torch.Tensor,
+             schedule: np.ndarray, batch_windows: int) -> Iterator[_Batch]:
+    """Decode and crop, one batch of ``batch_windows`` windows at a time."""
+    for w0 in range(0, windows.shape[0], batch_windows):
+        w1 = min(windows.shape[0], w0 + batch_windows)
+        idx = schedule[w0 * FRAMES_PER_WINDOW:w1 * FRAMES_PER_WINDOW].tolist()
+        frames = source.get(idx)
+        frame_boxes = [boxes[i] for i in idx]
+        faces = crop_windows([frames[i] for i in idx], frame_boxes)  # (n, 6, 96, 96)
+        yield _Batch(w0 * FRAMES_PER_WINDOW, idx, frames, frame_boxes, faces, windows[w0:w1])
+
+
+def _infer(face: FaceRenderer, batch: _Batch) -> _Batch:
+    """Run the renderer on a batch that has at least one box."""
+    if any(b is not None for b in batch.boxes):
+        device = next(face.parameters()).device
+        with torch.inference_mode():
+            out = face(batch.windows.to(device), torch.from_numpy(batch.faces).to(device))  # (n, 3, 96, 96)
+        batch.generated = faces_to_uint8(out)  # (n, 96, 96, 3)
+    batch.faces = None  # the input is no longer needed
+    return batch
+
+
+def _emit(batch: _Batch, writer: VideoWriter, num_frames: int, blend: str, keep: set[int],
+          kept: dict[int, np.ndarray], bar: tqdm) -> None:
+    """Paste a batch's faces into copies of its frames and encode them (padding frames dropped)."""
+    for k, i in enumerate(batch.idx):
+        n = batch.first + k  # output frame
+        if n >= num_frames:
+            break  # padding of the last window
+        frame = batch.frames[i].copy()
+        if batch.boxes[k] is not None:
+            paste_face(frame, batch.generated[k], batch.boxes[k], blend)
+            if n in keep:
+                kept[n] = batch.generated[k]
+        writer.write(frame)
+        bar.update(1)
+
+
+def _overlapped(batches: Iterator[_Batch], infer, emit, in_flight: int = PIPELINE_BATCHES) -> None:
+    """``emit(infer(b))`` for every batch, in order, with decoding, the model and encoding overlapping.
+
+    A decoder thread fills batches, this thread runs ``infer`` (torch's thread pool stays with it),
+    an encoder thread runs ``emit``. At most ``in_flight`` batches exist at once (memory does not
+    grow with the video). An exception in any stage stops all three and is raised here.
+    """
+    ready: queue.Queue = queue.Queue()  # decoded batches -> the model
+    done: queue.Queue = queue.Queue()  # rendered batches -> the encoder
+    slots = threading.Semaphore(in_flight)  # taken by the decoder per batch, given back after encoding
+    stop, errors = threading.Event(), []
+
+    def guarded(fn):
+        def run():
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(e)
+                stop.set()
+        return run
+
+    def take(q: queue.Queue):
+        while not stop.is_set():
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return _END
+
+    def decode():
+        try:
+            while True:
+                while not slots.acquire(timeout=0.05):  # a slot before decoding: memory stays bounded
+                    if stop.is_set():
+                        return
+                batch = next(batches, _END)
+                ready.put(batch)
+                if batch is _END or stop.is_set():
+                    return
+        finally:
+            ready.put(_END)
+
+    def encode():
+        while (batch := take(done)) is not _END:
+            emit(batch)
+            slots.release()
+
+    threads = [threading.Thread(target=guarded(f), name=f"render-{f.__name__}", daemon=True) for f in (decode, encode)]
+    for t in threads:
+        t.start()
+    try:
+        while (batch := take(ready)) is not _END:
+            done.put(infer(batch))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        done.put(_END)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+
+
 def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: list[Box | None],
                   windows: torch.Tensor, schedule: np.ndarray, writer: VideoWriter, num_frames: int,
-                  batch_windows: int, blend: str, keep: set[int] = frozenset()) -> dict[int, np.ndarray]:
+                  batch_windows: int, blend: str, keep: set[int] = frozenset(),
+                  overlap: bool = True) -> dict[int, np.ndarray]:
     """Decode, render and encode ``num_frames`` output frames, ``batch_windows`` windows at a time.
 
     Args:
@@ -100,40 +224,30 @@ def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: li
         windows: (W, 20) units per window.
         schedule: (W * 10,) source frame index per output frame (padded frames included).
         keep: output frames whose generated faces to return.
+        overlap: decode, render and encode in three threads (``_overlapped``); the frames written are
+            the same as with ``False`` (one batch after the other in this thread).
 
     Returns:
         {output frame: (96, 96, 3) uint8 BGR generated face} for the frames of ``keep`` that have a box.
     """
-    device = next(face.parameters()).device
     kept: dict[int, np.ndarray] = {}
+    batches = _batches(source, boxes, windows, schedule, batch_windows)
     with tqdm(total=num_frames, unit="frame", desc="render", disable=None) as bar:
-        for w0 in range(0, windows.shape[0], batch_windows):
-            w1 = min(windows.shape[0], w0 + batch_windows)
-            idx = schedule[w0 * FRAMES_PER_WINDOW:w1 * FRAMES_PER_WINDOW].tolist()
-            frames = source.get(idx)
-            frame_boxes = [boxes[i] for i in idx]
-            faces = crop_windows([frames[i] for i in idx], frame_boxes)  # (n, 6, 96, 96)
-            if any(b is not None for b in frame_boxes):
-                out = face(windows[w0:w1].to(device), torch.from_numpy(faces).to(device))  # (n, 3, 96, 96)
-                generated = faces_to_uint8(out)  # (n, 96, 96, 3)
-            for k, i in enumerate(idx):
-                n = w0 * FRAMES_PER_WINDOW + k  # output frame
-                if n >= num_frames:
-                    break  # padding of the last window
-                frame = frames[i].copy()
-                if frame_boxes[k] is not None:
-                    paste_face(frame, generated[k], frame_boxes[k], blend)
-                    if n in keep:
-                        kept[n] = generated[k]
-                writer.write(frame)
-                bar.update(1)
+        def emit(batch: _Batch) -> None:
+            _emit(batch, writer, num_frames, blend, keep, kept, bar)
+
+        if overlap:
+            _overlapped(batches, lambda b: _infer(face, b), emit)
+        else:
+            for batch in batches:
+                emit(_infer(face, batch))
     return kept
 
 
 def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: torch.Tensor,
                  source: FrameReader | FrameList, boxes: list[Box | None], out_path: str | os.PathLike,
                  batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather",
-                 keep_faces: set[int] = frozenset()) -> RenderResult:
+                 keep_faces: set[int] = frozenset(), overlap: bool = True) -> RenderResult:
     """Speech + its units + source frames and boxes -> the dubbed video (the core of ``render`` and the demo).
 
     Args:
@@ -147,6 +261,7 @@ def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: t
         batch_size: frames per renderer forward (rounded up to whole 10-frame windows).
         blend: ``"feather"`` or ``"hard"`` (see ``paste_face``).
         keep_faces: output frames whose generated 96x96 faces to return in ``RenderResult.faces``.
+        overlap: decode, render and encode at the same time in three threads (the same frames as without).
 
     Raises:
         Unit2AVError: speech whose unit rate is not the video's, or a bad paste mode.
@@ -164,7 +279,7 @@ def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: t
     with VideoWriter(out_path, source.width, source.height, fps=VIDEO_FPS, audio=wav,
                      audio_rate=sample_rate) as writer:
         kept = render_frames(face, source, boxes, windows, schedule, writer, frames, batch_windows, blend,
-                             set(keep_faces))
+                             set(keep_faces), overlap)
     return RenderResult(Path(out_path), frames, len(wav), sample_rate, codes, kept, wav=wav)
 
 
@@ -174,7 +289,7 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
            speaker_wav: str | os.PathLike | None = None, dur_prediction: bool = True,
            device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_FRAMES,
            blend: str = "feather", models: tuple[UnitVocoder, FaceRenderer] | None = None,
-           backend: str = "auto") -> RenderResult:
+           backend: str = "auto", overlap: bool = True) -> RenderResult:
     """Render a dubbed, lip-synced video (the seed's ``inference_unit2av.py``).
 
     Args:
@@ -193,6 +308,7 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
         blend: ``"feather"`` (seam-hiding) or ``"hard"`` (the reference's paste).
         models: already loaded ``(vocoder, face_renderer)`` (skips ``load_renderer``; used as given).
         backend: inference path for ``load_renderer`` (see there).
+        overlap: decode, render and encode at the same time (see ``render_video``).
 
     Raises:
         Unit2AVError: any bad input (one line naming the file); no output is left behind.
@@ -217,9 +333,10 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
     wav, codes = synthesize_chunked(vocoder, units.code, spkr, dur_prediction=dur_prediction)
     reader = FrameReader(in_vid_path, info)
     try:
-        return render_video(face, wav, sample_rate, codes, reader, boxes, out_vid_path, batch_size, blend)
+        return render_video(face, wav, sample_rate, codes, reader, boxes, out_vid_path, batch_size, blend,
+                            overlap=overlap)
     finally:
         reader.close()
 
 
-__all__ = ["DEFAULT_BATCH_FRAMES", "RenderResult", "load_renderer", "render", "render_video"]
+__all__ = ["DEFAULT_BATCH_FRAMES", "PIPELINE_BATCHES", "RenderResult", "load_renderer", "render", "render_video"]
