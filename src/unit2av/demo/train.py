@@ -70,7 +70,8 @@ def _prepare_data(out_dir: Path, sentences: int, k: int, seed: int, device: str)
 
 
 def run_demo(out_dir: str | os.PathLike = "demo", train_seconds: float = 120.0, device: str = "auto",
-             sentences: int = DEMO_SENTENCES, k: int = DEMO_K, seed: int = 0) -> DemoResult:
+             sentences: int = DEMO_SENTENCES, k: int = DEMO_K, seed: int = 0, max_steps: int = 1_000_000,
+             validation_interval: int = 100) -> DemoResult:
     """Run the demo; see the module docstring.
 
     Args:
@@ -80,6 +81,8 @@ def run_demo(out_dir: str | os.PathLike = "demo", train_seconds: float = 120.0, 
         sentences: sentences per speaker (the last one of each speaker is held out).
         k: number of units.
         seed: corpus, k-means and training seed.
+        max_steps: also stop after this many updates.
+        validation_interval: validate on the held-out sentences every N updates (and at step 0).
     """
     from ..vocoder.checkpoint import load_vocoder
     from ..vocoder.state import TrainOptions
@@ -95,8 +98,8 @@ def run_demo(out_dir: str | os.PathLike = "demo", train_seconds: float = 120.0, 
     cfg.seed = seed
     save_config(cfg, out / "config.json")
     ckpt = out / "checkpoints"
-    opts = TrainOptions(checkpoint_path=str(ckpt), training_steps=1_000_000, max_seconds=train_seconds,
-                        validation_interval=100, checkpoint_interval=1_000_000, stdout_interval=25,
+    opts = TrainOptions(checkpoint_path=str(ckpt), training_steps=max_steps, max_seconds=train_seconds,
+                        validation_interval=validation_interval, checkpoint_interval=1_000_000, stdout_interval=25,
                         summary_interval=25, device=device, num_workers=0,
                         disc_width=DEMO_DISC_WIDTH)
     state = train(cfg, opts)
