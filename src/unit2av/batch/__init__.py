@@ -44,6 +44,8 @@ def run(jobs, out_dir: str | os.PathLike, engine: str = "local", workers: int | 
         progress: bool = True) -> BatchResult:
     """Run a job file (or a list of job dicts) and write ``<out_dir>/report.jsonl``.
 
+    The local engine spawns its workers: in a script, call ``run`` under ``if __name__ == "__main__":``.
+
     Args:
         jobs: a JSON-lines job file, or a list of job dicts (input paths relative to the current folder).
         out_dir: output folder; output paths of the jobs are relative to it.

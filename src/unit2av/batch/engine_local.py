@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 MEM_PER_WORKER_GIB = 2.0  # budget per worker: AV2AV's face renderer + a vocoder + decode/encode buffers
 THREADS_PER_WORKER = 2  # torch threads a worker wants; more cores -> more workers, not more threads each
-MAX_START_FAILURES = 3  # workers dying before taking any job, in a row, before the batch gives up
+MAX_START_FAILURES = 3  # per worker: workers dying without a job, in a row, before the batch gives up
 
 
 def available_memory_gib() -> float | None:
@@ -56,6 +56,12 @@ def default_workers(num_jobs: int, gpus: int = 0) -> int:
         if mem is not None:
             n = min(n, int(mem // MEM_PER_WORKER_GIB))
     return max(1, min(n, num_jobs))
+
+
+def worker_threads(workers: int, gpus: int = 0) -> int:
+    """Torch threads of each worker: the cores shared out (at most ``THREADS_PER_WORKER`` with GPUs)."""
+    share = max(1, (os.cpu_count() or 1) // workers)
+    return min(THREADS_PER_WORKER, share) if gpus else share
 
 
 def _worker_main(conn, threads: int, level: int) -> None:
@@ -140,6 +146,25 @@ def _death(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _send(pool: _Pool, dispatcher: Dispatcher, idle: list[int]) -> None:
+    """Give each idle worker its next job (a worker that died meanwhile is seen through its sentinel)."""
+    while idle and dispatcher.pending:
+        wid = idle.pop(0)
+        job = dispatcher.take(wid)
+        try:
+            pool.procs[wid][1].send(job.to_dict())
+        except (BrokenPipeError, OSError):
+            pass
+
+
+def _receive(conn):
+    """A result waiting on ``conn``, or ``None`` (nothing there, or the worker is gone)."""
+    try:
+        return conn.recv() if conn.poll() else None
+    except (EOFError, OSError):
+        return None
+
+
 def run_local(dispatcher: Dispatcher, workers: int, on_result, gpus: int | None = None) -> None:
     """Run every job of ``dispatcher`` on ``workers`` processes; ``on_result(result, running)`` after each.
 
@@ -150,50 +175,40 @@ def run_local(dispatcher: Dispatcher, workers: int, on_result, gpus: int | None 
         gpus: GPUs to spread the workers over (``None``: those visible here).
     """
     gpus = gpu_count() if gpus is None else gpus
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // workers) if not gpus else max(1, min(THREADS_PER_WORKER, cores // workers))
-    pool = _Pool(threads, gpus)
-    idle: list[int] = []
+    pool = _Pool(worker_threads(workers, gpus), gpus)
+    idle = [pool.start() for _ in range(min(workers, len(dispatcher.pending)))]
     start_failures = 0
     try:
-        for _ in range(min(workers, len(dispatcher.pending))):
-            idle.append(pool.start())
         while not dispatcher.finished:
-            while idle and dispatcher.pending:
-                wid = idle.pop(0)
-                job = dispatcher.take(wid)
-                pool.procs[wid][1].send(job.to_dict())
+            _send(pool, dispatcher, idle)
             on_result(None, len(dispatcher.running))
-            conns = {pool.procs[w][1]: w for w in pool.procs}
-            sentinels = {pool.procs[w][0].sentinel: w for w in pool.procs}
-            for ready in wait(list(conns) + list(sentinels)):
-                wid = conns.get(ready, sentinels.get(ready))
+            handles = {}
+            for w, (proc, conn) in pool.procs.items():
+                handles[conn], handles[proc.sentinel] = w, w
+            for ready in wait(list(handles)):
+                wid = handles[ready]
                 if wid not in pool.procs:
                     continue  # already handled through its other handle
                 proc, conn = pool.procs[wid]
-                if conn.poll():
-                    try:
-                        result = conn.recv()
-                    except (EOFError, OSError):
-                        result = None
+                result = _receive(conn)
+                if result is not None:
+                    dispatcher.finish(wid, result)
+                    on_result(result, len(dispatcher.running))
+                    start_failures = 0
+                if proc.is_alive() and (result is not None or ready is conn):
                     if result is not None:
-                        dispatcher.finish(wid, result)
-                        on_result(result, len(dispatcher.running))
                         idle.append(wid)
-                        start_failures = 0
-                        continue
-                if proc.is_alive() and ready is conn:
-                    continue
+                    continue  # (a closed pipe of a dying worker: its sentinel follows)
                 code = pool.reap(wid)
                 held = dispatcher.died(wid, _death(code))
                 if wid in idle:
                     idle.remove(wid)
-                if held is None:
+                if held is None and result is None:
                     start_failures += 1
-                    if start_failures >= MAX_START_FAILURES and not pool.procs:
+                    if start_failures >= MAX_START_FAILURES * workers:
                         dispatcher.abandon(f"batch workers could not start ({_death(code)})")
                         break
-                elif held.line in dispatcher.results:
+                elif held is not None and held.line in dispatcher.results:
                     on_result(dispatcher.results[held.line], len(dispatcher.running))
                 if dispatcher.pending and len(pool.procs) < workers:
                     idle.append(pool.start())
@@ -201,4 +216,4 @@ def run_local(dispatcher: Dispatcher, workers: int, on_result, gpus: int | None 
         pool.close()
 
 
-__all__ = ["available_memory_gib", "default_workers", "gpu_count", "run_local"]
+__all__ = ["available_memory_gib", "default_workers", "gpu_count", "run_local", "worker_threads"]
