@@ -198,3 +198,22 @@ def test_page_builds_with_every_control(ws):
     args = p.parse_args(["--root", "r"])
     assert (args.host, args.port, args.models, args.backend) == ("127.0.0.1", 7860, None, "auto")
     assert cmd._is_loopback("127.0.0.1") and cmd._is_loopback("localhost") and not cmd._is_loopback("0.0.0.0")
+
+
+def test_models_folder_lists_containers_and_their_languages(root, tmp_path):
+    from unit2av.pipeline.pack import pack
+
+    models = tmp_path / "models"
+    pack({"ko": asset("vocoder.pt"), "en": asset("vocoder.pt")}, asset("face_renderer.pt"), models / "sub" / "two.pt")
+    (models / "notes.txt").write_text("not a model")
+    (tmp_path / "outside.pt").write_bytes((models / "sub" / "two.pt").read_bytes())
+    w = Workspace(root, models=models, work=tmp_path / "work")
+    assert w.model_choices() == [BUNDLED, "sub/two.pt"]
+    assert w.model("sub/two.pt") == (models / "sub" / "two.pt", ["en", "ko"])
+    container, langs = w.model(BUNDLED)
+    assert langs == [BUNDLED_LANG] and container.parent.parent == w.work
+    for bad in ("../outside.pt", "notes.txt", "missing.pt"):
+        with pytest.raises(Unit2AVError, match="is not a model container under"):
+            w.model(bad)
+    with pytest.raises(Unit2AVError, match="--models must be an existing folder"):
+        Workspace(root, models=tmp_path / "nope")

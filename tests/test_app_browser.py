@@ -184,6 +184,15 @@ class Page:
         return self.wait(lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
                          f"{elem_id}: status with {expect!r}", timeout)
 
+    def upload(self, button: str, path: Path, expect: str) -> str:
+        """Upload ``path`` through the upload button labelled ``button``; wait for ``expect`` in the status."""
+        from selenium.webdriver.common.by import By
+
+        before = self.status()
+        self.d.find_element(By.CSS_SELECTOR, f'input[data-testid="{button}-upload-button"]').send_keys(str(path))
+        return self.wait(lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
+                         f"upload {path.name}: status with {expect!r}")
+
     def shot(self, name: str) -> Path:
         path = ARTIFACTS / f"{name}.png"
         self.d.save_screenshot(str(path))
@@ -303,10 +312,10 @@ def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser,
     assert "is outside the --root folder" in second.press("u2av-open", "error:")
     second.type("u2av-video", "../" + SAMPLE_VIDEO.name, enter=True)
     assert "is outside the --root folder" in second.press("u2av-open", "error:")
-    second.type("u2av-video", SAMPLE_VIDEO.name, enter=True)
-    second.press("u2av-open", "70 frames")
-    second.type("u2av-bbox", "tabs.bbox.pkl", enter=True)
-    second.press("u2av-load", "boxes")
+    second.upload("Upload a video", SAMPLE_VIDEO, "70 frames")  # uploads come from anywhere
+    second.upload("Upload .bbox.pkl", SAMPLE_BBOX, "70 frames, 0 without a box")
+    assert second.js("return document.querySelector('#u2av-save-as textarea, #u2av-save-as input').value") \
+        == SAMPLE_BBOX.name  # an uploaded file is saved under --root
     second.type("u2av-ranges", "500:600")
     shown = second.press("u2av-none", "error:")
     second.shot("07-error-in-page")

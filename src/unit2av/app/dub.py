@@ -53,12 +53,10 @@ class DubResult:
 
 
 def render_command(units: Path, video: Path, boxes: Path, out: Path, lang: str, container: Path,
-                   config: Path | None, opts: RenderOptions) -> list[str]:
+                   opts: RenderOptions) -> list[str]:
     """The ``unit2av render`` arguments that render exactly what ``dub`` renders."""
     cmd = ["unit2av", "render", "--in-unit-path", str(units), "--in-vid-path", str(video), "--in-bbox-path",
            str(boxes), "--out-vid-path", str(out), "--tgt-lang", lang, "--unit2av-path", str(container)]
-    if config is not None:
-        cmd += ["--config", str(config)]
     return cmd + ["--device", opts.device, "--backend", opts.backend]
 
 
@@ -83,7 +81,7 @@ def dub(session: Session, workspace: Workspace, units: Path, model: str, lang: s
     from ..pipeline.render import render
 
     boxes = session.require_boxes()
-    container, config, langs = workspace.model(model)
+    container, langs = workspace.model(model)
     lang = lang or langs[0]
     if lang not in langs:
         raise fail(container, f"has no vocoder for language {lang!r} (it has {', '.join(langs)})")
@@ -91,9 +89,8 @@ def dub(session: Session, workspace: Workspace, units: Path, model: str, lang: s
     out = session.folder / f"{session.video.stem}.dub{n}.mp4"
     box_file = session.folder / f"{session.video.stem}.render{n}.bbox.pkl"
     write_boxes(boxes, box_file)
-    result = render(units, session.video, box_file, out, lang, container, config=config, device=opts.device,
-                    backend=opts.backend)
-    command = shlex.join(render_command(units, session.video, box_file, out, lang, container, config, opts))
+    result = render(units, session.video, box_file, out, lang, container, device=opts.device, backend=opts.backend)
+    command = shlex.join(render_command(units, session.video, box_file, out, lang, container, opts))
     log.info("app render: %s", command)
     spectrogram = _write_spectrogram(out, result, session.folder / f"{out.stem}.spectrogram.png")
     preview = _write_preview(session, boxes, out, result.num_frames, session.folder / f"{out.stem}.preview.png")

@@ -203,9 +203,13 @@ class Session:
         write_boxes(self.require_boxes(), path)
         return path
 
-    def default_target(self) -> Path:
-        """Where Save writes by default: the loaded box file, else ``<video stem>.bbox.pkl`` beside the video."""
-        return self.bbox_path or self.video.with_suffix(".bbox.pkl")
+    def default_target(self, root: Path | None = None) -> Path:
+        """Where Save writes by default: the loaded box file, else ``<video stem>.bbox.pkl`` beside the video;
+        with ``root``, the first of those under it, else ``<root>/<video stem>.bbox.pkl`` (uploads)."""
+        for target in (self.bbox_path, self.video.with_suffix(".bbox.pkl")):
+            if target is not None and (root is None or target.is_relative_to(root)):
+                return target
+        return root / f"{self.video.stem}.bbox.pkl"
 
     def playable(self) -> Path:
         """The video as the browser can play it: itself when it is H.264/VP8/VP9/AV1, else an H.264 copy

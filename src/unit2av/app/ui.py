@@ -25,7 +25,7 @@ from ..prepare.track import BOX_STYLES  # noqa: E402
 from .dub import RenderOptions, dub  # noqa: E402
 from .page import CSS, LEGEND, SYNC_JS, TITLE  # noqa: E402
 from .session import Session, open_video  # noqa: E402
-from .workspace import BOX_SUFFIXES, BUNDLED, VIDEO_SUFFIXES, Workspace  # noqa: E402
+from .workspace import BOX_SUFFIXES, BUNDLED, BUNDLED_LANG, VIDEO_SUFFIXES, Workspace  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ def _layout(ws: Workspace) -> SimpleNamespace:
     with gr.Row(equal_height=True):
         c.video = gr.Dropdown(label="Video under --root", allow_custom_value=True, elem_id="u2av-video", scale=4)
         c.open = gr.Button("Open", variant="primary", elem_id="u2av-open", scale=1)
-        c.upload = gr.UploadButton("Upload a video", file_types=list(VIDEO_SUFFIXES), scale=1)
+        c.upload = gr.UploadButton("Upload a video", file_types=list(VIDEO_SUFFIXES), scale=1,
+                                   elem_id="u2av-upload-video")
         c.status = gr.Textbox(label="Status", interactive=False, lines=3, scale=6, elem_id="u2av-status")
     with gr.Row():
         with gr.Column(scale=3):
@@ -89,7 +90,8 @@ def _layout(ws: Workspace) -> SimpleNamespace:
                 c.bbox = gr.Dropdown(label="... or a .bbox.pkl under --root", allow_custom_value=True,
                                      elem_id="u2av-bbox", scale=4)
                 c.load = gr.Button("Load boxes", elem_id="u2av-load", scale=1)
-                c.bbox_upload = gr.UploadButton("Upload .bbox.pkl", file_types=[".pkl"], scale=1)
+                c.bbox_upload = gr.UploadButton("Upload .bbox.pkl", file_types=[".pkl"], scale=1,
+                                                elem_id="u2av-upload-bbox")
         with gr.Column():
             c.ranges = gr.Textbox(label="Frame ranges (START:END, end exclusive; comma-separated)",
                                   placeholder="10:20, 41:84", elem_id="u2av-ranges")
@@ -128,7 +130,9 @@ def _dub_layout(c: SimpleNamespace, ws: Workspace) -> None:
     with gr.Row(equal_height=True):
         c.units = gr.Dropdown(label="Units file under --root (.txt / .pt)", allow_custom_value=True,
                               elem_id="u2av-units", scale=3)
-        c.units_upload = gr.UploadButton("Upload units", file_types=list(UNIT_SUFFIXES), scale=1)
+        c.units_upload = gr.UploadButton("Upload units", file_types=list(UNIT_SUFFIXES), scale=1,
+                                         elem_id="u2av-upload-units")
+        c.uploaded_units = gr.State(None)
         c.model = gr.Dropdown(ws.model_choices(), value=BUNDLED, label="Models", elem_id="u2av-model", scale=2)
         c.lang = gr.Dropdown(label="Language", allow_custom_value=True, elem_id="u2av-lang", scale=1)
         c.render = gr.Button("Render", variant="primary", elem_id="u2av-render", scale=1)
@@ -165,7 +169,7 @@ def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
             beside = s.video.with_suffix(".bbox.pkl")
             _session_outputs(c, s, r)
             r.update({c.frame: gr.update(maximum=max(1, s.num_frames - 1), value=0), c.original: str(s.playable()),
-                      c.save_as: ws.relative(s.default_target()),
+                      c.save_as: ws.relative(s.default_target(ws.root)),
                       c.bbox: ws.relative(beside) if beside.is_file() else gr.update(),
                       c.dubbed: None, c.cmp_orig: None, c.preview: None, c.spectrogram: None, c.command: "",
                       c.download: gr.update(value=None, interactive=False)})
@@ -204,7 +208,7 @@ def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
             s = _need(s)
             s.load(path)
             _session_outputs(c, s, r)
-            r[c.save_as] = ws.relative(s.default_target())
+            r[c.save_as] = ws.relative(s.default_target(ws.root))
         return r
 
     def on_load(s, pick):
@@ -296,7 +300,7 @@ def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
 def _wire_dub(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     def on_model(model):
         with _Reply(c.status) as r:
-            langs = ws.model(model)[2]
+            langs = ws.model(model)[1]
             r[c.lang] = gr.update(choices=langs, value=langs[0])
         return r
 
@@ -314,8 +318,12 @@ def _wire_dub(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
                       c.status: f"rendered {out.video.name}: {out.frames} frames, {out.seconds:.2f} s of speech"})
         return r
 
-    c.render.click(on_render, [c.state, c.units, c.units_upload, c.model, c.lang],
+    c.render.click(on_render, [c.state, c.units, c.uploaded_units, c.model, c.lang],
                    [c.state, c.status, c.dubbed, c.cmp_orig, c.preview, c.spectrogram, c.command])
+    # an uploaded units file is used until a file under --root is picked again (per tab)
+    c.units_upload.upload(lambda f: (f, f"units: {Path(f).name} uploaded; renders use it until you pick a file "
+                                        "under --root"), [c.units_upload], [c.uploaded_units, c.status])
+    c.units.input(lambda: None, None, [c.uploaded_units])
 
 
 def build_app(ws: Workspace, opts: RenderOptions | None = None) -> gr.Blocks:
@@ -331,7 +339,7 @@ def build_app(ws: Workspace, opts: RenderOptions | None = None) -> gr.Blocks:
                     c.bbox: gr.update(choices=ws.list_files(BOX_SUFFIXES)),
                     c.units: gr.update(choices=ws.list_files(UNIT_SUFFIXES)),
                     c.model: gr.update(choices=models, value=BUNDLED),
-                    c.lang: gr.update(choices=ws.model(BUNDLED)[2], value=ws.model(BUNDLED)[2][0])}
+                    c.lang: gr.update(choices=ws.model(BUNDLED)[1], value=BUNDLED_LANG)}
 
         demo.load(on_load, None, [c.video, c.bbox, c.units, c.model, c.lang])
     return demo

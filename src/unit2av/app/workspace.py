@@ -2,7 +2,7 @@
 
     ws = Workspace(root="clips", models="models")
     video = ws.existing("talk/a.mp4", "video")      # refused unless it lies under clips/ (symlinks resolved)
-    container, config, langs = ws.model("bundled demo models")
+    container, langs = ws.model("bundled demo models")    # an AV2AV container and its languages
 
 Nothing here keeps per-user state: a ``Workspace`` is shared by every browser tab and holds only
 the folders and facts about model files (their languages), which are the same for everyone.
@@ -10,7 +10,6 @@ the folders and facts about model files (their languages), which are the same fo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -103,25 +102,25 @@ class Workspace:
                             if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
         return names
 
-    def model(self, choice: str) -> tuple[Path, Path | None, list[str]]:
-        """``(container, vocoder config JSON or None, languages)`` of a model choice.
+    def model(self, choice: str) -> tuple[Path, list[str]]:
+        """``(container, languages)`` of a model choice (``render`` finds the vocoder config: stored in the
+        container, or ``config.json`` beside it).
 
         The bundled demo models are packed once per app into an AV2AV container in the work
-        folder (with their vocoder config beside it), so that renders in the app and ``unit2av
-        render`` read the very same files.
+        folder (``unit2av pack``, which stores the vocoder's config inside), so that renders in the
+        app and ``unit2av render`` read the very same file.
 
         Raises:
             Unit2AVError: a choice that is not offered, or a container that cannot be read.
         """
         if not choice or choice == BUNDLED:
-            container, config = self._bundled()
-            return container, config, [BUNDLED_LANG]
+            return self._bundled(), [BUNDLED_LANG]
         if self.models is None:
             raise fail(choice, "no --models folder was given; only the bundled demo models are available")
         path = (self.models / choice).resolve()
-        if not path.is_relative_to(self.models) or not path.is_file():
+        if not path.is_relative_to(self.models) or not path.is_file() or path.suffix.lower() not in MODEL_SUFFIXES:
             raise fail(choice, f"is not a model container under {self.models}")
-        return path, None, self._languages(path)  # render finds the config (stored, or config.json beside)
+        return path, self._languages(path)
 
     def _languages(self, path: Path) -> list[str]:
         from ..io.checkpoints import container_languages, open_container
@@ -136,21 +135,16 @@ class Workspace:
                 self._langs[key] = langs
             return self._langs[key]
 
-    def _bundled(self) -> tuple[Path, Path]:
+    def _bundled(self) -> Path:
         from ..demo.video import asset
-        from ..io.safe import load_torch, write_bytes_atomic
         from ..pipeline.pack import pack
 
-        folder = self.work / "bundled"
-        container, config = folder / "demo_av2av.pt", folder / "demo_vocoder.json"
+        container = self.work / "bundled" / "demo_av2av.pt"
         with self._lock:
-            if not (container.is_file() and config.is_file()):
-                folder.mkdir(parents=True, exist_ok=True)
-                stored = load_torch(asset("vocoder.pt"), what="bundled vocoder")
-                write_bytes_atomic(config, json.dumps(stored["config"], indent=1).encode())
-                pack({BUNDLED_LANG: asset("vocoder.pt")}, asset("face_renderer.pt"), container)
+            if not container.is_file():
+                pack({BUNDLED_LANG: asset("vocoder.pt")}, asset("face_renderer.pt"), container)  # config kept inside
                 log.info("packed the bundled demo models into %s", container)
-        return container, config
+        return container
 
     # ------------------------------------------------------------------ per-tab folders
     def session_folder(self) -> Path:
