@@ -4,7 +4,7 @@
     units = model.units(audio="clip.mp4", lip="clip.lip.mp4")      # LongTensor (2T,), 50 Hz
     text = model.unit_string(audio="clip.mp4", lip="clip.lip.mp4")  # "12 12 873 ..." as AV2AV writes it
 
-Inputs: ``audio`` is a float32 mono 16 kHz array in [-1, 1] or a path (any file PyAV reads: its first
+Inputs: ``audio`` is a float32 mono 16 kHz array in [-1, 1] (or int16 samples) or a path (any file PyAV reads: its first
 audio track, resampled by FFmpeg, 16-bit, trimmed to the stream's duration); ``lip`` is ``(T, 96, 96)``
 uint8 grayscale mouth crops or a path to a ``.lip.mp4``. ``modalities`` (``"audio,video"``, ``"audio"``,
 ``"video"``) picks what the model sees; by default whatever is given. An absent modality is zeros.
@@ -90,8 +90,11 @@ def _audio_samples(audio) -> tuple[np.ndarray, object]:
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().numpy()
     wav = np.asarray(audio)
-    if wav.ndim != 1 or wav.size == 0 or wav.dtype.kind != "f":
-        raise fail(None, f"audio must be a 1-D float array at 16 kHz (got {wav.dtype} {wav.shape}) or a path")
+    if wav.ndim != 1 or wav.size == 0 or (wav.dtype.kind != "f" and wav.dtype != np.int16):
+        raise fail(None, f"audio must be a 1-D float (or int16) array at 16 kHz, or a path (got {wav.dtype} "
+                         f"{wav.shape})")
+    if wav.dtype == np.int16:  # already int16 sample values
+        return wav.astype(np.float64), None
     if not np.all(np.isfinite(wav)):
         raise fail(None, "audio contains NaN or infinite samples")
     return feats.float_to_int16_scale(wav), None

@@ -57,28 +57,38 @@ def _make_crops(video: Path, out_lip: Path, boxes: str | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ..av2unit.api import MAX_MISMATCH, load_av2unit
-    from ..errors import fail
-    from ..io.media import probe_video
+    from ..av2unit.features import load_audio_int16, read_lip_frames
+    from ..errors import Unit2AVError, fail
     from ..io.safe import write_bytes_atomic
 
     video, out = Path(args.in_vid_path), Path(args.out_unit_path)
     use = args.modalities.split(",")
-    info = probe_video(video)
-    if "audio" in use and not info.has_audio:
-        raise fail(video, "has no audio track; use --modalities video (mouth crops only)")
+    audio = gray = None
+    if "audio" in use:  # inputs first: bad ones fail before the model loads
+        if not video.is_file():
+            raise fail(video, "video not found")
+        try:
+            audio = load_audio_int16(video).astype("int16")  # int16 values, as the reference's wav holds them
+        except Unit2AVError as e:
+            if "no audio track" in str(e):
+                raise fail(video, "has no audio track; use --modalities video (mouth crops only)") from e
+            raise
+    if "video" in use and args.in_lip_path:
+        gray = read_lip_frames(args.in_lip_path)
     model = load_av2unit(args.av2unit_path, device="cpu" if args.cpu else args.device)
-    lip = None
-    if "video" in use:
-        lip = Path(args.in_lip_path) if args.in_lip_path else None
-        if lip is None:
-            lip = Path(args.out_lip_path) if args.out_lip_path else out.parent / f"{video.stem}.lip.mp4"
-            sibling = video.with_name(f"{video.stem}.lip.mp4")
-            if sibling.is_file():
-                log.info("%s exists beside the video; pass --in-lip-path to use it instead of new crops", sibling)
-            log.info("no --in-lip-path: making mouth crops from %s -> %s", video, lip)
-            _make_crops(video, lip, args.in_bbox_path)
+    if "video" in use and gray is None:
+        lip = Path(args.out_lip_path) if args.out_lip_path else out.parent / f"{video.stem}.lip.mp4"
+        sibling = video.with_name(f"{video.stem}.lip.mp4")
+        if sibling.is_file():
+            log.info("%s exists beside the video; pass --in-lip-path to use it instead of new crops", sibling)
+        log.info("no --in-lip-path: making mouth crops from %s -> %s", video, lip)
+        gray = read_lip_frames(_make_crops(video, lip, args.in_bbox_path))
     mismatch = MAX_MISMATCH if args.max_mismatch is None else (None if args.max_mismatch < 0 else args.max_mismatch)
-    indices = model.indices(audio=video if "audio" in use else None, lip=lip, modalities=use, max_mismatch=mismatch)
+    source = args.in_lip_path or video
+    try:
+        indices = model.indices(audio=audio, lip=gray, modalities=use, max_mismatch=mismatch)
+    except Unit2AVError as e:
+        raise fail(source, str(e)) from e
     text = model.to_string(indices)
     write_bytes_atomic(out, text.encode())
     print(f"wrote {len(indices)} units ({len(indices) // 2} frames, {args.modalities}) to {out}")
