@@ -29,8 +29,10 @@ def main() -> None:
             count = len(make_corpus(Path(tmp) / "corpus", sentences_per_voice=args.sentences, chapters=2, seed=i))
             seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    print(f"make_corpus: {count} utterances in {median:.2f} s (median of {args.repeats}), "
-          f"{count / median:.1f} utterances/s")
+    print(
+        f"make_corpus: {count} utterances in {median:.2f} s (median of {args.repeats}), "
+        f"{count / median:.1f} utterances/s"
+    )
 
 
 if __name__ == "__main__":

@@ -50,19 +50,40 @@ def main() -> None:
         make_talking_faces([r["path"] for r in records["held_out"]], out / "valid", km, seed=args.seed + 10_000)
     logging.info("clips ready in %.0f s", time.time() - t0)
     k = int(load_torch(km, "k-means")["k"])
-    cfg = FaceTrainConfig(width=args.width, num_embeddings=k, batch_size=args.batch_size,
-                          learning_rate=args.learning_rate, seed=args.seed,
-                          input_training_file=str(out / "train" / "manifest.jsonl"),
-                          input_validation_file=str(out / "valid" / "manifest.jsonl"))
-    opts = FaceTrainOptions(checkpoint_path=str(out / "checkpoints"), training_steps=1_000_000,
-                            validation_interval=100, checkpoint_interval=500, stdout_interval=25,
-                            summary_interval=25, device="cpu", max_seconds=args.minutes * 60, valid_windows=3)
+    cfg = FaceTrainConfig(
+        width=args.width,
+        num_embeddings=k,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        input_training_file=str(out / "train" / "manifest.jsonl"),
+        input_validation_file=str(out / "valid" / "manifest.jsonl"),
+    )
+    opts = FaceTrainOptions(
+        checkpoint_path=str(out / "checkpoints"),
+        training_steps=1_000_000,
+        validation_interval=100,
+        checkpoint_interval=500,
+        stdout_interval=25,
+        summary_interval=25,
+        device="cpu",
+        max_seconds=args.minutes * 60,
+        valid_windows=3,
+    )
     t1 = time.time()
     state = train_face(cfg, opts)
-    info = {"steps": state.step, "train_seconds": round(time.time() - t1), "first_val_error": state.first_val_error,
-            "best_val_error": state.best_val_error, "width": args.width, "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate, "threads": args.threads,
-            "train_clips": len(records["train"]), "valid_clips": len(records["held_out"])}
+    info = {
+        "steps": state.step,
+        "train_seconds": round(time.time() - t1),
+        "first_val_error": state.first_val_error,
+        "best_val_error": state.best_val_error,
+        "width": args.width,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "threads": args.threads,
+        "train_clips": len(records["train"]),
+        "valid_clips": len(records["held_out"]),
+    }
     (out / "train_info.json").write_text(json.dumps(info, indent=1))
     logging.info("done: %s", info)
 

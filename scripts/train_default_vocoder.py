@@ -104,8 +104,9 @@ RECIPE_DISC_WIDTH = 0.125  # the idle discriminators of a generator-only run: bu
 RECIPE_CHECKPOINT_INTERVAL = 2000  # g_/do_ every N steps (a rerun continues from the newest)
 
 
-def recipe_config(base: VocoderConfig, seed: int, batch_size: int, lambda_pitch: float = 0.0,
-                  f0_source: bool = False) -> VocoderConfig:
+def recipe_config(
+    base: VocoderConfig, seed: int, batch_size: int, lambda_pitch: float = 0.0, f0_source: bool = False
+) -> VocoderConfig:
     """The bundled recipe as a ``train-unit2a`` config: ``base`` trained as a generator alone.
 
     Args:
@@ -114,33 +115,71 @@ def recipe_config(base: VocoderConfig, seed: int, batch_size: int, lambda_pitch:
         lambda_pitch: weight of ``pitch_loss`` (30 in the bundled recipe; 0: mel + duration only).
         f0_source: the harmonic excitation and f0 predictor (the bundled recipe) or a plain generator.
     """
-    return dataclasses.replace(base, seed=seed, batch_size=batch_size, f0_source=f0_source,
-                               lambda_pitch=lambda_pitch, lambda_fm=0.0, lambda_adv=0.0, lr_decay=1.0).validate()
+    return dataclasses.replace(
+        base,
+        seed=seed,
+        batch_size=batch_size,
+        f0_source=f0_source,
+        lambda_pitch=lambda_pitch,
+        lambda_fm=0.0,
+        lambda_adv=0.0,
+        lr_decay=1.0,
+    ).validate()
 
 
-def recipe_options(work: Path, minutes: float, validation_interval: int, lambda_pitch: float = 0.0,
-                   steps: int = 10**9) -> TrainOptions:
+def recipe_options(
+    work: Path, minutes: float, validation_interval: int, lambda_pitch: float = 0.0, steps: int = 10**9
+) -> TrainOptions:
     """``train-unit2a`` run options of a recipe stage: a wall-clock budget, ``g_best`` by the validation
     objective (mel L1, plus the pitch term when it is trained), CPU."""
-    return TrainOptions(str(work), training_steps=steps, training_epochs=10**9, max_seconds=minutes * 60,
-                        validation_interval=validation_interval, checkpoint_interval=RECIPE_CHECKPOINT_INTERVAL,
-                        stdout_interval=validation_interval, summary_interval=50, device="cpu", num_workers=0,
-                        disc_width=RECIPE_DISC_WIDTH, audio_samples=2,
-                        validation_terms=("mel", "pitch") if lambda_pitch else ("mel",))
+    return TrainOptions(
+        str(work),
+        training_steps=steps,
+        training_epochs=10**9,
+        max_seconds=minutes * 60,
+        validation_interval=validation_interval,
+        checkpoint_interval=RECIPE_CHECKPOINT_INTERVAL,
+        stdout_interval=validation_interval,
+        summary_interval=50,
+        device="cpu",
+        num_workers=0,
+        disc_width=RECIPE_DISC_WIDTH,
+        audio_samples=2,
+        validation_terms=("mel", "pitch") if lambda_pitch else ("mel",),
+    )
 
 
-def train_generator(base: VocoderConfig, work: Path, minutes: float, seed: int, batch_size: int,
-                    validation_interval: int, lambda_pitch: float = 0.0, f0_source: bool = False,
-                    steps: int = 10**9) -> dict:
+def train_generator(
+    base: VocoderConfig,
+    work: Path,
+    minutes: float,
+    seed: int,
+    batch_size: int,
+    validation_interval: int,
+    lambda_pitch: float = 0.0,
+    f0_source: bool = False,
+    steps: int = 10**9,
+) -> dict:
     """One recipe stage with ``train-unit2a``'s ``train``; writes ``work/g_best``. Returns a summary."""
     cfg = recipe_config(base, seed, batch_size, lambda_pitch, f0_source)
     t0 = time.time()
     state = train(cfg, recipe_options(work, minutes, validation_interval, lambda_pitch, steps))
-    losses = ("mel L1 x lambda_mel + duration MSE" + (f" + pitch x {lambda_pitch}" if lambda_pitch else "")
-              + (" + f0 predictor (log-f0 MSE + voicing BCE)" if f0_source else ""))
-    return {"steps": state.step, "train_seconds": round(time.time() - t0), "first_val_objective": state.first_val_error,
-            "best_val_objective": state.best_val_error, "batch_size": batch_size, "lambda_pitch": lambda_pitch,
-            "f0_source": f0_source, "losses": losses, "trainer": "unit2av.vocoder.train.train (train-unit2a)"}
+    losses = (
+        "mel L1 x lambda_mel + duration MSE"
+        + (f" + pitch x {lambda_pitch}" if lambda_pitch else "")
+        + (" + f0 predictor (log-f0 MSE + voicing BCE)" if f0_source else "")
+    )
+    return {
+        "steps": state.step,
+        "train_seconds": round(time.time() - t0),
+        "first_val_objective": state.first_val_error,
+        "best_val_objective": state.best_val_error,
+        "batch_size": batch_size,
+        "lambda_pitch": lambda_pitch,
+        "f0_source": f0_source,
+        "losses": losses,
+        "trainer": "unit2av.vocoder.train.train (train-unit2a)",
+    }
 
 
 def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
@@ -150,15 +189,28 @@ def train_adversarial(out: Path, minutes: float, disc_width: float) -> dict:
     from unit2av.vocoder.config import load_config
 
     cfg = load_config(out / "config.json")
-    opts = TrainOptions(str(out / "gan"), training_steps=1_000_000, validation_interval=500,
-                        checkpoint_interval=500, stdout_interval=100, disc_width=disc_width,
-                        max_seconds=minutes * 60, init=str(out / "g_best"))
+    opts = TrainOptions(
+        str(out / "gan"),
+        training_steps=1_000_000,
+        validation_interval=500,
+        checkpoint_interval=500,
+        stdout_interval=100,
+        disc_width=disc_width,
+        max_seconds=minutes * 60,
+        init=str(out / "g_best"),
+    )
     t0 = time.time()
     state = train(dataclasses.replace(cfg, lambda_fm=2.0, lambda_adv=1.0, lr_decay=0.999), opts)
-    return {"init": "g_best", "init_steps": checkpoint_step(out / "g_best", load_torch(out / "g_best")),
-            "steps": state.step, "train_seconds": round(time.time() - t0), "disc_width": disc_width,
-            "losses": "HiFi-GAN: mel L1 x 45 + feature matching x 2 + adversarial (MPD + MSD) + duration MSE",
-            "first_val_mel_error": state.first_val_error, "best_val_mel_error": state.best_val_error}
+    return {
+        "init": "g_best",
+        "init_steps": checkpoint_step(out / "g_best", load_torch(out / "g_best")),
+        "steps": state.step,
+        "train_seconds": round(time.time() - t0),
+        "disc_width": disc_width,
+        "losses": "HiFi-GAN: mel L1 x 45 + feature matching x 2 + adversarial (MPD + MSD) + duration MSE",
+        "first_val_mel_error": state.first_val_error,
+        "best_val_mel_error": state.best_val_error,
+    }
 
 
 def main() -> None:
@@ -168,14 +220,26 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--validation_interval", type=int, default=200)
-    p.add_argument("--minutes", type=float, default=55.0,
-                   help="wall-clock budget of the bundled recipe (f0_source generator from scratch; 0: skip)")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=55.0,
+        help="wall-clock budget of the bundled recipe (f0_source generator from scratch; 0: skip)",
+    )
     p.add_argument("--dir", default="nsf", help="its work folder inside --out")
     p.add_argument("--lambda_pitch", type=float, default=30.0, help="its pitch (autocorrelation) loss weight")
-    p.add_argument("--baseline_minutes", type=float, default=0.0,
-                   help="comparison: a plain generator (mel + duration losses only) in --out itself")
-    p.add_argument("--gan_minutes", type=float, default=0.0,
-                   help="comparison: adversarial fine-tuning of the baseline in --out/gan")
+    p.add_argument(
+        "--baseline_minutes",
+        type=float,
+        default=0.0,
+        help="comparison: a plain generator (mel + duration losses only) in --out itself",
+    )
+    p.add_argument(
+        "--gan_minutes",
+        type=float,
+        default=0.0,
+        help="comparison: adversarial fine-tuning of the baseline in --out/gan",
+    )
     p.add_argument("--disc_width", type=float, default=0.125, help="adversarial stage discriminator width")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -44,8 +44,7 @@ def test_layout_like_zeroth(corpus):
         assert r["text"] in SENTENCES[r["lang"]]
     # two chapters per speaker: utterances 1,3,5 -> chapter 001, 2,4,6 -> chapter 002
     ids = sorted(r["utt_id"] for r in records if r["speaker"] == "113")
-    assert ids == ["113_001_0001", "113_001_0002", "113_001_0003",
-                   "113_002_0001", "113_002_0002", "113_002_0003"]
+    assert ids == ["113_001_0001", "113_001_0002", "113_001_0003", "113_002_0001", "113_002_0002", "113_002_0003"]
 
 
 def test_audio_is_16k_mono_speech(corpus):
@@ -75,8 +74,12 @@ def test_same_language_voices_read_same_sentences_and_sound_different(corpus):
 def test_deterministic(tmp_path):
     v = [Voice("7", "en-us+f3", "en", speed=170, pitch=60)]
     r1 = make_corpus(tmp_path / "a", voices=v, sentences_per_voice=2, seed=3)
-    r2 = make_corpus(tmp_path / "b", voices=[{"speaker": "7", "voice": "en-us+f3", "lang": "en",
-                                              "speed": 170, "pitch": 60}], sentences_per_voice=2, seed=3)
+    r2 = make_corpus(
+        tmp_path / "b",
+        voices=[{"speaker": "7", "voice": "en-us+f3", "lang": "en", "speed": 170, "pitch": 60}],
+        sentences_per_voice=2,
+        seed=3,
+    )
     for x, y in zip(r1, r2):
         assert x["text"] == y["text"]
         np.testing.assert_array_equal(sf.read(x["path"])[0], sf.read(y["path"])[0])

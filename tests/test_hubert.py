@@ -19,9 +19,15 @@ LAYERS = 2
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     torch.manual_seed(0)
-    cfg = transformers.HubertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=2,
-                                    intermediate_size=64, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
-                                    num_conv_pos_embedding_groups=2)
+    cfg = transformers.HubertConfig(
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
     model = transformers.HubertModel(cfg).eval()
     out = tmp_path_factory.mktemp("tiny_hubert")
     model.save_pretrained(out)
@@ -31,8 +37,9 @@ def tiny_model(tmp_path_factory):
 def speechlike(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 16000
-    return (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
-            + 0.02 * rng.standard_normal(n)).astype(np.float32)
+    return (
+        0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 + 0.02 * rng.standard_normal(n)
+    ).astype(np.float32)
 
 
 @pytest.mark.parametrize("n", [100, 320, 399, 400, 479, 480, 16000, 16079, 16080, 24321])
@@ -64,7 +71,7 @@ def test_layers_and_determinism(tiny_model):
     np.testing.assert_array_equal(a(wav), b(wav))
     with torch.no_grad():
         hidden = model(torch.from_numpy(wav)[None], output_hidden_states=True).hidden_states
-    np.testing.assert_allclose(a(wav)[:len(hidden[1][0])], hidden[1][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(a(wav)[: len(hidden[1][0])], hidden[1][0].numpy(), atol=1e-5)
     np.testing.assert_allclose(HubertFeatures(folder, layer=LAYERS)(wav), HubertFeatures(folder)(wav), atol=1e-6)
     assert not np.allclose(HubertFeatures(folder, layer=0)(wav), a(wav))
 
@@ -103,14 +110,45 @@ def test_units_fit_and_extract_with_hubert_features(tiny_model, tmp_path):
     from unit2av.io.audio import load_audio
     from unit2av.io.safe import load_torch
 
-    records = make_corpus(tmp_path / "wavs", voices=[{"speaker": "1", "voice": "en-us", "lang": "en"}],
-                          sentences_per_voice=3)
+    records = make_corpus(
+        tmp_path / "wavs", voices=[{"speaker": "1", "voice": "en-us", "lang": "en"}], sentences_per_voice=3
+    )
     spec = f"hubert:{tiny_model[0]}:1"
     km = tmp_path / "km.pt"
-    assert main(["units", "--no-progress", "fit", "--audio_root", str(tmp_path / "wavs"), "--k", "8",
-                 "--out", str(km), "--features", spec]) == 0
-    assert main(["units", "--no-progress", "extract", "--kmeans", str(km), "--audio_root",
-                 str(tmp_path / "wavs"), "--out_root", str(tmp_path / "units")]) == 0
+    assert (
+        main(
+            [
+                "units",
+                "--no-progress",
+                "fit",
+                "--audio_root",
+                str(tmp_path / "wavs"),
+                "--k",
+                "8",
+                "--out",
+                str(km),
+                "--features",
+                spec,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "units",
+                "--no-progress",
+                "extract",
+                "--kmeans",
+                str(km),
+                "--audio_root",
+                str(tmp_path / "wavs"),
+                "--out_root",
+                str(tmp_path / "units"),
+            ]
+        )
+        == 0
+    )
     for rec in records:
         unit_file = tmp_path / "units" / "1" / (rec["utt_id"] + ".pt")
         code = load_torch(unit_file)["code"]

@@ -42,8 +42,11 @@ class DemoResult:
 def demo_config(out_dir: Path, k: int = DEMO_K):
     """The bundled small vocoder config, with its manifests pointing into ``out_dir``."""
     data = json.loads(resources.files("unit2av.configs").joinpath("demo.json").read_text())
-    data.update(num_embeddings=k, input_training_file=str(out_dir / "train.jsonl"),
-                input_validation_file=str(out_dir / "valid.jsonl"))
+    data.update(
+        num_embeddings=k,
+        input_training_file=str(out_dir / "train.jsonl"),
+        input_validation_file=str(out_dir / "valid.jsonl"),
+    )
     return config_from_dict(data, "demo.json (bundled)")
 
 
@@ -69,9 +72,16 @@ def _prepare_data(out_dir: Path, sentences: int, k: int, seed: int, device: str)
     return list(last.values())
 
 
-def run_demo(out_dir: str | os.PathLike = "demo", train_seconds: float = 120.0, device: str = "auto",
-             sentences: int = DEMO_SENTENCES, k: int = DEMO_K, seed: int = 0, max_steps: int = 1_000_000,
-             validation_interval: int = 100) -> DemoResult:
+def run_demo(
+    out_dir: str | os.PathLike = "demo",
+    train_seconds: float = 120.0,
+    device: str = "auto",
+    sentences: int = DEMO_SENTENCES,
+    k: int = DEMO_K,
+    seed: int = 0,
+    max_steps: int = 1_000_000,
+    validation_interval: int = 100,
+) -> DemoResult:
     """Run the demo; see the module docstring.
 
     Args:
@@ -98,17 +108,30 @@ def run_demo(out_dir: str | os.PathLike = "demo", train_seconds: float = 120.0, 
     cfg.seed = seed
     save_config(cfg, out / "config.json")
     ckpt = out / "checkpoints"
-    opts = TrainOptions(checkpoint_path=str(ckpt), training_steps=max_steps, max_seconds=train_seconds,
-                        validation_interval=validation_interval, checkpoint_interval=1_000_000, stdout_interval=25,
-                        summary_interval=25, device=device, num_workers=0,
-                        disc_width=DEMO_DISC_WIDTH)
+    opts = TrainOptions(
+        checkpoint_path=str(ckpt),
+        training_steps=max_steps,
+        max_seconds=train_seconds,
+        validation_interval=validation_interval,
+        checkpoint_interval=1_000_000,
+        stdout_interval=25,
+        summary_interval=25,
+        device=device,
+        num_workers=0,
+        disc_width=DEMO_DISC_WIDTH,
+    )
     state = train(cfg, opts)
     best = ckpt / "g_best" if (ckpt / "g_best").is_file() else max(ckpt.glob("g_[0-9]*"))
     model = load_vocoder(best, out / "config.json", device=device).remove_weight_norm()
     units = [out / "units" / r["speaker"] / f"{r['utt_id']}.pt" for r in held]
     wav_dir = out / "wavs"
-    result = DemoResult(out, checkpoint=best, steps=state.step, val_error_start=state.first_val_error,
-                        val_error_end=state.best_val_error)
+    result = DemoResult(
+        out,
+        checkpoint=best,
+        steps=state.step,
+        val_error_start=state.first_val_error,
+        val_error_end=state.best_val_error,
+    )
     result.wavs += synth_files(model, units, wav_dir / "own_durations", step=state.step)
     result.wavs += synth_files(model, units, wav_dir / "predicted_durations", step=state.step, dur_prediction=True)
     return result

@@ -114,9 +114,12 @@ def sync_accuracy(model: SyncExpert, loader: DataLoader) -> dict[str, float]:
         neg.append(cos[half:])
     model.train(was)
     p, n = torch.cat(pos), torch.cat(neg)
-    return {"accuracy": float(((p > 0).float().mean() + (n < 0).float().mean()) / 2),
-            "pair_accuracy": float((p > n).float().mean()), "cos_sync": float(p.mean()),
-            "cos_shifted": float(n.mean())}
+    return {
+        "accuracy": float(((p > 0).float().mean() + (n < 0).float().mean()) / 2),
+        "pair_accuracy": float((p > n).float().mean()),
+        "cos_sync": float(p.mean()),
+        "cos_shifted": float(n.mean()),
+    }
 
 
 def build_sync_state(cfg: SyncConfig) -> SyncTrainState:
@@ -133,9 +136,18 @@ def build_sync_state(cfg: SyncConfig) -> SyncTrainState:
 
 def save_sync_checkpoint(state: SyncTrainState, path: Path) -> None:
     """Write ``{"sync", "sync_config", "steps", "optim", "rng", "best_val_accuracy", "config"}`` atomically."""
-    save_torch({"sync": state.model.state_dict(), "sync_config": state.model.config(), "steps": state.step,
-                "optim": state.optim.state_dict(), "rng": rng_state(), "best_val_accuracy": -state.best_val_error,
-                "config": dataclasses.asdict(state.cfg)}, path)
+    save_torch(
+        {
+            "sync": state.model.state_dict(),
+            "sync_config": state.model.config(),
+            "steps": state.step,
+            "optim": state.optim.state_dict(),
+            "rng": rng_state(),
+            "best_val_accuracy": -state.best_val_error,
+            "config": dataclasses.asdict(state.cfg),
+        },
+        path,
+    )
 
 
 def load_sync_checkpoint(state: SyncTrainState, path: Path) -> None:
@@ -158,9 +170,12 @@ def _loaders(cfg: SyncConfig, step: int) -> tuple[DataLoader, DataLoader | None]
     if cfg.input_validation_file and cfg.validation_interval > 0:
         val_set = FaceWindows(read_face_manifest(cfg.input_validation_file), cfg.seed, cfg.num_embeddings)
         valid = DataLoader(FixedWindows(val_set, cfg.valid_windows), batch_size=cfg.batch_size)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=StepKeys(step, cfg.batch_size,
-                                                                               cfg.training_steps),
-                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        sampler=StepKeys(step, cfg.batch_size, cfg.training_steps),
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )  # keeps the global RNG untouched
     return loader, valid
 
 

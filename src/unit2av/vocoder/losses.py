@@ -15,8 +15,15 @@ from ..spectral import autocorrelation
 from ..training import weighted_sum
 
 # generator loss term -> the config key of its weight
-WEIGHT_KEYS = {"mel": "lambda_mel", "fm": "lambda_fm", "adv": "lambda_adv", "dur": "dur_prediction_weight",
-               "stft": "lambda_stft", "pitch": "lambda_pitch", "f0": "lambda_f0"}
+WEIGHT_KEYS = {
+    "mel": "lambda_mel",
+    "fm": "lambda_fm",
+    "adv": "lambda_adv",
+    "dur": "dur_prediction_weight",
+    "stft": "lambda_stft",
+    "pitch": "lambda_pitch",
+    "f0": "lambda_f0",
+}
 
 FeatureMaps = list[torch.Tensor]
 
@@ -34,8 +41,9 @@ def feature_loss(fmap_r: list[FeatureMaps], fmap_g: list[FeatureMaps]) -> torch.
     return loss
 
 
-def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor]
-                       ) -> tuple[torch.Tensor, list[float], list[float]]:
+def discriminator_loss(
+    real: list[torch.Tensor], fake: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[float], list[float]]:
     """Least-squares discriminator loss: sum of mean (1 - D(y))^2 + mean D(y_hat)^2.
 
     Args:
@@ -78,8 +86,9 @@ STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (FFT size = window,
 STFT_FLOOR = 1e-5  # magnitude floor before the log
 
 
-def stft_loss(y: torch.Tensor, y_hat: torch.Tensor,
-              resolutions: tuple[tuple[int, int], ...] = STFT_RESOLUTIONS) -> torch.Tensor:
+def stft_loss(
+    y: torch.Tensor, y_hat: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = STFT_RESOLUTIONS
+) -> torch.Tensor:
     """Multi-resolution linear-frequency STFT loss (spectral convergence + log-magnitude L1).
 
     Compares linear-frequency magnitudes at three resolutions (up to 2048 points: 7.8 Hz bins),
@@ -95,8 +104,9 @@ def stft_loss(y: torch.Tensor, y_hat: torch.Tensor,
     total = y.new_zeros(())
     for n_fft, hop in resolutions:
         win = torch.hann_window(n_fft, device=y.device)
-        mag_r, mag_g = (torch.stft(x, n_fft, hop, window=win, return_complex=True).abs().clamp_min(STFT_FLOOR)
-                        for x in (y, y_hat))
+        mag_r, mag_g = (
+            torch.stft(x, n_fft, hop, window=win, return_complex=True).abs().clamp_min(STFT_FLOOR) for x in (y, y_hat)
+        )
         convergence = torch.linalg.vector_norm(mag_r - mag_g) / torch.linalg.vector_norm(mag_r)
         total = total + convergence + F.l1_loss(mag_g.log(), mag_r.log())
     return total / len(resolutions)
@@ -165,8 +175,9 @@ def loss_weights(cfg) -> dict[str, float]:
     return {name: float(getattr(cfg, key)) for name, key in WEIGHT_KEYS.items()}
 
 
-def generator_objective(terms: Mapping[str, torch.Tensor | None],
-                        weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
+def generator_objective(
+    terms: Mapping[str, torch.Tensor | None], weights: Mapping[str, float]
+) -> dict[str, torch.Tensor]:
     """The generator's training loss: the weighted sum of its named terms.
 
     Args:
@@ -186,5 +197,15 @@ def generator_objective(terms: Mapping[str, torch.Tensor | None],
     return out
 
 
-__all__ = ["WEIGHT_KEYS", "discriminator_loss", "feature_loss", "generator_loss", "generator_objective",
-           "loss_weights", "mel_loss", "pitch_loss", "speaker_consistency_loss", "stft_loss"]
+__all__ = [
+    "WEIGHT_KEYS",
+    "discriminator_loss",
+    "feature_loss",
+    "generator_loss",
+    "generator_objective",
+    "loss_weights",
+    "mel_loss",
+    "pitch_loss",
+    "speaker_consistency_loss",
+    "stft_loss",
+]
