@@ -193,6 +193,19 @@ class Page:
         return self.wait(lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
                          f"upload {path.name}: status with {expect!r}")
 
+    def click_strip(self, frame: int, num_frames: int) -> str:
+        """Click the middle of ``frame``'s column on the timeline strip; wait for the status to change."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+
+        before = self.status()
+        img = self.d.find_element(By.CSS_SELECTOR, "#u2av-strip img")
+        self.js("arguments[0].scrollIntoView({block: 'center'})", img)
+        width = img.size["width"]
+        x = (frame + 0.5) / num_frames * width - width / 2  # offset from the image's centre
+        ActionChains(self.d).move_to_element_with_offset(img, int(x), 0).click().perform()
+        return self.wait(lambda: (lambda s: s if s != before else None)(self.status()), "the strip click")
+
     def shot(self, name: str) -> Path:
         path = ARTIFACTS / f"{name}.png"
         self.d.save_screenshot(str(path))
@@ -301,6 +314,10 @@ def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser,
     assert "70 frames, 0 without a box" in first.press("u2av-load", "boxes")
     first.type("u2av-ranges", "0:5")
     assert "70 frames, 5 without a box (0:5" in first.press("u2av-none", "set to None")
+    for frame in (44, 40):  # two clicks on the strip pick a range, both frames included
+        first.click_strip(frame, 70)
+    first.wait(lambda: first.js("return document.querySelector('#u2av-ranges textarea, #u2av-ranges input').value")
+               == "40:45", "the picked range")
     tab_one = browser.current_window_handle
 
     browser.switch_to.new_window("tab")
