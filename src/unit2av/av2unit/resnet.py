@@ -144,6 +144,7 @@ class ResEncoder(nn.Module):
         return x.view(b, t, -1).transpose(1, 2)
 
     def _forward_fused(self, x: torch.Tensor, frame_batch: int | None) -> torch.Tensor:
+        """Stem and trunk per batch of frames: ``(B, 1, T, H, W)`` -> ``(B, 512, T)`` (after ``fuse_for_inference``)."""
         conv, act, pool = self.frontend3D[0], self.frontend3D[2], self.frontend3D[3]
         kt, pt = conv.kernel_size[0], conv.padding[0]
         weight = conv.weight[:, 0]  # (64, kt, kh, kw): the kt frames act as input channels
