@@ -52,8 +52,8 @@ def make_clip(path: Path, seconds: float, width: int, height: int) -> list:
     return boxes
 
 
-def make_checkpoint(path: Path) -> None:
-    """Random weights in the AV2AV container layout with the bundled AV2AV config."""
+def make_checkpoint(path: Path, lang: str = "en") -> None:
+    """Random weights in the AV2AV container layout with the bundled AV2AV config (one vocoder, ``lang``)."""
     from unit2av.face.model import FaceRenderer
     from unit2av.io.safe import save_torch
     from unit2av.vocoder.checkpoint import generator_state
@@ -62,7 +62,7 @@ def make_checkpoint(path: Path) -> None:
 
     vocoder = UnitVocoder.from_config(load_config(None))
     face = FaceRenderer()
-    save_torch({"audio": {"en": generator_state(vocoder)}, "video": face.state_dict()}, path)
+    save_torch({"audio": {lang: generator_state(vocoder)}, "video": face.state_dict()}, path)
 
 
 def child(args: argparse.Namespace) -> None:

@@ -41,8 +41,8 @@ ENV_DISABLE = "UNIT2AV_CALIBRATE"  # "0", "off", "no" or "false": no calibration
 CACHE_NAME = "backends.json"
 CACHE_VERSION = 1
 BASELINE = "eager"  # the plain model: every other path must beat it to be chosen
-FALLBACK = "folded"  # auto without calibration: the eager kernels with fewer passes (never slower by construction)
-ROUNDS = 5  # timed rounds per calibration
+FALLBACK = "folded"  # auto without calibration: the eager convolutions with fewer passes around them
+ROUNDS = 3  # timed rounds per calibration (after one warm-up call each)
 MARGIN = 0.02  # a path replaces the baseline only when at least this much faster
 
 _memo: dict[tuple[str, str], str] = {}  # this process's choices (a failed cache write still gives one answer per key)
