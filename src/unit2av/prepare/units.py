@@ -27,6 +27,7 @@ from ..errors import Unit2AVError, fail
 from ..io.audio import find_audio_files, load_audio
 from ..io.safe import load_torch, save_torch
 from ..spectral import MelSpectrogram
+from ..timing import HOP_SAMPLES, SAMPLE_RATE  # HuBERT models: 16 kHz input, one frame per 20 ms
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ KMEANS_FORMAT = "unit2av-kmeans"  # marks our k-means files
 KMEANS_VERSION = 1  # bump when the file layout changes
 LOGMEL_BANDS = 40  # mel bands of the "logmel" feature
 LOGMEL_WINDOW_HOPS = 2  # "logmel" analysis window = this many code hops (640 samples = 40 ms at 16 kHz)
-HUBERT_RATE, HUBERT_HOP = 16000, 320  # HuBERT models: 16 kHz input, one frame per 20 ms
 MAX_FRAME_SLACK = 2  # an extractor may return this many frames more/less than len(wav) // hop (fixed up)
 STD_FLOOR = 1e-5  # smallest per-dimension std used for standardising
 
@@ -53,8 +53,8 @@ class FeatureExtractor:
     """
 
     spec: str = ""
-    sample_rate: int = 16000
-    hop_size: int = 320
+    sample_rate: int = SAMPLE_RATE
+    hop_size: int = HOP_SAMPLES
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:  # (T,) -> (T // hop_size, D)
         raise NotImplementedError
@@ -88,7 +88,7 @@ class LogMelFeatures(FeatureExtractor):
         fmin, fmax: mel range in Hz (``None`` = Nyquist).
     """
 
-    def __init__(self, sample_rate: int = 16000, hop_size: int = 320, num_mels: int = LOGMEL_BANDS,
+    def __init__(self, sample_rate: int = SAMPLE_RATE, hop_size: int = HOP_SAMPLES, num_mels: int = LOGMEL_BANDS,
                  win_size: int | None = None, fmin: float = 0.0, fmax: float | None = None):
         self.spec = "logmel"
         self.sample_rate, self.hop_size, self.num_mels = int(sample_rate), int(hop_size), int(num_mels)
@@ -120,7 +120,7 @@ class _HubertAdapter(FeatureExtractor):
     """Wraps ``unit2av.prepare.hubert.HubertFeatures`` (16 kHz, 320-sample hop)."""
 
     def __init__(self, spec: str, model):
-        self.spec, self.model, self.sample_rate, self.hop_size = spec, model, HUBERT_RATE, HUBERT_HOP
+        self.spec, self.model, self.sample_rate, self.hop_size = spec, model, SAMPLE_RATE, HOP_SAMPLES
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         return np.asarray(self.model(wav), dtype=np.float32)
@@ -134,7 +134,7 @@ def _hubert_factory(arg: str, cfg, params: dict | None = None, device: str = "cp
         model_dir, layer = head, int(tail)
     if not model_dir:
         raise Unit2AVError("feature spec 'hubert' needs a model folder: hubert:DIR[:LAYER]")
-    if cfg.sampling_rate != HUBERT_RATE or cfg.code_hop_size != HUBERT_HOP:
+    if cfg.sampling_rate != SAMPLE_RATE or cfg.code_hop_size != HOP_SAMPLES:
         raise Unit2AVError(f"hubert features are 50 Hz at 16 kHz; the config has sampling_rate "
                            f"{cfg.sampling_rate}, code_hop_size {cfg.code_hop_size}")
     try:
@@ -172,8 +172,8 @@ class UnitSource:
     """
 
     spec: str = ""
-    sample_rate: int = 16000
-    hop_size: int = 320
+    sample_rate: int = SAMPLE_RATE
+    hop_size: int = HOP_SAMPLES
 
     def __call__(self, wav: np.ndarray, path: Path) -> torch.Tensor:  # (T,) -> LongTensor (T // hop_size,)
         raise NotImplementedError
