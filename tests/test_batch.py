@@ -258,7 +258,9 @@ def test_example_is_a_valid_job_file(tmp_path, capsys):
     assert capsys.readouterr().out == EXAMPLE
     (tmp_path / "jobs.jsonl").write_text(EXAMPLE)
     jobs = parse_jobs(tmp_path / "jobs.jsonl", tmp_path / "out")
-    assert [j.command for j in jobs] == ["render", "render", "render", "synth"]
+    assert [j.command for j in jobs] == ["render", "render", "render", "synth", "dub"]
+    assert jobs[4].outputs == [(tmp_path / "out" / "ep04.es.mp4").resolve()]  # keep_intermediate: not an output
+    assert jobs[4].params["keep_intermediate"] == str((tmp_path / "out" / "stages" / "ep04").resolve())
     assert jobs[0].outputs == [(tmp_path / "out" / "ep01.ko.mp4").resolve()]
     assert jobs[0].params["in_vid_path"] == str((tmp_path / "videos" / "ep01.mp4").resolve())
     assert jobs[2].gpu and not jobs[0].gpu

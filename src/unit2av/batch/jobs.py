@@ -36,6 +36,10 @@ EXAMPLE = """\
 "device": "cuda"}
 # synth: units -> speech (a .wav), with the vocoder of a g_ checkpoint or an AV2AV container
 {"command": "synth", "input_file": "units/ep03.ko.pt", "checkpoint": "models/g_best", "dur_prediction": true}
+# dub: the whole pipeline (mAV-HuBERT units -> UTUT translation -> speech and lips) from the video alone
+{"command": "dub", "in_vid_path": "videos/ep04.mp4", "src_lang": "en", "tgt_lang": "es", \
+"av2unit_path": "models/mavhubert_large_noise.pt", "utut_path": "models/utut_sts_ft.pt", \
+"unit2av_path": "models/unit_av_renderer.pt", "keep_intermediate": "stages/ep04"}
 """
 
 
@@ -106,7 +110,7 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
                if p.default is inspect.Parameter.empty and k not in params and k not in cmd.outputs]
     if missing:
         raise fail(where, f"missing key(s) {', '.join(map(repr, missing))} for {cmd.name}")
-    for k in cmd.inputs + cmd.outputs:
+    for k in cmd.inputs + cmd.outputs + cmd.output_folders:
         if k in params and not _is_path_value(params[k]) and not (k in cmd.inputs and type(params[k]) is int):
             raise fail(where, f"{k} must be a path string, found {json.dumps(params[k])}")
     for k in cmd.inputs:
@@ -119,7 +123,11 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
         path = _resolve_out(params[k], out_dir, where, k)
         params[k] = str(path)
         outputs.append(path)
-    same = {k: os.path.relpath(v, out_dir) if k in cmd.outputs else v for k, v in params.items()}
+    for k in cmd.output_folders:
+        if params.get(k) is not None:
+            params[k] = str(_resolve_out(params[k], out_dir, where, k))
+    same = {k: os.path.relpath(v, out_dir) if k in cmd.outputs + cmd.output_folders and v is not None else v
+            for k, v in params.items()}
     key = hashlib.sha1(json.dumps([cmd.name, same], sort_keys=True).encode()).hexdigest()[:16]
     model_key = json.dumps([cmd.name] + [params.get(k) for k in cmd.model_params])
     device = str(params.get("device", "auto"))

@@ -33,6 +33,7 @@ class BatchCommand:
         hidden: parameters a job may not set (filled by the worker, e.g. ``models``).
         models: ``(cache, params) -> extra kwargs`` giving the function already-loaded models.
         summary: ``(returned value) -> dict`` of durations written, for the report.
+        output_folders: folder parameters written into (relative to ``--out-dir``), not outputs.
     """
 
     name: str
@@ -44,6 +45,7 @@ class BatchCommand:
     hidden: tuple[str, ...] = ()
     models: Callable[..., dict] | None = None
     summary: Callable[[object], dict] | None = None
+    output_folders: tuple[str, ...] = ()  # output folders (relative to --out-dir) that do not mark a job done
 
     def resolve(self) -> Callable:
         """Import and return the function."""
@@ -123,7 +125,22 @@ SYNTH = BatchCommand(
 )
 
 
-COMMANDS: dict[str, BatchCommand] = {c.name: c for c in (RENDER, SYNTH)}
+# ----------------------------------------------------------------------------- dub
+# dub loads its three models itself (no ``models=`` parameter yet): a worker reloads them per job.
+DUB = BatchCommand(
+    name="dub",
+    function="unit2av.pipeline.dub:dub",
+    inputs=("in_vid_path", "av2unit_path", "utut_path", "unit2av_path", "config", "in_bbox_path", "in_lip_path",
+            "utut_dict", "speaker_encoder"),
+    outputs=("out_vid_path",),
+    derive={"out_vid_path": lambda p: f"{_stem(p, 'in_vid_path')}.{p.get('tgt_lang') or 'dub'}.mp4"},
+    model_params=("av2unit_path", "utut_path", "unit2av_path", "config", "tgt_lang", "device", "backend"),
+    summary=lambda result: _render_summary(result.render),
+    output_folders=("keep_intermediate",),
+)
+
+
+COMMANDS: dict[str, BatchCommand] = {c.name: c for c in (RENDER, SYNTH, DUB)}
 
 
 def get_command(name, where: str) -> BatchCommand:
