@@ -90,7 +90,7 @@ def test_resume_continues_exactly(face_dataset, tmp_path):  # noqa: F811
 def test_train_sync_separates_in_sync_from_shifted(face_dataset, tmp_path):  # noqa: F811
     cfg = SyncConfig(checkpoint_path=str(tmp_path / "sync"), input_training_file=str(face_dataset["train"]),
                      input_validation_file=str(face_dataset["valid"]), num_embeddings=face_dataset["k"], dim=32,
-                     channels=8, batch_size=8, learning_rate=2e-3, training_steps=60, validation_interval=30,
+                     channels=8, batch_size=8, learning_rate=2e-3, training_steps=100, validation_interval=50,
                      valid_windows=8, device="cpu")
     r = train_sync(cfg)
     assert r["last"]["accuracy"] > 0.6 and r["last"]["pair_accuracy"] > 0.6  # chance: 0.5

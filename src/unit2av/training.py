@@ -121,6 +121,21 @@ def skip_step(state, what: str, limit: int, where, *optimizers: torch.optim.Opti
     return {"skipped": 1.0}
 
 
+def amp_enabled(requested: bool, device: torch.device) -> bool:
+    """float16 mixed precision only where it exists (CUDA); a request elsewhere is logged and ignored."""
+    if requested and device.type != "cuda":
+        log.warning("--amp needs CUDA; training in float32 on %s", device)
+    return bool(requested and device.type == "cuda")
+
+
+def scaled_update(loss: torch.Tensor, optim: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """Zero the gradients, backpropagate ``loss`` through the (possibly disabled) AMP grad scaler, step."""
+    optim.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optim)
+    scaler.update()
+
+
 def weighted_sum(terms: Mapping[str, torch.Tensor | None], weights: Mapping[str, float]) -> torch.Tensor:
     """``sum(weights[name] * terms[name])`` over the terms that are given and weighted (in ``terms`` order).
 

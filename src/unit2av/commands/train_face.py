@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"(default: {getattr(d, name)})")
     p.add_argument("--max_seconds", "--max-seconds", type=float, default=None, help="wall-clock training budget")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA only)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 

@@ -103,6 +103,7 @@ class FaceTrainOptions:
     valid_windows: int = 4  # fixed validation windows per held-out clip
     image_windows: int = 2  # validation windows drawn into TensorBoard image grids
     max_nonfinite: int = 5  # stop after this many non-finite steps in a row
+    amp: bool = False  # float16 mixed precision (CUDA only)
 
 
 @dataclass
@@ -123,6 +124,9 @@ class FaceTrainState:
     first_val_error: float | None = None
     nonfinite: int = 0
     extra: dict = field(default_factory=dict)
+    amp: bool = False  # autocast to float16 in the forward passes (CUDA only)
+    scaler_g: torch.amp.GradScaler | None = None  # AMP loss scalers (disabled ones pass through)
+    scaler_d: torch.amp.GradScaler | None = None
 
     @property
     def g(self) -> FaceRenderer:
@@ -173,6 +177,8 @@ def build_face_state(cfg: FaceTrainConfig, opts: FaceTrainOptions, dist: Dist) -
         if state.sync.num_embeddings < cfg.num_embeddings:
             raise fail(opts.sync_expert, f"sync expert knows {state.sync.num_embeddings} units, "
                                          f"the renderer {cfg.num_embeddings}")
+    state.amp = training.amp_enabled(opts.amp, device)
+    state.scaler_g, state.scaler_d = (torch.amp.GradScaler(device.type, enabled=state.amp) for _ in range(2))
     torch.manual_seed(cfg.seed + dist.rank)  # per-rank randomness (dropout) from here on
     return state
 
@@ -196,7 +202,8 @@ def save_face_checkpoint(state: FaceTrainState, folder: str | os.PathLike, tag: 
     fo = {"optim_g": state.optim_g.state_dict(), "steps": state.step, "best_val_error": float(state.best_val_error),
           "config": state.cfg.to_dict(), "rng": rng_state(), "unit2av": FORMAT_MARKER,
           "disc": None if state.d is None else state.d.state_dict(),
-          "optim_d": None if state.optim_d is None else state.optim_d.state_dict()}
+          "optim_d": None if state.optim_d is None else state.optim_d.state_dict(),
+          "scaler_g": state.scaler_g.state_dict(), "scaler_d": state.scaler_d.state_dict()}
     save_torch(fo, folder / f"fo_{tag}")
     log.info("saved %s", folder / f"f_{tag}")
     return folder / f"fo_{tag}"
@@ -217,6 +224,9 @@ def load_face_checkpoint(state: FaceTrainState, fo_path: str | os.PathLike) -> N
     try:
         state.g.load_state_dict(face_state(open_container(f_path), f_path))
         state.optim_g.load_state_dict(fo["optim_g"])
+        for name in ("scaler_g", "scaler_d"):  # absent in checkpoints written before --amp existed
+            if fo.get(name):
+                getattr(state, name).load_state_dict(fo[name])
         if state.d is not None:
             if fo.get("disc") is None:
                 raise fail(fo_path, "was trained without the quality discriminator (adv_weight 0)")

@@ -30,6 +30,7 @@ from ..training import (
     close_distributed,
     init_distributed,
     record_validation,
+    scaled_update,
     skip_step,
     tensorboard,
     weighted_sum,
@@ -66,25 +67,27 @@ def train_step(state: FaceTrainState, batch: dict) -> dict[str, float]:
     units = batch["units"].to(dev)
     faces = batch["faces"].to(dev).flatten(0, 1)  # (B * 10, 6, 96, 96), window-major
     target = batch["target"].to(dev).flatten(0, 1)  # (B * 10, 3, 96, 96)
-    out = state.generator(units, faces)
+    autocast = torch.autocast(dev.type, dtype=torch.float16, enabled=state.amp)
+    with autocast:  # model forwards in float16 under --amp; the losses in float32 below
+        out = state.generator(units, faces)
+        cosine = state.sync(units, mouth_stack(out)) if state.sync is not None else None
+        fake = state.disc(out) if state.disc is not None else None
+    out = out.float()
     losses = {"l1": F.l1_loss(out, target), "sync": None, "adv": None}
-    if state.sync is not None:
-        cosine = state.sync(units, mouth_stack(out))
-        losses["sync"] = sync_loss(cosine, torch.ones_like(cosine))
-    if state.disc is not None:
-        losses["adv"] = adversarial_loss(state.disc(out))
+    if cosine is not None:
+        losses["sync"] = sync_loss(cosine.float(), torch.ones_like(cosine, dtype=torch.float32))
+    if fake is not None:
+        losses["adv"] = adversarial_loss(fake.float())
     total = weighted_sum(losses, state.cfg.loss_weights())
     if not all_finite(dev, state.dist, total):
         return skip_step(state, "loss", state.opts.max_nonfinite, state.opts.checkpoint_path)
-    state.optim_g.zero_grad(set_to_none=True)
-    total.backward()
-    state.optim_g.step()
+    scaled_update(total, state.optim_g, state.scaler_g)
     result = {k: float(v.detach()) for k, v in losses.items() if v is not None}
     if state.disc is not None:
-        d_loss = disc_loss(state.disc(target), state.disc(out.detach()))
-        state.optim_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        state.optim_d.step()
+        with autocast:
+            real_logits, fake_logits = state.disc(target), state.disc(out.detach())
+        d_loss = disc_loss(real_logits.float(), fake_logits.float())
+        scaled_update(d_loss, state.optim_d, state.scaler_d)
         result["disc"] = float(d_loss.detach())
     state.nonfinite = 0
     state.step += 1

@@ -115,9 +115,7 @@ class TrainState:
 def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainState:
     """Fresh models (seeded by ``cfg.seed``), AdamW optimisers and per-epoch ExponentialLR schedulers."""
     device = training.run_device(opts.device, dist)
-    amp = bool(opts.amp and device.type == "cuda")
-    if opts.amp and not amp:
-        log.warning("--amp needs CUDA; training in float32 on %s", device)
+    amp = training.amp_enabled(opts.amp, device)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = UnitVocoder.from_config(cfg)
     if opts.init and latest_checkpoint(opts.checkpoint_path) is None:  # a resume loads its own weights

@@ -30,6 +30,7 @@ from ..training import (
     close_distributed,
     init_distributed,
     record_validation,
+    scaled_update,
     skip_step,
     tensorboard,
     weighted_sum,
@@ -60,13 +61,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ one step
-def _update(loss: torch.Tensor, optim: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
-    optim.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optim)
-    scaler.update()
-
-
 def _skip(state: TrainState, what: str) -> dict[str, float]:
     return skip_step(state, what, state.opts.max_nonfinite, state.opts.checkpoint_path, state.optim_g, state.optim_d)
 
@@ -79,7 +73,7 @@ def _discriminator_step(state: TrainState, y: torch.Tensor, y_hat: torch.Tensor,
     loss_d = discriminator_loss(real_p, fake_p)[0] + discriminator_loss(real_s, fake_s)[0]
     if not all_finite(state.device, state.dist, y_hat, loss_d):
         return None
-    _update(loss_d, state.optim_d, state.scaler_d)
+    scaled_update(loss_d, state.optim_d, state.scaler_d)
     return loss_d
 
 
@@ -138,7 +132,7 @@ def train_step(state: TrainState, batch: dict) -> dict[str, float]:
                                  state.weights)
     if not all_finite(dev, state.dist, losses["total"]):
         return _skip(state, "generator loss")
-    _update(losses["total"], state.optim_g, state.scaler_g)
+    scaled_update(losses["total"], state.optim_g, state.scaler_g)
     state.nonfinite = 0
     state.step += 1
     state.epoch_batches += 1
