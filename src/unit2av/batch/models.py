@@ -61,6 +61,7 @@ class ModelCache:
         self._renderers: dict = {}
         self._faces: dict = {}
         self._encoders: dict = {}
+        self._others: dict = {}  # dub's unit extractor and translator
         self.loads = 0
 
     @staticmethod
@@ -96,6 +97,26 @@ class ModelCache:
             self._vocoders[key] = fast_vocoder(load_vocoder(path, config, lang=lang, device=device), backend)
             self.loads += 1
         return self._vocoders[key]
+
+    def dub_models(self, params: dict) -> tuple:
+        """``dub``'s ``(av2unit, translator, (vocoder, face_renderer))``, each loaded once per worker."""
+        from ..av2unit.api import load_av2unit
+        from ..translate.api import load_translator
+
+        device, key = params.get("device", "auto"), str(params.get("device", "auto"))
+        a_key = ("av2unit", self._file_key(params["av2unit_path"]), key)
+        t_key = ("utut", self._file_key(params["utut_path"]), params.get("utut_dict") and
+                 self._file_key(params["utut_dict"]), key)
+        if a_key not in self._others:
+            self._others[a_key] = load_av2unit(params["av2unit_path"], device=device)
+            self.loads += 1
+        if t_key not in self._others:
+            self._others[t_key] = load_translator(params["utut_path"], dict_path=params.get("utut_dict"),
+                                                  device=device)
+            self.loads += 1
+        renderer = LazyModels(lambda: self.renderer(params["unit2av_path"], params.get("config"),
+                                                    params.get("tgt_lang"), device, params.get("backend", "auto")))
+        return self._others[a_key], self._others[t_key], renderer
 
     def speaker_encoder(self, path, device):
         """The GE2E ``SpeakerEncoder`` (``path`` ``None``: the default weights)."""

@@ -126,7 +126,15 @@ SYNTH = BatchCommand(
 
 
 # ----------------------------------------------------------------------------- dub
-# dub loads its three models itself (no ``models=`` parameter yet): a worker reloads them per job.
+def _dub_models(cache, params: dict) -> dict:
+    """The worker's mAV-HuBERT, UTUT and render models for ``dub`` (and the speaker encoder)."""
+    extra = {"models": cache.dub_models(params)}
+    enc = params.get("speaker_encoder")
+    if enc is None or isinstance(enc, (str, os.PathLike)):
+        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, params.get("device", "auto"))
+    return extra
+
+
 DUB = BatchCommand(
     name="dub",
     function="unit2av.pipeline.dub:dub",
@@ -134,7 +142,10 @@ DUB = BatchCommand(
             "utut_dict", "speaker_encoder"),
     outputs=("out_vid_path",),
     derive={"out_vid_path": lambda p: f"{_stem(p, 'in_vid_path')}.{p.get('tgt_lang') or 'dub'}.mp4"},
-    model_params=("av2unit_path", "utut_path", "unit2av_path", "config", "tgt_lang", "device", "backend"),
+    model_params=("av2unit_path", "utut_path", "utut_dict", "unit2av_path", "config", "tgt_lang", "device",
+                  "backend", "speaker_encoder"),
+    hidden=("models",),
+    models=_dub_models,
     summary=lambda result: _render_summary(result.render),
     output_folders=("keep_intermediate",),
 )

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vocoder config JSON (default: the one stored in the checkpoint, else config.json "
                              "beside it, else AV2AV's)")
     parser.add_argument("--speaker-encoder", "--speaker_encoder", default=None,
-                        help="GE2E speaker-encoder weights (default: Resemblyzer's pretrained.pt)")
+                        help="GE2E speaker-encoder weights (default: Resemblyzer's GE2E weights, bundled)")
     parser.add_argument("--speaker-wav", "--speaker_wav", default=None,
                         help="voice reference instead of the video's own audio track")
     parser.add_argument("--no-dur-prediction", "--no_dur_prediction", dest="dur_prediction",

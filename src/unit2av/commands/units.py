@@ -39,7 +39,7 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
                    help="output folder; mirrors the audio tree with .pt files")
     p.add_argument("--speaker", action="store_true", help="also store a 256-d GE2E speaker embedding (spkr)")
     p.add_argument("--speaker-encoder", "--speaker_encoder", dest="speaker_encoder", default=None,
-                   help="speaker encoder weights; implies --speaker (default: resemblyzer's pretrained.pt)")
+                   help="speaker encoder weights; implies --speaker (default: Resemblyzer's GE2E weights, bundled)")
     p.add_argument("--features", default=None, help="override the k-means file's feature spec (e.g. moved model), "
                    "or mavhubert:CKPT[:audio|video|audio,video] for mAV-HuBERT units without k-means")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1 = this process)")

@@ -82,7 +82,8 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
         in_bbox_path: str | os.PathLike | None = None, in_lip_path: str | os.PathLike | None = None,
         keep_intermediate: str | os.PathLike | None = None, utut_dict: str | os.PathLike | None = None,
         beam: int | None = None, speaker_encoder=None, device: str = "auto",
-        batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather", backend: str = "auto") -> DubResult:
+        batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather", backend: str = "auto",
+        models: tuple | None = None) -> DubResult:
     """Dub a talking-face video into another language (AV2AV's whole pipeline).
 
     Args:
@@ -102,6 +103,8 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
         beam: beam size (default: the checkpoint's).
         speaker_encoder: GE2E weights or ``SpeakerEncoder`` (default: the bundled weights).
         device, batch_size, blend, backend: as for ``render``.
+        models: already loaded ``(av2unit, translator, (vocoder, face_renderer))`` (``load_av2unit``,
+            ``load_translator``, ``load_renderer``), used as given instead of loading the three paths.
 
     Raises:
         Unit2AVError: any bad input, named in one line; nothing is left at ``out_vid_path``.
@@ -111,11 +114,14 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
         raise fail(video, "video not found")
     chosen = parse_modalities(modalities, True, True)
     # Load every model first: a bad checkpoint or language fails before minutes of work.
-    av2unit = load_av2unit(av2unit_path, device=device)
-    translator = load_translator(utut_path, dict_path=utut_dict, device=device)
+    if models is None:
+        models = (load_av2unit(av2unit_path, device=device),
+                  load_translator(utut_path, dict_path=utut_dict, device=device), None)
+    av2unit, translator, renderer = models
     for lang in (src_lang, tgt_lang):
         translator.vocab.lang_index(lang)
-    models = load_renderer(unit2av_path, config, tgt_lang, device, backend)
+    renderer = tuple(renderer) if renderer is not None else load_renderer(unit2av_path, config, tgt_lang, device,
+                                                                          backend)
     keep = Path(keep_intermediate) if keep_intermediate is not None else None
     with tempfile.TemporaryDirectory(prefix="unit2av_dub_") as tmp:
         work = keep or Path(tmp)
@@ -140,7 +146,7 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
         _stage(5, STAGES[4])
         result = render(tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, config=config,
                         speaker_encoder=speaker_encoder, dur_prediction=True, device=device,
-                        batch_size=batch_size, blend=blend, models=models, backend=backend)
+                        batch_size=batch_size, blend=blend, models=renderer, backend=backend)
         files = {}
         if keep is not None:
             files = {"boxes": boxes, "source_units": src_file, "target_units": tgt_file}

@@ -395,7 +395,7 @@ def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.P
         audio_root: folder searched recursively for audio/video files.
         out_root: output folder (mirrors the input tree).
         speaker: also store a 256-d GE2E embedding under ``"spkr"``.
-        speaker_encoder: encoder weights (``None`` = the ones shipped in ``resemblyzer``).
+        speaker_encoder: encoder weights (``None`` = Resemblyzer's GE2E weights, bundled with unit2av).
         workers: processes (``<= 1`` = in this process).
         features: override the k-means file's feature spec (e.g. a moved HuBERT folder), or a unit
             source (``mavhubert:CKPT[:MODALITIES]``: units from the model itself, no k-means).

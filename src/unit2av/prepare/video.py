@@ -55,7 +55,7 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
         out_dir: folder for the outputs (created).
         kmeans: a k-means file from ``unit2av units fit``; ``None`` = no units.
         detect: ``unit2av.prepare.faces.DetectOptions`` for the boxes (``None``: defaults).
-        speaker_encoder: speaker-encoder weights (``None``: those of the installed resemblyzer).
+        speaker_encoder: speaker-encoder weights (``None``: Resemblyzer's GE2E weights, bundled with unit2av).
         device: where the speaker encoder and a neural feature model run (``"auto"``, ``"cpu"``, ...).
         progress: show progress bars.
         lip: also write the mouth crops (needs the ``mouth`` extra; without it, or when the face is
