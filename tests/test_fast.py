@@ -181,3 +181,23 @@ def test_onnx_backend_matches_eager(vocoder, face):
     with torch.inference_mode():
         assert _max_diff(v(code=code, spkr=spkr)[0], vocoder(code=code, spkr=spkr)[0]) <= TOL
         assert _max_diff(f(units, faces), face(units, faces)) <= TOL
+
+
+@pytest.mark.parametrize("backend", FOLDED)
+def test_both_layouts_carry_the_f0_excitation(backend):
+    from _unit2a_helpers import TINY_CONFIG
+
+    torch.manual_seed(2)
+    model = UnitVocoder.from_config(config_from_dict({**TINY_CONFIG, "f0_source": True}, "tiny f0 config"))
+    with torch.no_grad():
+        for down in model.source_downs:  # they start at zero; make the excitation matter
+            down.weight.normal_(0, 0.5)
+    model.eval()
+    fast_model = fast_vocoder(model, backend)
+    code, spkr = torch.randint(0, 16, (2, 21)), torch.randn(2, 1, 256)
+    f0 = torch.full((2, 21), 120.0)
+    with torch.inference_mode():
+        want, got = model(code=code, spkr=spkr, f0=f0)[0], fast_model(code=code, spkr=spkr, f0=f0)[0]
+        silent = model(code=code, spkr=spkr, f0=torch.zeros_like(f0))[0]
+    assert _max_diff(got, want) <= TOL
+    assert _max_diff(want, silent) > 1e-3  # the excitation changed the output
