@@ -7,7 +7,8 @@ Parameter names match fairseq's ``TransformerEncoder`` (``pos_conv.0.weight_g/we
 ``final_layer_norm``, ``layer_norm``), so checkpoints load strictly.
 
 Attention is ``F.scaled_dot_product_attention`` (``manual_attention=True`` gives the written-out
-softmax form, for comparison); ``fuse_for_inference`` packs q/k/v into one matrix product.
+softmax form, for comparison); ``fuse_for_inference`` packs q/k/v into one matrix product and, on
+the CPU, runs the products in oneDNN with the FFN's GELU fused in.
 Shapes are ``(B, T, D)`` throughout; no padding mask (one utterance at a time).
 """
 
@@ -32,6 +33,31 @@ def activation(name: str):
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation_fn {name!r} ({', '.join(ACTIVATIONS)})")
     return ACTIVATIONS[name]
+
+
+def onednn_linear_available() -> bool:
+    """True when PyTorch has oneDNN's fused CPU linear (``torch.ops.mkldnn._linear_pointwise``)."""
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False,
+           onednn: bool = False) -> torch.Tensor:
+    """``x (..., K) -> (..., N)``, optionally followed by exact GELU.
+
+    With ``onednn`` (CPU float32 inference only) the product runs in oneDNN with the GELU fused
+    into it; on this project's CPUs that is 1.2-1.8x faster than MKL's GEMM for the encoder's shapes
+    (same function: outputs differ by float rounding).
+    """
+    if onednn:
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight.detach(),
+                                               None if bias is None else bias.detach(),
+                                               "gelu" if gelu else "none", [], "none" if gelu else "")
+        return y.view(*x.shape[:-1], y.shape[-1])
+    y = F.linear(x, weight, bias)
+    return F.gelu(y) if gelu else y
 
 
 class WeightNormConv1d(nn.Module):
@@ -89,11 +115,12 @@ class SelfAttention(nn.Module):
         self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
         self.register_buffer("qkv_weight", None, persistent=False)  # (3D, D), set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)  # (3D,)
+        self.onednn = False  # set by fuse(): oneDNN linear on the CPU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         b, t, d = x.shape
         if self.qkv_weight is not None:
-            q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).split(d, dim=-1)
+            q, k, v = linear(x, self.qkv_weight, self.qkv_bias, onednn=self.onednn).split(d, dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, H, T, d)
@@ -102,10 +129,12 @@ class SelfAttention(nn.Module):
             out = torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
+        return linear(out.transpose(1, 2).reshape(b, t, d), self.out_proj.weight, self.out_proj.bias,
+                      onednn=self.onednn)
 
-    def fuse(self) -> None:
-        """Pack q/k/v into one ``(3D, D)`` projection."""
+    def fuse(self, onednn: bool = False) -> None:
+        """Pack q/k/v into one ``(3D, D)`` projection; ``onednn``: CPU products through oneDNN."""
+        self.onednn = onednn
         with torch.no_grad():
             self.qkv_weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
             self.qkv_bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
@@ -129,13 +158,21 @@ class EncoderLayer(nn.Module):
         self.fc1, self.fc2 = nn.Linear(dim, ffn_dim), nn.Linear(ffn_dim, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
         self.act, self.layer_norm_first = activation(act), layer_norm_first
+        self.act_name, self.onednn = act, False
+
+    def ffn(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        if not self.onednn:
+            return self.fc2(self.act(self.fc1(x)))
+        gelu = self.act_name == "gelu"  # exact GELU fuses into the oneDNN product
+        h = linear(x, self.fc1.weight, self.fc1.bias, gelu=gelu, onednn=True)
+        return linear(h if gelu else self.act(h), self.fc2.weight, self.fc2.bias, onednn=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         if self.layer_norm_first:
             x = x + self.self_attn(self.self_attn_layer_norm(x))
-            return x + self.fc2(self.act(self.fc1(self.final_layer_norm(x))))
+            return x + self.ffn(self.final_layer_norm(x))
         x = self.self_attn_layer_norm(x + self.self_attn(x))
-        return self.final_layer_norm(x + self.fc2(self.act(self.fc1(x))))
+        return self.final_layer_norm(x + self.ffn(x))
 
 
 class TransformerEncoder(nn.Module):
@@ -171,11 +208,13 @@ class TransformerEncoder(nn.Module):
             x = layer(x)
         return self.layer_norm(x) if self.layer_norm_first else x
 
-    def fuse_for_inference(self) -> None:
-        """Fold the weight norm and pack every layer's q/k/v projections."""
+    def fuse_for_inference(self, onednn: bool = False) -> None:
+        """Fold the weight norm, pack every layer's q/k/v projections; ``onednn``: CPU products in oneDNN."""
         self.pos_conv[0].fold()
         for layer in self.layers:
-            layer.self_attn.fuse()
+            layer.self_attn.fuse(onednn)
+            layer.onednn = onednn
 
 
-__all__ = ["ACTIVATIONS", "EncoderLayer", "SelfAttention", "TransformerEncoder", "WeightNormConv1d", "activation"]
+__all__ = ["ACTIVATIONS", "EncoderLayer", "SelfAttention", "TransformerEncoder", "WeightNormConv1d", "activation",
+           "linear", "onednn_linear_available"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoder import TransformerEncoder
+from .encoder import TransformerEncoder, onednn_linear_available
 from .resnet import ResEncoder
 
 MODEL_NAMES = ("av_hubert",)  # cfg.model._name of the models this module builds
@@ -191,13 +191,21 @@ class AVHubert(nn.Module):
             out.append(logits / self.cfg.logit_temp)
         return out
 
-    def fuse_for_inference(self, channels_last: bool = True) -> AVHubert:
-        """Fold BatchNorms and weight norm, pack q/k/v, channels-last ResNet; call after loading weights."""
+    def fuse_for_inference(self, channels_last: bool = True, onednn: bool | None = None) -> AVHubert:
+        """Fold BatchNorms and weight norm, pack q/k/v, channels-last ResNet; call after loading and moving.
+
+        Args:
+            channels_last: channels-last 2-D convolutions in the ResNet trunk.
+            onednn: transformer products through oneDNN (``None``: when the weights are float32 on the CPU).
+        """
         self.eval()
+        if onednn is None:
+            w = self.final_proj.weight
+            onednn = w.device.type == "cpu" and w.dtype == torch.float32 and onednn_linear_available()
         self.feature_extractor_video.resnet.fuse_for_inference(channels_last)
         for enc in (self.encoder, self.feature_extractor_audio.encoder, self.feature_extractor_video.encoder):
             if enc is not None:
-                enc.fuse_for_inference()
+                enc.fuse_for_inference(onednn)
         return self
 
 
