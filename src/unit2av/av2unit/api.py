@@ -33,7 +33,15 @@ import torch
 from ..devices import resolve_device
 from ..errors import Unit2AVError, fail
 from ..timing import HOP_SAMPLES
-from . import features as feats
+from .features import (
+    audio_rows,
+    check_lip_array,
+    float_to_int16_scale,
+    image_transform,
+    load_audio_int16,
+    num_rows,
+    read_lip_frames,
+)
 from .model import MODEL_NAMES, TASK_NAMES, WINDOW_OVERLAP, AVHubert, AVHubertConfig, interleave
 
 log = logging.getLogger(__name__)
@@ -86,7 +94,7 @@ def parse_modalities(modalities, have_audio: bool, have_lip: bool) -> tuple[str,
 def _audio_samples(audio) -> tuple[np.ndarray, object]:
     """An array/tensor in [-1, 1] or a path -> (int16-scale float64 samples, source for messages)."""
     if isinstance(audio, (str, os.PathLike)):
-        return feats.load_audio_int16(audio), audio
+        return load_audio_int16(audio), audio
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().numpy()
     wav = np.asarray(audio)
@@ -97,7 +105,7 @@ def _audio_samples(audio) -> tuple[np.ndarray, object]:
         return wav.astype(np.float64), None
     if not np.all(np.isfinite(wav)):
         raise fail(None, "audio contains NaN or infinite samples")
-    return feats.float_to_int16_scale(wav), None
+    return float_to_int16_scale(wav), None
 
 
 class AV2Unit:
@@ -142,18 +150,18 @@ class AV2Unit:
         cfg, out = self.cfg, AV2UnitInputs(use, 0)
         if "video" in use:
             src = lip if isinstance(lip, (str, os.PathLike)) else None
-            gray = feats.read_lip_frames(lip) if src is not None else feats.check_lip_array(lip)
-            out.video = torch.from_numpy(feats.image_transform(gray, cfg.image_mean, cfg.image_std,
+            gray = read_lip_frames(lip) if src is not None else check_lip_array(lip)
+            out.video = torch.from_numpy(image_transform(gray, cfg.image_mean, cfg.image_std,
                                                                cfg.image_crop_size))
             out.num_frames = len(gray)
         if "audio" in use:
             samples, src = _audio_samples(audio)
-            rows = feats.num_rows(len(samples))
+            rows = num_rows(len(samples))
             if out.video is not None and max_mismatch is not None and abs(rows - out.num_frames) > max_mismatch:
                 raise fail(src, f"audio gives {rows} frames ({rows / 25:.2f} s at 25 fps) but the mouth crops have "
                                 f"{out.num_frames} ({out.num_frames / 25:.2f} s): more than {max_mismatch} frames "
                                 "apart (wrong .lip.mp4?)")
-            out.audio_raw, out.audio = feats.audio_rows(samples, out.num_frames if out.video is not None else None,
+            out.audio_raw, out.audio = audio_rows(samples, out.num_frames if out.video is not None else None,
                                                         cfg.normalize, cfg.stack_order_audio)
             out.num_frames = len(out.audio)
         return out

@@ -98,6 +98,10 @@ class ModelCache:
             self.loads += 1
         return self._vocoders[key]
 
+    def lazy_renderer(self, path, config, lang, device, backend) -> LazyModels:
+        """``renderer(...)``, loaded when ``render`` unpacks it (so a bad job fails with render's own line)."""
+        return LazyModels(lambda: self.renderer(path, config, lang, device, backend))
+
     def dub_models(self, params: dict) -> tuple:
         """``dub``'s ``(av2unit, translator, (vocoder, face_renderer))``, each loaded once per worker."""
         from ..av2unit.api import load_av2unit
@@ -114,8 +118,8 @@ class ModelCache:
             self._others[t_key] = load_translator(params["utut_path"], dict_path=params.get("utut_dict"),
                                                   device=device)
             self.loads += 1
-        renderer = LazyModels(lambda: self.renderer(params["unit2av_path"], params.get("config"),
-                                                    params.get("tgt_lang"), device, params.get("backend", "auto")))
+        renderer = self.lazy_renderer(params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device,
+                                      params.get("backend", "auto"))
         return self._others[a_key], self._others[t_key], renderer
 
     def speaker_encoder(self, path, device):

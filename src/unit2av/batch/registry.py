@@ -66,12 +66,9 @@ def _stem(params: dict, key: str) -> str:
 # ----------------------------------------------------------------------------- render
 def _render_models(cache, params: dict) -> dict:
     """The worker's vocoder + face renderer and speaker encoder for ``render`` (loaded when first used)."""
-    from .models import LazyModels
-
     device = params.get("device", "auto")
-    extra = {"models": LazyModels(lambda: cache.renderer(params["unit2av_path"], params.get("config"),
-                                                         params.get("tgt_lang"), device,
-                                                         params.get("backend", "auto")))}
+    extra = {"models": cache.lazy_renderer(params["unit2av_path"], params.get("config"), params.get("tgt_lang"),
+                                           device, params.get("backend", "auto"))}
     enc = params.get("speaker_encoder")
     if enc is None or isinstance(enc, (str, os.PathLike)):
         extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)

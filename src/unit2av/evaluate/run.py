@@ -22,9 +22,14 @@ from ..io.boxes import read_boxes
 from ..io.media import iter_frames, probe_video, read_audio_track
 from ..pipeline.timeline import frame_schedule
 from ..timing import SAMPLE_RATE, VIDEO_FPS
-from . import asr, intelligibility, quality, seams, sync, voice
+from .asr import cer, load_recogniser, wer
 from .inputs import VideoJob
+from .intelligibility import stoi_scores
+from .quality import DNSMOS
 from .report import empty_row
+from .seams import frame_measures, seam_scores
+from .sync import MIN_PAIRS, mouth_patch, sync_scores
+from .voice import pitch_stats, speaker_similarity
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +75,10 @@ class Evaluator:
         return self._model("ge2e", lambda: SpeakerEncoder.load(device=self.device))
 
     def _recogniser(self):
-        return self._model("asr", lambda: asr.load_recogniser(self.lang, self.vocabulary, self.vosk_model))
+        return self._model("asr", lambda: load_recogniser(self.lang, self.vocabulary, self.vosk_model))
 
     def _dnsmos(self):
-        return self._model("dnsmos", quality.DNSMOS)
+        return self._model("dnsmos", DNSMOS)
 
     # ------------------------------------------------------------------ one video
     def evaluate(self, job: VideoJob) -> dict:
@@ -113,7 +118,7 @@ class Evaluator:
         if job.reference_audio is not None and wav is not None:
             ref, _ = load_audio(job.reference_audio, SAMPLE_RATE)
             try:
-                out.update(intelligibility.stoi_scores(ref, wav, SAMPLE_RATE))
+                out.update(stoi_scores(ref, wav, SAMPLE_RATE))
             except Unit2AVError as e:
                 row["notes"].append(f"intelligibility: {e}")
         if wav is None:
@@ -124,22 +129,22 @@ class Evaluator:
         if src_wav is not None:
             out["source_transcript"] = rec.transcribe(src_wav)
         if job.text:
-            out["wer"], out["cer"] = asr.wer(job.text, out["transcript"]), asr.cer(job.text, out["transcript"])
+            out["wer"], out["cer"] = wer(job.text, out["transcript"]), cer(job.text, out["transcript"])
             if src_wav is not None:
-                out["source_wer"] = asr.wer(job.text, out["source_transcript"])
-                out["source_cer"] = asr.cer(job.text, out["source_transcript"])
+                out["source_wer"] = wer(job.text, out["source_transcript"])
+                out["source_cer"] = cer(job.text, out["source_transcript"])
 
     def _voice(self, row: dict, job: VideoJob, wav, src_wav) -> None:
         out = row["voice"]
         if wav is not None:
-            out.update(voice.pitch_stats(wav))
+            out.update(pitch_stats(wav))
         if src_wav is not None:
-            out.update({f"source_{k}": v for k, v in voice.pitch_stats(src_wav).items()})
+            out.update({f"source_{k}": v for k, v in pitch_stats(src_wav).items()})
         speaker = load_audio(job.speaker_wav, SAMPLE_RATE)[0] if job.speaker_wav is not None else src_wav
         if speaker is None:
             row["notes"].append("voice: speaker_similarity needs --source or --speaker-wav")
         elif wav is not None:
-            out["speaker_similarity"] = voice.speaker_similarity(self._encoder(), wav, speaker)
+            out["speaker_similarity"] = speaker_similarity(self._encoder(), wav, speaker)
 
     def _quality(self, row: dict, wav, src_wav) -> None:
         if wav is None:
@@ -165,15 +170,15 @@ class Evaluator:
         if "sync" not in self.skip and wav is not None:
             expected = None
             if src_patches is not None and src_wav is not None:
-                src_sync = sync.sync_scores(src_patches, src_wav, SAMPLE_RATE, src_info.fps)
+                src_sync = sync_scores(src_patches, src_wav, SAMPLE_RATE, src_info.fps)
                 expected = src_sync["peak_lag_frames"]
                 row["sync"].update(source_peak_lag_frames=expected, source_peak_confidence=src_sync["peak_confidence"])
-            row["sync"].update(sync.sync_scores(patches, wav, SAMPLE_RATE, info.fps, expected))
+            row["sync"].update(sync_scores(patches, wav, SAMPLE_RATE, info.fps, expected))
             if row["sync"]["offset_frames"] is None:
-                row["notes"].append(f"sync: fewer than {sync.MIN_PAIRS} frame pairs with a face box at some lag "
+                row["notes"].append(f"sync: fewer than {MIN_PAIRS} frame pairs with a face box at some lag "
                                     "(the video is too short or the boxes too sparse for the lag search)")
         if "seams" not in self.skip:
-            row["seams"].update(seams.seam_scores(measures, src_measures))
+            row["seams"].update(seam_scores(measures, src_measures))
             if src_measures is None:
                 row["notes"].append("seams: mouth_sharpness_ratio needs --source")
 
@@ -220,10 +225,10 @@ def _measure_frames(video: Path, boxes: list, num_frames: int) -> tuple[np.ndarr
     """
     patches, measures = [], []
     for frame, box in zip(iter_frames(video), boxes):
-        patches.append(sync.mouth_patch(frame, box))
-        measures.append(seams.frame_measures(frame, box))
+        patches.append(mouth_patch(frame, box))
+        measures.append(frame_measures(frame, box))
     while len(patches) < num_frames:  # the container promised more frames than it decoded
-        patches.append(sync.mouth_patch(None, None))
+        patches.append(mouth_patch(None, None))
         measures.append((None, None))
     return np.stack(patches), measures
 
