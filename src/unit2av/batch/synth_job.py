@@ -41,8 +41,9 @@ def synth_one(input_file: str | os.PathLike, output_file: str | os.PathLike, che
         Unit2AVError: bad units, checkpoint, or speaker (one line naming the file).
     """
     from ..io.audio import save_wav
+    from ..io.units import read_units
     from ..pipeline.speaker import resolve_speaker
-    from ..vocoder.synth import read_units, speaker_tensor, synthesize
+    from ..vocoder.synth import speaker_tensor, synthesize
 
     if model is None:
         from ..runtime.fast import fast_vocoder

@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import fail
     from ..io.safe import write_bytes_atomic
+    from ..io.units import read_units
     from ..translate.api import load_translator
-    from ..vocoder.synth import read_units
 
     if args.batch_size < 1:
         raise fail(None, f"--batch-size must be at least 1 (got {args.batch_size})")

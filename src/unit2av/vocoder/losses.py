@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..spectral import autocorrelation
+from ..timing import HOP_SAMPLES, SAMPLE_RATE
 from ..training import weighted_sum
 
 # generator loss term -> the config key of its weight
@@ -112,7 +113,7 @@ def stft_loss(
     return total / len(resolutions)
 
 
-ACF_FRAME, ACF_HOP = 1024, 320  # autocorrelation frames of ``pitch_loss`` (64 ms every 20 ms at 16 kHz)
+ACF_FRAME, ACF_HOP = 1024, HOP_SAMPLES  # autocorrelation frames of ``pitch_loss`` (64 ms every 20 ms at 16 kHz)
 ACF_F0_RANGE = (70.0, 400.0)  # Hz: the lags compared
 ACF_LOUD = 0.05  # frames quieter than this share of the segment's loudest frame are ignored
 
@@ -126,7 +127,7 @@ def _autocorrelation(x: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, t
     return acf[..., lo:hi] / acf[..., :1].clamp_min(1e-8), frames.pow(2).mean(dim=-1)
 
 
-def pitch_loss(y: torch.Tensor, y_hat: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
+def pitch_loss(y: torch.Tensor, y_hat: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Phase-free periodicity loss: match the real audio's autocorrelation at pitch lags, frame by frame.
 
     Each 64 ms frame's normalised autocorrelation over the lags of 70-400 Hz is compared (L1,
