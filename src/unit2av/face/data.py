@@ -121,21 +121,19 @@ def index_clip(clip: FaceClip) -> tuple[list, np.ndarray, np.ndarray]:
     """
     from ..io.boxes import load_boxes
     from ..io.media import probe_video
-    from ..io.safe import load_torch
+    from ..io.units import load_unit_file
 
     info = probe_video(clip.video)
     boxes = load_boxes(clip.bbox, info.num_frames, info.width, info.height, clip.video)
-    units = load_torch(clip.units, "units file")
-    code = units.get("code") if isinstance(units, dict) else units
-    if not isinstance(code, torch.Tensor) or code.dim() != 1 or code.numel() == 0:
-        raise fail(clip.units, "expected {'code': LongTensor (T,)} 50 Hz units")
-    return boxes, np.array([b is not None for b in boxes]), code.long().numpy()
+    code = load_unit_file(clip.units).code
+    if code.numel() == 0:
+        raise fail(clip.units, "expected {'code': LongTensor (T,)} 50 Hz units, found none")
+    return boxes, np.array([b is not None for b in boxes]), code.numpy()
 
 
 def decode_crops(clip: FaceClip, boxes: list) -> np.ndarray:
     """(N, 96, 96, 3) uint8 BGR face crops of every frame (zeros where the box is None)."""
-    import cv2
-
+    from ..io.boxes import crop_face
     from ..io.media import iter_frames
 
     crops = np.zeros((len(boxes), FACE_SIZE, FACE_SIZE, 3), np.uint8)
@@ -143,8 +141,7 @@ def decode_crops(clip: FaceClip, boxes: list) -> np.ndarray:
         if i >= len(boxes):
             break
         if boxes[i] is not None:
-            x1, y1, x2, y2 = boxes[i]
-            crops[i] = cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+            crops[i] = crop_face(frame, boxes[i])
     return crops
 
 
