@@ -209,6 +209,25 @@ def test_cli_bad_input_is_one_line_exit_2(ckpt, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------- corpus units
+def test_units_extract_mavhubert_on_video_files(ckpt, expected, tmp_path):
+    """Audio from an mp4 as the reference reads it (AAC padding trimmed); video from its <stem>.lip.mp4."""
+    import shutil
+
+    from unit2av.io.safe import load_torch
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(SAMPLE_VIDEO, clips)
+    shutil.copy(SAMPLE_LIP, clips)  # mouth crops: read for "video", never taken for a speech file
+    for spec, case in ((f"mavhubert:{ckpt}", "a"), (f"mavhubert:{ckpt}:audio,video", "av")):
+        out = tmp_path / case
+        assert main(["units", "extract", "--features", spec, "--audio_root", str(clips), "--out_root", str(out),
+                     "--no-progress"]) == 0
+        assert [p.name for p in out.rglob("*.pt")] == [f"{SAMPLE_VIDEO.stem}.pt"]
+        code = load_torch(out / f"{SAMPLE_VIDEO.stem}.pt")["code"]
+        assert np.array_equal(code.numpy(), expected[f"{case}__units"]), case  # 44800 // 320 = 140 = 2T
+
+
 @pytest.mark.skipif(importlib.util.find_spec("unit2av.demo.corpus") is None, reason="no demo corpus")
 def test_units_extract_mavhubert_feeds_manifest_and_training(ckpt, model, tmp_path, capsys):
     from _unit2a_helpers import write_config

@@ -34,6 +34,7 @@ from ..devices import resolve_device
 from ..errors import Unit2AVError, fail
 from ..timing import HOP_SAMPLES
 from .features import (
+    INT16_SCALE,
     audio_rows,
     check_lip_array,
     float_to_int16_scale,
@@ -187,24 +188,27 @@ class AV2Unit:
         """Unit values at 50 Hz: ``LongTensor (2T,)`` (a predicted special symbol gives -1)."""
         return self.values(self.indices(audio, lip, modalities, max_mismatch))
 
-    def code(self, wav: np.ndarray, lip=None, modalities=None, source=None) -> torch.Tensor:
-        """Units on the vocoders' grid: ``LongTensor (len(wav) // 320,)`` (the seed's ``code``).
+    def code(self, audio, lip=None, modalities=None, source=None, num_samples: int | None = None) -> torch.Tensor:
+        """Units on the vocoders' grid: ``LongTensor (num_samples // 320,)`` (the seed's ``code``).
 
-        Length rule: audio gives ``2T = 2 ceil(F / 4)`` units, which is always ``len(wav) // 320``
+        Length rule: audio gives ``2T = 2 ceil(F / 4)`` units, which is always ``len(audio) // 320``
         plus 0, 1 or 2 (units of the zero-padded tail frames); those extra units are dropped. With
         mouth crops ``2T`` = twice their frame count (within ``max_mismatch`` frames of the audio):
-        trimmed, or padded by repeating the last unit.
+        trimmed, or padded by repeating the last unit (as is a 1-unit shortfall when ``num_samples``
+        comes from another reader of the same file).
 
         Args:
-            wav: float32 16 kHz mono in [-1, 1].
+            audio: float32 16 kHz mono in [-1, 1], or a path (read as ``units`` reads it).
             lip, modalities: see ``features`` (default: audio only).
             source: the file, named in errors.
+            num_samples: the samples the units must cover (default: the audio's own length).
         """
-        n = len(wav) // HOP_SAMPLES
-        if n < 1:
-            raise fail(source, f"audio shorter than one unit ({len(wav)} < {HOP_SAMPLES} samples at 16 kHz)")
         try:
-            units = self.units(wav, lip, modalities or "audio")
+            samples, _ = _audio_samples(audio)
+            n = (len(samples) if num_samples is None else int(num_samples)) // HOP_SAMPLES
+            if n < 1:
+                raise fail(None, f"audio shorter than one unit (fewer than {HOP_SAMPLES} samples at 16 kHz)")
+            units = self.units(samples / INT16_SCALE, lip, modalities or "audio")  # exact: a power of 2
         except Unit2AVError as e:
             if source is None:
                 raise

@@ -215,7 +215,9 @@ class _MavhubertUnits(UnitSource):
             lip = path.with_name(f"{path.stem}.lip.mp4")
             if not lip.is_file():
                 raise fail(path, f"no mouth crops {lip.name} beside it (modality video)")
-        return self.model.code(wav, lip, self.modalities, source=path)
+        # features from the file as the reference reads it (FFmpeg's resampler, 16-bit, codec padding
+        # trimmed); the units cover ``len(wav)``, the audio the vocoder trainer loads
+        return self.model.code(path, lip, self.modalities, source=path, num_samples=len(wav))
 
 
 @register_unit_source("mavhubert")
