@@ -148,11 +148,9 @@ def load_translator(path: str | os.PathLike, dict_path: str | os.PathLike | None
                             "not a UTUT checkpoint")
     vocab = build_vocabulary(ck.path, langs, model.cfg.vocab_size, dict_path)
     dev = resolve_device(device)
-    defaults = SearchSettings(beam=gen.beam, max_len_a=gen.max_len_a, max_len_b=gen.max_len_b,
-                              min_len=gen.min_len, lenpen=gen.lenpen, unkpen=gen.unkpen)
     log.info("UTUT %s: %d+%d layers, width %d, %d languages", ck.path, model.cfg.encoder_layers,
              model.cfg.decoder_layers, model.cfg.encoder_embed_dim, len(langs))
-    return Translator(model.to(dev), vocab, defaults, ck.path, dev)
+    return Translator(model.to(dev), vocab, gen, ck.path, dev)
 
 
 __all__ = ["Hypothesis", "Translator", "dedup", "load_translator"]

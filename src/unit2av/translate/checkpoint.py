@@ -10,30 +10,19 @@ weights are loaded into float32 parameters.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import torch
 
 from ..errors import fail
 from ..io.fairseq import FairseqCheckpoint, load_fairseq_checkpoint
 from .model import ACTIVATIONS, BartConfig, BartModel
+from .search import SearchSettings
 
 log = logging.getLogger(__name__)
 
 WHAT = "UTUT checkpoint"
 _OPTIONAL = {"encoder.version", "decoder.version"}
-
-
-@dataclass
-class Generation:
-    """Decoding settings (``cfg.generation``), the defaults of ``translate``."""
-
-    beam: int = 5
-    max_len_a: float = 0.0
-    max_len_b: int = 200
-    min_len: int = 1
-    lenpen: float = 1.0
-    unkpen: float = 0.0
 
 
 def _bool(m: dict, key: str, default: bool) -> bool:
@@ -126,7 +115,7 @@ def load_state(model: BartModel, sd: dict[str, torch.Tensor], path) -> None:
             v.copy_(given[k].to(v.dtype))
 
 
-def load_utut(path, what: str = WHAT) -> tuple[BartModel, FairseqCheckpoint, Generation]:
+def load_utut(path, what: str = WHAT) -> tuple[BartModel, FairseqCheckpoint, SearchSettings]:
     """Read a UTUT checkpoint: the model (float32, eval mode, CPU), the raw checkpoint and its generation settings.
 
     Raises:
@@ -140,5 +129,6 @@ def load_utut(path, what: str = WHAT) -> tuple[BartModel, FairseqCheckpoint, Gen
     if torch.float16 in dtypes:
         log.info("%s: fp16 weights, computing in float32", ck.path)
     g = ck.cfg.get("generation") or {}
-    gen = Generation(**{f.name: type(f.default)(g[f.name]) for f in fields(Generation) if g.get(f.name) is not None})
+    gen = SearchSettings(**{f.name: type(f.default)(g[f.name]) for f in fields(SearchSettings)
+                            if g.get(f.name) is not None})
     return model.eval(), ck, gen

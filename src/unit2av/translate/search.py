@@ -44,6 +44,8 @@ class Hypothesis:
 
 @dataclass
 class SearchSettings:
+    """Decoding settings: the checkpoint's ``cfg.generation`` (these defaults when absent), overridable per call."""
+
     beam: int = 5
     max_len_a: float = 0.0
     max_len_b: int = 200
