@@ -38,9 +38,19 @@ import torch
 
 TARGET_AV_SECONDS = 1.5  # issue 17: <= 1.5 s per 10 s of audio+video (2 threads)
 REFERENCE_SECONDS = {"av": "1.8-1.9", "a": "1.0", "v": "1.9"}  # fairseq reference, issue 17 (Intel Xeon, 2 threads)
-LARGE = dict(encoder_layers=24, encoder_embed_dim=1024, encoder_ffn_embed_dim=4096, encoder_attention_heads=16,
-             layer_norm_first=True, final_dim=256, untie_final_proj=True, audio_feat_dim=104, stack_order_audio=4,
-             normalize=True, num_classes=(1004, 1004))
+LARGE = dict(
+    encoder_layers=24,
+    encoder_embed_dim=1024,
+    encoder_ffn_embed_dim=4096,
+    encoder_attention_heads=16,
+    layer_norm_first=True,
+    final_dim=256,
+    untie_final_proj=True,
+    audio_feat_dim=104,
+    stack_order_audio=4,
+    normalize=True,
+    num_classes=(1004, 1004),
+)
 MODES = {"av": ("audio", "video"), "a": ("audio",), "v": ("video",)}
 
 
@@ -106,8 +116,15 @@ def feature_seconds(seconds: float = 10.0, seed: int = 0) -> float:
     return statistics.median(times)
 
 
-def bench_av2unit(seconds: float = 10.0, repeats: int = 3, threads: int = 2, modes: tuple[str, ...] = ("av", "a", "v"),
-                  frame_batch: int = 128, seed: int = 0, **sizes) -> dict:
+def bench_av2unit(
+    seconds: float = 10.0,
+    repeats: int = 3,
+    threads: int = 2,
+    modes: tuple[str, ...] = ("av", "a", "v"),
+    frame_batch: int = 128,
+    seed: int = 0,
+    **sizes,
+) -> dict:
     """Eager vs fast mAV-HuBERT on ``seconds`` of random input, interleaved, medians of ``repeats``.
 
     Returns:
@@ -123,8 +140,10 @@ def bench_av2unit(seconds: float = 10.0, repeats: int = 3, threads: int = 2, mod
     for mode in modes:
         a = audio if "audio" in MODES[mode] else None
         v = video if "video" in MODES[mode] else None
-        runs = {"eager": lambda a=a, v=v: _run(eager, a, v, None, False),
-                "fast": lambda a=a, v=v: _run(fast, a, v, frame_batch, True)}
+        runs = {
+            "eager": lambda a=a, v=v: _run(eager, a, v, None, False),
+            "fast": lambda a=a, v=v: _run(fast, a, v, frame_batch, True),
+        }
         for fn in runs.values():  # warm-up: oneDNN primitives, allocator
             fn()
         wall, cpu, outs = {k: [] for k in runs}, {k: [] for k in runs}, {}
@@ -136,16 +155,30 @@ def bench_av2unit(seconds: float = 10.0, repeats: int = 3, threads: int = 2, mod
         (xe, le, pe), (xf, lf, pf) = outs["eager"], outs["fast"]
         we, wf = statistics.median(wall["eager"]), statistics.median(wall["fast"])
         ratios = [e / f for e, f in zip(wall["eager"], wall["fast"])]  # per interleaved pair: robust to load drift
-        rows[mode] = {"eager_s": we, "fast_s": wf, "speedup": statistics.median(ratios),
-                      "eager_cpu_s": statistics.median(cpu["eager"]), "fast_cpu_s": statistics.median(cpu["fast"]),
-                      "max_diff_x": float((xe - xf).abs().max()),
-                      "max_diff_logits": max(float((a_ - b_).abs().max()) for a_, b_ in zip(le, lf)),
-                      "units": int(pe.numel()), "units_differ": int((pe != pf).sum()),
-                      "reference_s": REFERENCE_SECONDS[mode]}
+        rows[mode] = {
+            "eager_s": we,
+            "fast_s": wf,
+            "speedup": statistics.median(ratios),
+            "eager_cpu_s": statistics.median(cpu["eager"]),
+            "fast_cpu_s": statistics.median(cpu["fast"]),
+            "max_diff_x": float((xe - xf).abs().max()),
+            "max_diff_logits": max(float((a_ - b_).abs().max()) for a_, b_ in zip(le, lf)),
+            "units": int(pe.numel()),
+            "units_differ": int((pe != pf).sum()),
+            "reference_s": REFERENCE_SECONDS[mode],
+        }
     av = rows.get("av", {}).get("fast_s")
-    return {"rows": rows, "seconds": seconds, "threads": threads, "repeats": repeats,
-            "features_s": feature_seconds(seconds, seed), "cpu": _cpu_name(), "load_average": os.getloadavg(),
-            "target_av_s": TARGET_AV_SECONDS, "meets_target": None if av is None else av <= TARGET_AV_SECONDS}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "threads": threads,
+        "repeats": repeats,
+        "features_s": feature_seconds(seconds, seed),
+        "cpu": _cpu_name(),
+        "load_average": os.getloadavg(),
+        "target_av_s": TARGET_AV_SECONDS,
+        "meets_target": None if av is None else av <= TARGET_AV_SECONDS,
+    }
 
 
 def _cpu_name() -> str:
@@ -168,16 +201,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     res = bench_av2unit(args.seconds, args.repeats, args.threads, tuple(args.only.split(",")), args.frame_batch)
-    print(f"mAV-HuBERT large, {args.seconds:g} s of input, {args.threads} threads, medians of {args.repeats}; "
-          f"CPU {res['cpu']}; load average {', '.join(f'{x:.1f}' for x in res['load_average'])}")
-    print(f"{'row':<4} {'eager s':>8} {'fast s':>7} {'speed-up':>8} {'eager cpu':>9} {'fast cpu':>8} "
-          f"{'max|dx|':>9} {'max|dlogit|':>11} {'units differ':>12} {'fairseq s':>9}")
+    print(
+        f"mAV-HuBERT large, {args.seconds:g} s of input, {args.threads} threads, medians of {args.repeats}; "
+        f"CPU {res['cpu']}; load average {', '.join(f'{x:.1f}' for x in res['load_average'])}"
+    )
+    print(
+        f"{'row':<4} {'eager s':>8} {'fast s':>7} {'speed-up':>8} {'eager cpu':>9} {'fast cpu':>8} "
+        f"{'max|dx|':>9} {'max|dlogit|':>11} {'units differ':>12} {'fairseq s':>9}"
+    )
     for mode, r in res["rows"].items():
-        print(f"{mode:<4} {r['eager_s']:8.2f} {r['fast_s']:7.2f} {r['speedup']:7.2f}x {r['eager_cpu_s']:9.2f} "
-              f"{r['fast_cpu_s']:8.2f} {r['max_diff_x']:9.1e} {r['max_diff_logits']:11.1e} "
-              f"{r['units_differ']:>5}/{r['units']:<6} {r['reference_s']:>9}")
-    print(f"features (filterbank + crops) for {args.seconds:g} s: {res['features_s']:.3f} s; target for av: "
-          f"<= {TARGET_AV_SECONDS} s -> {'met' if res['meets_target'] else 'NOT met'}")
+        print(
+            f"{mode:<4} {r['eager_s']:8.2f} {r['fast_s']:7.2f} {r['speedup']:7.2f}x {r['eager_cpu_s']:9.2f} "
+            f"{r['fast_cpu_s']:8.2f} {r['max_diff_x']:9.1e} {r['max_diff_logits']:11.1e} "
+            f"{r['units_differ']:>5}/{r['units']:<6} {r['reference_s']:>9}"
+        )
+    print(
+        f"features (filterbank + crops) for {args.seconds:g} s: {res['features_s']:.3f} s; target for av: "
+        f"<= {TARGET_AV_SECONDS} s -> {'met' if res['meets_target'] else 'NOT met'}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     return res

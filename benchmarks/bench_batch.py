@@ -55,9 +55,19 @@ def make_inputs(d: Path, models: str, jobs: int, units: int) -> tuple[list[dict]
     out = []
     for i in range(jobs):
         (d / f"u{i}.txt").write_text(" ".join(map(str, torch.randint(0, vocab, (units,), generator=gen).tolist())))
-        out.append({"command": "render", "in_unit_path": f"u{i}.txt", "in_vid_path": str(VIDEO),
-                    "in_bbox_path": str(BBOX), "tgt_lang": langs[i % 2], "unit2av_path": "av.pt",
-                    "config": "vocoder.json", "device": "cpu", "out_vid_path": f"job{i:02d}.mp4"})
+        out.append(
+            {
+                "command": "render",
+                "in_unit_path": f"u{i}.txt",
+                "in_vid_path": str(VIDEO),
+                "in_bbox_path": str(BBOX),
+                "tgt_lang": langs[i % 2],
+                "unit2av_path": "av.pt",
+                "config": "vocoder.json",
+                "device": "cpu",
+                "out_vid_path": f"job{i:02d}.mp4",
+            }
+        )
     (d / "jobs.jsonl").write_text("".join(json.dumps(j) + "\n" for j in out))
     return out, langs
 
@@ -66,10 +76,29 @@ def command_loop(d: Path, jobs: list[dict], out: Path) -> float:
     """Seconds for ``unit2av render`` run once per job (a new process each time)."""
     t0 = time.perf_counter()
     for j in jobs:
-        argv = [sys.executable, "-m", "unit2av.cli", "-q", "render", "--in-unit-path", str(d / j["in_unit_path"]),
-                "--in-vid-path", j["in_vid_path"], "--in-bbox-path", j["in_bbox_path"], "--tgt-lang", j["tgt_lang"],
-                "--unit2av-path", str(d / "av.pt"), "--config", str(d / "vocoder.json"), "--device", "cpu",
-                "--out-vid-path", str(out / j["out_vid_path"])]
+        argv = [
+            sys.executable,
+            "-m",
+            "unit2av.cli",
+            "-q",
+            "render",
+            "--in-unit-path",
+            str(d / j["in_unit_path"]),
+            "--in-vid-path",
+            j["in_vid_path"],
+            "--in-bbox-path",
+            j["in_bbox_path"],
+            "--tgt-lang",
+            j["tgt_lang"],
+            "--unit2av-path",
+            str(d / "av.pt"),
+            "--config",
+            str(d / "vocoder.json"),
+            "--device",
+            "cpu",
+            "--out-vid-path",
+            str(out / j["out_vid_path"]),
+        ]
         subprocess.run(argv, check=True, capture_output=True, env=dict(os.environ, TQDM_DISABLE="1"))
     return time.perf_counter() - t0
 
@@ -80,8 +109,16 @@ def function_loop(d: Path, jobs: list[dict], out: Path) -> float:
 
     t0 = time.perf_counter()
     for j in jobs:
-        render(d / j["in_unit_path"], j["in_vid_path"], j["in_bbox_path"], out / j["out_vid_path"], j["tgt_lang"],
-               d / "av.pt", config=d / "vocoder.json", device="cpu")
+        render(
+            d / j["in_unit_path"],
+            j["in_vid_path"],
+            j["in_bbox_path"],
+            out / j["out_vid_path"],
+            j["tgt_lang"],
+            d / "av.pt",
+            config=d / "vocoder.json",
+            device="cpu",
+        )
     return time.perf_counter() - t0
 
 
@@ -98,8 +135,12 @@ def batch(d: Path, out: Path, workers: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", choices=("demo", "reference"), default="demo",
-                   help="demo: bundled demo models (small); reference: the fixture's released-size face renderer")
+    p.add_argument(
+        "--models",
+        choices=("demo", "reference"),
+        default="demo",
+        help="demo: bundled demo models (small); reference: the fixture's released-size face renderer",
+    )
     p.add_argument("--jobs", type=int, default=16)
     p.add_argument("--units", type=int, default=15, help="units per job (50 per second of speech)")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the loops (batch: cores / workers)")
@@ -111,10 +152,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         jobs, langs = make_inputs(d, args.models, args.jobs, args.units)
-        rows = [("render command in a loop (process + model load per job)", command_loop(d, jobs, d / "loop")),
-                ("render() in a loop (model load per job, one process)", function_loop(d, jobs, d / "func")),
-                ("unit2av batch --workers 1 (models loaded once)", batch(d, d / "b1", 1)),
-                ("unit2av batch --workers 2", batch(d, d / "b2", 2))]
+        rows = [
+            ("render command in a loop (process + model load per job)", command_loop(d, jobs, d / "loop")),
+            ("render() in a loop (model load per job, one process)", function_loop(d, jobs, d / "func")),
+            ("unit2av batch --workers 1 (models loaded once)", batch(d, d / "b1", 1)),
+            ("unit2av batch --workers 2", batch(d, d / "b2", 2)),
+        ]
     n = len(jobs)
     print(f"{n} jobs, {args.units} units each, {args.models} models, languages {langs}, {os.cpu_count()} cores")
     for name, seconds in rows:

@@ -58,8 +58,10 @@ def main() -> None:
 
         rate = best_rate(run, n, args.repeats)
         verdict = "meets" if rate >= TARGET_FPS else "BELOW"
-        print(f"  {name:5s} bbox detect    {rate:8.1f} frames/s ({verdict} the {TARGET_FPS:.0f} frames/s target; "
-              f"{full[0].detected}/{n} frames detected, {full[0].missing} without a box)")
+        print(
+            f"  {name:5s} bbox detect    {rate:8.1f} frames/s ({verdict} the {TARGET_FPS:.0f} frames/s target; "
+            f"{full[0].detected}/{n} frames detected, {full[0].missing} without a box)"
+        )
     if not dlib_available():
         print("  dlib: not installed (pip install dlib-bin)")
 

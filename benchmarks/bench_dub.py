@@ -56,7 +56,7 @@ def make_clip(out: Path, seconds: float) -> Path:
     frames = list(iter_frames(SAMPLE))
     wav, rate = read_audio_track(SAMPLE, 16000, trim=True)
     n = int(round(seconds * 25))
-    audio = np.tile(wav, -(-int(seconds * rate) // len(wav)))[:int(seconds * rate)]
+    audio = np.tile(wav, -(-int(seconds * rate) // len(wav)))[: int(seconds * rate)]
     with VideoWriter(out, frames[0].shape[1], frames[0].shape[0], audio=audio, audio_rate=rate) as w:
         for i in ping_pong(np.arange(n), len(frames)):
             w.write(frames[int(i)])
@@ -68,11 +68,17 @@ def make_models(d: Path) -> dict[str, Path]:
     from bench_render_memory import make_checkpoint
 
     for fixture in ("av2unit", "utut"):
-        subprocess.run([sys.executable, str(SHARED / "fixtures" / fixture / "materialise.py"), str(d)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, str(SHARED / "fixtures" / fixture / "materialise.py"), str(d)],
+            check=True,
+            capture_output=True,
+        )
     make_checkpoint(d / "unit_av_renderer.pt", lang="es")
-    return {"av2unit_path": d / "mavhubert_tiny.pt", "utut_path": d / "utut_tiny.pt",
-            "unit2av_path": d / "unit_av_renderer.pt"}
+    return {
+        "av2unit_path": d / "mavhubert_tiny.pt",
+        "utut_path": d / "utut_tiny.pt",
+        "unit2av_path": d / "unit_av_renderer.pt",
+    }
 
 
 @contextlib.contextmanager
@@ -86,8 +92,9 @@ def plain_paths():
     def load_av2unit(path, device="auto", **_):
         ck = load_fairseq_checkpoint(Path(path), what="mAV-HuBERT checkpoint")
         dev = resolve_device(device)
-        return AV2Unit(build_model(ck, manual_attention=True).to(dev), ck.dictionaries, dev, frame_batch=None,
-                       max_frames=None)
+        return AV2Unit(
+            build_model(ck, manual_attention=True).to(dev), ck.dictionaries, dev, frame_batch=None, max_frames=None
+        )
 
     def load_translator(*args, **kwargs):
         tr = real_translator(*args, **kwargs)
@@ -142,8 +149,9 @@ def run_dub(clip: Path, out: Path, models: dict[str, Path], plain: bool) -> tupl
 def _frames_max_diff(a: Path, b: Path) -> float:
     from unit2av.io.media import iter_frames
 
-    return max((float(np.abs(x.astype(np.int16) - y).max()) for x, y in zip(iter_frames(a), iter_frames(b))),
-               default=0.0)
+    return max(
+        (float(np.abs(x.astype(np.int16) - y).max()) for x, y in zip(iter_frames(a), iter_frames(b))), default=0.0
+    )
 
 
 def bench_dub(seconds: float = 10.0, repeats: int = 1, threads: int = 2) -> dict:
@@ -166,20 +174,29 @@ def bench_dub(seconds: float = 10.0, repeats: int = 1, threads: int = 2) -> dict
         times: dict[str, dict[str, list[float]]] = {}
         results = {}
         for r in range(repeats):
-            for kind in (("ours", "plain") if r % 2 == 0 else ("plain", "ours")):
+            for kind in ("ours", "plain") if r % 2 == 0 else ("plain", "ours"):
                 stage_s, results[kind] = run_dub(clip, tmp / f"{kind}.mp4", models, kind == "plain")
                 stage_s["total"] = sum(stage_s.values())
                 for name, s in stage_s.items():
                     times.setdefault(name, {"ours": [], "plain": []})[kind].append(s)
         ours, plain = results["ours"], results["plain"]
-        wav_diff = (float(np.abs(ours.render.wav - plain.render.wav).max())
-                    if ours.render.wav.shape == plain.render.wav.shape else float("inf"))
-        out = {"stages": {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()},
-               "same_source_units": ours.source_units == plain.source_units,
-               "same_target_units": ours.target_units == plain.target_units,
-               "max_diff_wav": wav_diff, "max_diff_frames": _frames_max_diff(ours.path, plain.path),
-               "frames": ours.render.num_frames, "seconds": seconds, "repeats": repeats, "threads": threads,
-               "calibration_s": calibration}
+        wav_diff = (
+            float(np.abs(ours.render.wav - plain.render.wav).max())
+            if ours.render.wav.shape == plain.render.wav.shape
+            else float("inf")
+        )
+        out = {
+            "stages": {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()},
+            "same_source_units": ours.source_units == plain.source_units,
+            "same_target_units": ours.target_units == plain.target_units,
+            "max_diff_wav": wav_diff,
+            "max_diff_frames": _frames_max_diff(ours.path, plain.path),
+            "frames": ours.render.num_frames,
+            "seconds": seconds,
+            "repeats": repeats,
+            "threads": threads,
+            "calibration_s": calibration,
+        }
     out["total"] = out["stages"].pop("total")
     return out
 
@@ -188,12 +205,16 @@ def format_rows(r: dict, prefix: str = "") -> list[str]:
     """One line per stage and a total line."""
     lines = []
     for name, t in [*r["stages"].items(), ("total", r["total"])]:
-        lines.append(f"{prefix}{name:<15} | plain {t['plain']:7.2f} s | ours {t['ours']:7.2f} s | "
-                     f"x{t['plain'] / max(t['ours'], 1e-9):.2f}")
-    lines.append(f"{prefix}same source units: {r['same_source_units']} | same target units: {r['same_target_units']} "
-                 f"| max|Δ| speech {r['max_diff_wav']:.1e} | max|Δ| frames {r['max_diff_frames']:.0f}/255 | "
-                 f"{r['frames']} frames | loading the renderer the first time (calibrating backend auto, "
-                 f"or reading its cache) took {r['calibration_s']:.1f} s before these runs")
+        lines.append(
+            f"{prefix}{name:<15} | plain {t['plain']:7.2f} s | ours {t['ours']:7.2f} s | "
+            f"x{t['plain'] / max(t['ours'], 1e-9):.2f}"
+        )
+    lines.append(
+        f"{prefix}same source units: {r['same_source_units']} | same target units: {r['same_target_units']} "
+        f"| max|Δ| speech {r['max_diff_wav']:.1e} | max|Δ| frames {r['max_diff_frames']:.0f}/255 | "
+        f"{r['frames']} frames | loading the renderer the first time (calibrating backend auto, "
+        f"or reading its cache) took {r['calibration_s']:.1f} s before these runs"
+    )
     return lines
 
 
@@ -204,8 +225,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     a = p.parse_args(argv)
     r = bench_dub(a.seconds, a.repeats, a.threads)
-    print(f"dub, {a.seconds:g} s clip, {a.threads} threads, medians of {a.repeats}; load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"dub, {a.seconds:g} s clip, {a.threads} threads, medians of {a.repeats}; load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print("\n".join(format_rows(r)))
     return r
 

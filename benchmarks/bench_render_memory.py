@@ -71,8 +71,17 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    res = render(args.units, args.video, args.boxes, args.out, "en", args.ckpt, dur_prediction=False,
-                 device=args.device, batch_size=args.batch_size)
+    res = render(
+        args.units,
+        args.video,
+        args.boxes,
+        args.out,
+        "en",
+        args.ckpt,
+        dur_prediction=False,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB
     print(json.dumps({"peak_mib": peak, "seconds": time.perf_counter() - t0, "frames": res.num_frames}))
 
@@ -104,27 +113,54 @@ def main() -> None:
             dump_plain_pickle(boxes, tmp / f"clip{seconds:g}.pkl")
             n_units = int(seconds * UNITS_PER_SECOND)
             rng = np.random.default_rng(0)
-            save_torch({"code": torch.from_numpy(rng.integers(0, 1000, n_units)),
-                        "spkr": torch.from_numpy(rng.standard_normal(256).astype(np.float32))},
-                       tmp / f"units{seconds:g}.pt")
-            print(f"made {seconds:g} s clip {args.size[0]}x{args.size[1]} in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
-            cmd = [sys.executable, __file__, "--child", "--units", str(tmp / f"units{seconds:g}.pt"),
-                   "--video", str(clip), "--boxes", str(tmp / f"clip{seconds:g}.pkl"),
-                   "--out", str(tmp / f"out{seconds:g}.mp4"), "--ckpt", str(tmp / "ckpt.pt"),
-                   "--device", args.device, "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+            save_torch(
+                {
+                    "code": torch.from_numpy(rng.integers(0, 1000, n_units)),
+                    "spkr": torch.from_numpy(rng.standard_normal(256).astype(np.float32)),
+                },
+                tmp / f"units{seconds:g}.pt",
+            )
+            print(
+                f"made {seconds:g} s clip {args.size[0]}x{args.size[1]} in {time.perf_counter() - t0:.1f} s", flush=True
+            )
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--units",
+                str(tmp / f"units{seconds:g}.pt"),
+                "--video",
+                str(clip),
+                "--boxes",
+                str(tmp / f"clip{seconds:g}.pkl"),
+                "--out",
+                str(tmp / f"out{seconds:g}.mp4"),
+                "--ckpt",
+                str(tmp / "ckpt.pt"),
+                "--device",
+                args.device,
+                "--batch-size",
+                str(args.batch_size),
+                "--threads",
+                str(args.threads),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode:
                 sys.exit(f"render of the {seconds:g} s clip failed:\n{proc.stderr[-3000:]}")
             results[seconds] = json.loads(proc.stdout.strip().splitlines()[-1])
             r = results[seconds]
-            print(f"{seconds:6g} s: {r['frames']} frames, peak RSS {r['peak_mib']:.0f} MiB, "
-                  f"render {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.1f} fps)", flush=True)
+            print(
+                f"{seconds:6g} s: {r['frames']} frames, peak RSS {r['peak_mib']:.0f} MiB, "
+                f"render {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.1f} fps)",
+                flush=True,
+            )
     short, long = (results[s]["peak_mib"] for s in args.seconds)
     ratio = long / short
     verdict = "OK" if ratio < TARGET_RATIO else "TOO HIGH"
-    print(f"peak memory ratio {args.seconds[1]:g} s / {args.seconds[0]:g} s = {ratio:.3f} "
-          f"(target < {TARGET_RATIO}): {verdict}")
+    print(
+        f"peak memory ratio {args.seconds[1]:g} s / {args.seconds[0]:g} s = {ratio:.3f} "
+        f"(target < {TARGET_RATIO}): {verdict}"
+    )
 
 
 if __name__ == "__main__":

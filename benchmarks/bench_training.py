@@ -23,11 +23,23 @@ TRAIN_STEPS = 10  # timed steps per data path (after WARMUP_STEPS)
 WARMUP_STEPS = 2  # untimed first steps (allocations, worker start-up)
 TRAIN_DISC_WIDTH = 0.125  # discriminators at 1/8 of HiFi-GAN's channels
 # The small vocoder (the fields that differ from the bundled AV2AV config).
-SMALL_CONFIG = {"upsample_initial_channel": 64, "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3]],
-                "num_embeddings": 100, "embedding_dim": 32, "model_in_dim": 64, "segment_size": 6400,
-                "batch_size": 4, "num_workers": 1,
-                "dur_predictor_params": {"encoder_embed_dim": 32, "var_pred_hidden_dim": 32,
-                                         "var_pred_kernel_size": 3, "var_pred_dropout": 0.1}}
+SMALL_CONFIG = {
+    "upsample_initial_channel": 64,
+    "resblock_kernel_sizes": [3],
+    "resblock_dilation_sizes": [[1, 3]],
+    "num_embeddings": 100,
+    "embedding_dim": 32,
+    "model_in_dim": 64,
+    "segment_size": 6400,
+    "batch_size": 4,
+    "num_workers": 1,
+    "dur_predictor_params": {
+        "encoder_embed_dim": 32,
+        "var_pred_hidden_dim": 32,
+        "var_pred_kernel_size": 3,
+        "var_pred_dropout": 0.1,
+    },
+}
 
 
 def _steps(state, loader, n: int) -> tuple[list[float], list[float]]:
@@ -59,8 +71,13 @@ def _small_corpus(root: Path) -> Path:
     entries = []
     for r in make_corpus(root / "audio", sentences_per_voice=4):
         unit = root / "units" / f"{r['utt_id']}.pt"
-        save_torch({"code": torch.from_numpy(rng.integers(0, SMALL_CONFIG["num_embeddings"], r["num_samples"] // 320)),
-                    "spkr": torch.from_numpy(rng.standard_normal(256).astype(np.float32))}, unit)
+        save_torch(
+            {
+                "code": torch.from_numpy(rng.integers(0, SMALL_CONFIG["num_embeddings"], r["num_samples"] // 320)),
+                "spkr": torch.from_numpy(rng.standard_normal(256).astype(np.float32)),
+            },
+            unit,
+        )
         entries.append(ManifestEntry(audio=str(r["path"]), unit_path=str(unit), speaker=r["speaker"]))
     write_manifest(entries, root / "train.jsonl")
     return root / "train.jsonl"
@@ -88,15 +105,18 @@ def row_training(threads: int, steps: int = TRAIN_STEPS) -> list[str]:
 
         out = {}
         for name, make in (("reference", reference), ("ours", ours)):
-            opts = TrainOptions(checkpoint_path=str(Path(tmp) / name), device="cpu", validation_interval=0,
-                                disc_width=TRAIN_DISC_WIDTH)
+            opts = TrainOptions(
+                checkpoint_path=str(Path(tmp) / name), device="cpu", validation_interval=0, disc_width=TRAIN_DISC_WIDTH
+            )
             state = build_state(cfg, opts, Dist())
             waits, totals = _steps(state, make(state), steps)
             out[name] = (statistics.median(totals), sum(waits) / sum(totals))
     (tr, wr), (to, wo) = out["reference"], out["ours"]
-    return [f"5 train-unit2a step (64 ch, batch {cfg.batch_size}, disc x{TRAIN_DISC_WIDTH}) | reference data path "
-            f"{tr:.3f} s/step, {100 * wr:.0f}% waiting | ours ({cfg.num_workers} worker, cache) {to:.3f} s/step, "
-            f"{100 * wo:.0f}% waiting | x{tr / to:.2f} | no slower: {_ok(to <= tr)}"]
+    return [
+        f"5 train-unit2a step (64 ch, batch {cfg.batch_size}, disc x{TRAIN_DISC_WIDTH}) | reference data path "
+        f"{tr:.3f} s/step, {100 * wr:.0f}% waiting | ours ({cfg.num_workers} worker, cache) {to:.3f} s/step, "
+        f"{100 * wo:.0f}% waiting | x{tr / to:.2f} | no slower: {_ok(to <= tr)}"
+    ]
 
 
 def _ok(flag: bool) -> str:

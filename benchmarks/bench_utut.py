@@ -63,8 +63,9 @@ def _encoder_seconds(tr, units) -> float:
         return time.perf_counter() - t0
 
 
-def bench_utut(units: int = 100, beam: int = 5, max_len_b: int = 50, repeats: int = 3, threads: int = 2,
-               seed: int = 0, **sizes) -> dict:
+def bench_utut(
+    units: int = 100, beam: int = 5, max_len_b: int = 50, repeats: int = 3, threads: int = 2, seed: int = 0, **sizes
+) -> dict:
     """Time UTUT decoding with and without the key/value cache (runs alternate; medians of ``repeats``).
 
     Args:
@@ -120,12 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(r, indent=1))
     else:
         c, n = r["cache"], r["no_cache"]
-        print(f"UTUT mBART-large, beam {r['beam']}, {r['units']} units, {r['steps']} steps, {r['threads']} threads | "
-              f"encoder {r['encoder_ms']:.0f} ms | cache {c['ms_per_step']:.1f} ms/step "
-              f"({c['tokens_per_s']:.1f} tok/s) | no cache {n['ms_per_step']:.1f} ms/step "
-              f"({n['tokens_per_s']:.1f} tok/s) | x{r['speedup']:.1f} | "
-              f"max|Δscore| {r['max_abs_score_diff']:.1e} | same hypotheses: {r['same_hypotheses']} | "
-              f"<= {r['target_ms']:g} ms/step: {'yes' if r['meets_target'] else 'NO'}")
+        print(
+            f"UTUT mBART-large, beam {r['beam']}, {r['units']} units, {r['steps']} steps, {r['threads']} threads | "
+            f"encoder {r['encoder_ms']:.0f} ms | cache {c['ms_per_step']:.1f} ms/step "
+            f"({c['tokens_per_s']:.1f} tok/s) | no cache {n['ms_per_step']:.1f} ms/step "
+            f"({n['tokens_per_s']:.1f} tok/s) | x{r['speedup']:.1f} | "
+            f"max|Δscore| {r['max_abs_score_diff']:.1e} | same hypotheses: {r['same_hypotheses']} | "
+            f"<= {r['target_ms']:g} ms/step: {'yes' if r['meets_target'] else 'NO'}"
+        )
     return r
 
 

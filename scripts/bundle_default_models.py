@@ -32,16 +32,21 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vocoder_dir", default="build/vocoder")
     p.add_argument("--face_dir", default="build/face")
-    p.add_argument("--stage", default="nsf",
-                   help="the run folder inside --vocoder_dir whose g_best ships (else the baseline in --vocoder_dir)")
+    p.add_argument(
+        "--stage",
+        default="nsf",
+        help="the run folder inside --vocoder_dir whose g_best ships (else the baseline in --vocoder_dir)",
+    )
     args = p.parse_args()
     voc, face = Path(args.vocoder_dir), Path(args.face_dir)
     best = voc / args.stage / "g_best"  # the bundled recipe, else the baseline
     g = load_torch(best if best.is_file() else voc / "g_best")
     save_torch({"generator": g["generator"], "config": g["config"], "steps": g["steps"]}, ASSETS / "vocoder.pt")
     f = load_torch(face / "checkpoints" / "f_best")
-    save_torch({"audio": {}, "video": f["video"], "face_config": f["face_config"], "steps": f["steps"]},
-               ASSETS / "face_renderer.pt")
+    save_torch(
+        {"audio": {}, "video": f["video"], "face_config": f["face_config"], "steps": f["steps"]},
+        ASSETS / "face_renderer.pt",
+    )
     km = load_torch(voc / "km.pt")
     save_torch(km, ASSETS / "kmeans.pt")
     from unit2av.prepare.units import assign_units, extractor_for
@@ -50,8 +55,11 @@ def main() -> None:
     records = json.loads((voc / "records.json").read_text())
     voices = {}
     for name, spk in VOICES.items():
-        embs = [load_torch(voc / "units" / spk / f"{r['utt_id']}.pt")["spkr"] for r in records["train"]
-                if r["speaker"] == spk]
+        embs = [
+            load_torch(voc / "units" / spk / f"{r['utt_id']}.pt")["spkr"]
+            for r in records["train"]
+            if r["speaker"] == spk
+        ]
         mean = torch.stack(embs).mean(0)
         voices[name] = {"speaker": spk, "embedding": [round(float(x), 6) for x in mean / mean.norm()]}
     held = {r["speaker"]: r for r in records["held_out"]}  # the last held-out sentence of each voice
@@ -59,8 +67,9 @@ def main() -> None:
     for spk, voice in (("101", "A"), ("124", "B"), ("113", "A")):
         r = held[spk]
         code = load_torch(voc / "units" / spk / f"{r['utt_id']}.pt")["code"]
-        sentences.append({"text": r["text"], "lang": r["lang"], "voice": voice, "source_speaker": spk,
-                          "units": dedup(code)})
+        sentences.append(
+            {"text": r["text"], "lang": r["lang"], "voice": voice, "source_speaker": spk, "units": dedup(code)}
+        )
     script = {"voices": voices, "order": ["A", "B"], "silence_unit": silence, "sentences": sentences}
     (ASSETS / "demo_script.json").write_text(json.dumps(script))
     sizes = {p.name: p.stat().st_size for p in sorted(ASSETS.iterdir()) if p.is_file()}

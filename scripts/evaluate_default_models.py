@@ -63,13 +63,17 @@ def evaluate_face(face_dir: Path, vocoder_dir: Path, model) -> dict:
             o_gen += mouth_opening(out).tolist()
             o_real += mouth_opening(tgt).tolist()
             s = item["start"]
-            o_true += truth[item["clip"]][s:s + 10].tolist()
-    return {"clips": len(clips), "windows": len(fixed), "lower_l1_renderer": float(np.mean(gen_l1)),
-            "lower_l1_copy_reference": float(np.mean(copy_l1)),
-            "windows_renderer_better": float(np.mean(np.array(gen_l1) < np.array(copy_l1))),
-            "pearson_opening_generated_vs_truth": pearson(o_gen, o_true),
-            "pearson_opening_generated_vs_real_crops": pearson(o_gen, o_real),
-            "pearson_opening_real_crops_vs_truth": pearson(o_real, o_true)}
+            o_true += truth[item["clip"]][s : s + 10].tolist()
+    return {
+        "clips": len(clips),
+        "windows": len(fixed),
+        "lower_l1_renderer": float(np.mean(gen_l1)),
+        "lower_l1_copy_reference": float(np.mean(copy_l1)),
+        "windows_renderer_better": float(np.mean(np.array(gen_l1) < np.array(copy_l1))),
+        "pearson_opening_generated_vs_truth": pearson(o_gen, o_true),
+        "pearson_opening_generated_vs_real_crops": pearson(o_gen, o_real),
+        "pearson_opening_real_crops_vs_truth": pearson(o_real, o_true),
+    }
 
 
 def voiced_share(wav: np.ndarray, sr: int = 16000, frame: int = 1024, hop: int = 320) -> float:
@@ -77,11 +81,11 @@ def voiced_share(wav: np.ndarray, sr: int = 16000, frame: int = 1024, hop: int =
     loud = periodic = 0
     lo, hi = sr // 400, sr // 70
     for i in range(0, len(wav) - frame, hop):
-        x = wav[i:i + frame] - wav[i:i + frame].mean()
-        if np.sqrt(np.mean(x ** 2)) < 0.1 * np.sqrt(np.mean(wav ** 2)):
+        x = wav[i : i + frame] - wav[i : i + frame].mean()
+        if np.sqrt(np.mean(x**2)) < 0.1 * np.sqrt(np.mean(wav**2)):
             continue
         loud += 1
-        ac = np.correlate(x, x, "full")[frame - 1:]
+        ac = np.correlate(x, x, "full")[frame - 1 :]
         periodic += ac[lo + np.argmax(ac[lo:hi])] > 0.5 * ac[0]
     return periodic / max(loud, 1)
 
@@ -136,8 +140,10 @@ def evaluate_voice(held: HeldOut) -> dict:
     def unit_norm(v):
         return v / np.linalg.norm(v)
 
-    real = {s: unit_norm(np.mean([enc.embed(*_wav(r["path"])) for r in records["held_out"] if r["speaker"] == s],
-                                 0)) for s in spks}
+    real = {
+        s: unit_norm(np.mean([enc.embed(*_wav(r["path"])) for r in records["held_out"] if r["speaker"] == s], 0))
+        for s in spks
+    }
     out = {"voiced_share": {}}
     for mode in ("own_units", "cross"):
         sims = {}
@@ -151,17 +157,23 @@ def evaluate_voice(held: HeldOut) -> dict:
                     real_wav = _wav(r["path"])[0]
                     voiced.append((voiced_share(wav), voiced_share(real_wav), median_f0(wav), median_f0(real_wav)))
             if voiced:
-                out["voiced_share"][a] = {"synthetic": float(np.mean([v[0] for v in voiced])),
-                                          "real": float(np.mean([v[1] for v in voiced])),
-                                          "median_f0_synthetic": float(np.mean([v[2] for v in voiced])),
-                                          "median_f0_real": float(np.mean([v[3] for v in voiced]))}
+                out["voiced_share"][a] = {
+                    "synthetic": float(np.mean([v[0] for v in voiced])),
+                    "real": float(np.mean([v[1] for v in voiced])),
+                    "median_f0_synthetic": float(np.mean([v[2] for v in voiced])),
+                    "median_f0_real": float(np.mean([v[3] for v in voiced])),
+                }
             sims[a] = {b: float(np.mean([e @ real[b] for e in embs])) for b in spks}
         pairs = [(a, b) for a, b in itertools.permutations(spks, 2)]
         wins = [sims[a][a] > sims[a][b] for a, b in pairs]
-        out[mode] = {"similarity": sims, "pairs": len(pairs), "pairs_won": int(sum(wins)),
-                     "all_pairs": bool(all(wins)),
-                     "mean_own": float(np.mean([sims[a][a] for a in spks])),
-                     "mean_other": float(np.mean([sims[a][b] for a, b in pairs]))}
+        out[mode] = {
+            "similarity": sims,
+            "pairs": len(pairs),
+            "pairs_won": int(sum(wins)),
+            "all_pairs": bool(all(wins)),
+            "mean_own": float(np.mean([sims[a][a] for a in spks])),
+            "mean_other": float(np.mean([sims[a][b] for a, b in pairs])),
+        }
     return out
 
 
@@ -207,8 +219,12 @@ def cepstral_check(held: HeldOut) -> dict:
         n = min(len(a), len(b))
         ca, cb = (dct(x[:n], type=2, norm="ortho", axis=1)[:, 1:13] for x in (a, b))
         distances.append(float(np.mean(np.sqrt(((ca - cb) ** 2).sum(1))[loud(a[:n])])))
-    return {"utterances": len(records["held_out"]), "classifier_real_correct": int(real_hits),
-            "classifier_synthetic_correct": int(synth_hits), "cepstral_distance": float(np.mean(distances))}
+    return {
+        "utterances": len(records["held_out"]),
+        "classifier_real_correct": int(real_hits),
+        "classifier_synthetic_correct": int(synth_hits),
+        "cepstral_distance": float(np.mean(distances)),
+    }
 
 
 def _wav(path):

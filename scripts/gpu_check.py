@@ -95,14 +95,28 @@ def _render(out: Path, device: str, use_amp: bool, work: Path) -> tuple[np.ndarr
     if not container.exists():  # the bundled demo models packed as an AV2AV container, by `unit2av pack`
         rng = np.random.default_rng(0)
         units.write_text(" ".join(str(u) for u in rng.integers(0, 100, 120)))
-        rc, tail = cli("pack", "--vocoder", f"en={asset('vocoder.pt')}", "--face", str(asset("face_renderer.pt")),
-                       "--out", str(container))
+        rc, tail = cli(
+            "pack",
+            "--vocoder",
+            f"en={asset('vocoder.pt')}",
+            "--face",
+            str(asset("face_renderer.pt")),
+            "--out",
+            str(container),
+        )
         if rc:
             raise RuntimeError(f"unit2av pack failed: {tail}")
     dev = torch.device(device)
     with amp(dev, use_amp):
-        render(units, SAMPLE / "TRajLqEaWhQ_00002.mp4", SAMPLE / "TRajLqEaWhQ_00002.bbox.pkl", out, "en",
-               container, device=device)
+        render(
+            units,
+            SAMPLE / "TRajLqEaWhQ_00002.mp4",
+            SAMPLE / "TRajLqEaWhQ_00002.bbox.pkl",
+            out,
+            "en",
+            container,
+            device=device,
+        )
     frames = np.stack([f.astype(np.float32) for f in iter_frames(out)])
     wav, _ = read_audio_track(out, 16000)
     return frames, np.asarray(wav, dtype=np.float32)
@@ -122,8 +136,14 @@ def check_render(rows: list, cuda: bool, work: Path) -> None:
         diff = float(np.abs(frames - ref_frames).mean()) if same else float("inf")
         snr = snr_db(ref_wav, wav)
         ok = same and diff <= FRAME_TOL and snr >= AMP_SNR_DB
-        rows.append(("render", label, f"frames mean |Δ| {diff:.2f}, audio SNR {snr:.1f} dB, "
-                     f"{time.time() - t:.1f} s", "ok" if ok else "FAIL"))
+        rows.append(
+            (
+                "render",
+                label,
+                f"frames mean |Δ| {diff:.2f}, audio SNR {snr:.1f} dB, {time.time() - t:.1f} s",
+                "ok" if ok else "FAIL",
+            )
+        )
 
 
 def _vocoder_data(work: Path) -> tuple[Path, Path]:
@@ -136,12 +156,40 @@ def _vocoder_data(work: Path) -> tuple[Path, Path]:
     if (data / "train.jsonl").exists():
         return data / "config.json", data / "train.jsonl"
     make_corpus(data / "corpus", sentences_per_voice=2)
-    for args in (("units", "--no-progress", "fit", "--audio_root", str(data / "corpus"), "--k", "16",
-                  "--out", str(data / "km.pt")),
-                 ("units", "--no-progress", "extract", "--kmeans", str(data / "km.pt"), "--audio_root",
-                  str(data / "corpus"), "--out_root", str(data / "units"), "--speaker"),
-                 ("manifest", "--audio_root", str(data / "corpus"), "--unit_root", str(data / "units"),
-                  "--output_file", str(data / "train.jsonl"))):
+    for args in (
+        (
+            "units",
+            "--no-progress",
+            "fit",
+            "--audio_root",
+            str(data / "corpus"),
+            "--k",
+            "16",
+            "--out",
+            str(data / "km.pt"),
+        ),
+        (
+            "units",
+            "--no-progress",
+            "extract",
+            "--kmeans",
+            str(data / "km.pt"),
+            "--audio_root",
+            str(data / "corpus"),
+            "--out_root",
+            str(data / "units"),
+            "--speaker",
+        ),
+        (
+            "manifest",
+            "--audio_root",
+            str(data / "corpus"),
+            "--unit_root",
+            str(data / "units"),
+            "--output_file",
+            str(data / "train.jsonl"),
+        ),
+    ):
         rc, tail = cli(*args)
         if rc:
             raise RuntimeError(f"unit2av {args[0]} failed: {tail}")
@@ -154,10 +202,29 @@ def _vocoder_data(work: Path) -> tuple[Path, Path]:
 
 def _train_unit2a(work: Path, name: str, device: str, extra: tuple = (), launcher=None) -> tuple[int, str]:
     config, manifest = _vocoder_data(work)
-    return cli("train-unit2a", "--config", str(config), "--checkpoint_path", str(work / name),
-               "--input_training_file", str(manifest), "--input_validation_file", str(manifest),
-               "--training_steps", "3", "--validation_interval", "3", "--checkpoint_interval", "3",
-               "--disc_width", str(TRAIN_DISC_WIDTH), "--device", device, *extra, launcher=launcher)
+    return cli(
+        "train-unit2a",
+        "--config",
+        str(config),
+        "--checkpoint_path",
+        str(work / name),
+        "--input_training_file",
+        str(manifest),
+        "--input_validation_file",
+        str(manifest),
+        "--training_steps",
+        "3",
+        "--validation_interval",
+        "3",
+        "--checkpoint_interval",
+        "3",
+        "--disc_width",
+        str(TRAIN_DISC_WIDTH),
+        "--device",
+        device,
+        *extra,
+        launcher=launcher,
+    )
 
 
 def check_train(rows: list, cuda: bool, work: Path) -> None:
@@ -165,13 +232,32 @@ def check_train(rows: list, cuda: bool, work: Path) -> None:
     extra = ("--amp",) if cuda else ()
     rc, tail = _train_unit2a(work, f"cp_unit2a_{device}", device, extra)
     label = f"train-unit2a 3 steps {device}{' amp' if cuda else ''}"
-    rows.append(("train", label, tail[-90:], "ok" if rc == 0 and list((work / f"cp_unit2a_{device}").glob("g_*"))
-                 else "FAIL"))
+    rows.append(
+        ("train", label, tail[-90:], "ok" if rc == 0 and list((work / f"cp_unit2a_{device}").glob("g_*")) else "FAIL")
+    )
     clips = _face_clips(work)
-    rc, tail = cli("train-face", "--checkpoint_path", str(work / f"cp_face_{device}"), "--input_training_file",
-                   str(clips), "--input_validation_file", str(clips), "--width", "32", "--training_steps", "3",
-                   "--validation_interval", "3", "--checkpoint_interval", "3", "--batch_size", "2",
-                   "--device", device, *extra)
+    rc, tail = cli(
+        "train-face",
+        "--checkpoint_path",
+        str(work / f"cp_face_{device}"),
+        "--input_training_file",
+        str(clips),
+        "--input_validation_file",
+        str(clips),
+        "--width",
+        "32",
+        "--training_steps",
+        "3",
+        "--validation_interval",
+        "3",
+        "--checkpoint_interval",
+        "3",
+        "--batch_size",
+        "2",
+        "--device",
+        device,
+        *extra,
+    )
     label = f"train-face 3 steps {device}{' amp' if cuda else ''}"
     rows.append(("train", label, tail[-90:], "ok" if rc == 0 else "FAIL"))
 
@@ -195,8 +281,14 @@ def check_ddp(rows: list, cuda: bool, work: Path) -> None:
         return
     device = "cuda" if cuda else "cpu"
     rc, tail = _train_unit2a(work, f"cp_ddp_{device}", device, launcher=launcher)
-    rows.append(("ddp", f"torchrun --nproc_per_node 1 train-unit2a ({'nccl' if cuda else 'gloo'})", tail[-90:],
-                 "ok" if rc == 0 else "FAIL"))
+    rows.append(
+        (
+            "ddp",
+            f"torchrun --nproc_per_node 1 train-unit2a ({'nccl' if cuda else 'gloo'})",
+            tail[-90:],
+            "ok" if rc == 0 else "FAIL",
+        )
+    )
 
 
 def check_bench(rows: list, cuda: bool) -> None:
@@ -237,9 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.out or tempfile.mkdtemp(prefix="unit2av_gpu_check_"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str, str, str]] = []
-    checks = {"synth": lambda: check_synth(rows, cuda), "render": lambda: check_render(rows, cuda, work),
-              "train": lambda: check_train(rows, cuda, work), "ddp": lambda: check_ddp(rows, cuda, work),
-              "bench": lambda: check_bench(rows, cuda)}
+    checks = {
+        "synth": lambda: check_synth(rows, cuda),
+        "render": lambda: check_render(rows, cuda, work),
+        "train": lambda: check_train(rows, cuda, work),
+        "ddp": lambda: check_ddp(rows, cuda, work),
+        "bench": lambda: check_bench(rows, cuda),
+    }
     t0 = time.time()
     for name in chosen:
         try:

@@ -21,9 +21,18 @@ def face_dataset(tmp_path_factory) -> dict:
     held = [records[3], records[7]]
     train = [r for r in records if r not in held]
     save_kmeans(fit_kmeans([r["path"] for r in train], K, progress=False), out / "km.pt")
-    train_clips = make_talking_faces([r["path"] for r in train], out / "train", out / "km.pt", face="drawn",
-                                     progress=False)
-    valid_clips = make_talking_faces([r["path"] for r in held], out / "valid", out / "km.pt", face="drawn",
-                                     seed=100, progress=False)
-    return {"root": out, "k": K, "train": out / "train" / "manifest.jsonl", "valid": out / "valid" / "manifest.jsonl",
-            "train_clips": train_clips, "valid_clips": valid_clips, "records": records}
+    train_clips = make_talking_faces(
+        [r["path"] for r in train], out / "train", out / "km.pt", face="drawn", progress=False
+    )
+    valid_clips = make_talking_faces(
+        [r["path"] for r in held], out / "valid", out / "km.pt", face="drawn", seed=100, progress=False
+    )
+    return {
+        "root": out,
+        "k": K,
+        "train": out / "train" / "manifest.jsonl",
+        "valid": out / "valid" / "manifest.jsonl",
+        "train_clips": train_clips,
+        "valid_clips": valid_clips,
+        "records": records,
+    }

@@ -25,8 +25,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def reference_dir(tmp_path_factory) -> Path:
     """A folder holding ``unit2av_ref.pt`` and ``g_00000000`` written by the fixture's materialise.py."""
     out = tmp_path_factory.mktemp("reference")
-    subprocess.run([sys.executable, str(REFERENCE / "materialise.py"), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, str(REFERENCE / "materialise.py"), str(out)], check=True, capture_output=True)
     return out
 
 
@@ -44,8 +43,11 @@ def reference_config() -> Path:
 
 def _materialise(tmp_path_factory, fixture: str, name: str) -> Path:
     out = tmp_path_factory.mktemp(fixture)
-    subprocess.run([sys.executable, str(SHARED / "fixtures" / fixture / "materialise.py"), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(SHARED / "fixtures" / fixture / "materialise.py"), str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out / name
 
 

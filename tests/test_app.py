@@ -102,7 +102,7 @@ def test_edit_undo_pick_and_the_strip(ws, root, capsys):
     assert view.shape == (224, 224, 3)
     green = np.all(view == (0, 255, 0), axis=2)  # the box outline of prepare.draw
     x1, y1, x2, y2 = (int(round(v)) for v in original[33])
-    assert green[max(y1, 0):min(y2, 224), max(x1, 0)].mean() > 0.9
+    assert green[max(y1, 0) : min(y2, 224), max(x1, 0)].mean() > 0.9
 
     with pytest.raises(Unit2AVError) as err:
         s.edit("500:600")
@@ -128,7 +128,8 @@ def test_save_is_atomic_and_keeps_the_original_once(ws, root):
     assert [i for i, b in enumerate(saved) if b is None] == [0, 1, *range(10, 20)]
     np.testing.assert_array_equal(saved[40], read_boxes(SAMPLE_BBOX)[40])
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        [SAMPLE_VIDEO.name, SAMPLE_BBOX.name, SAMPLE_BBOX.name + ".bak", "units.txt"])  # no temporary files left
+        [SAMPLE_VIDEO.name, SAMPLE_BBOX.name, SAMPLE_BBOX.name + ".bak", "units.txt"]
+    )  # no temporary files left
     assert read_boxes(s.download_copy()) is not None
     other = root / "other.bbox.pkl"
     assert s.save(other) == (other, None)  # a new file: nothing to keep
@@ -191,8 +192,21 @@ def test_page_builds_with_every_control(ws):
 
     demo = build_app(ws)
     ids = {b.elem_id for b in demo.blocks.values() if getattr(b, "elem_id", None)}
-    assert {"u2av-video", "u2av-open", "u2av-status", "u2av-strip", "u2av-detect", "u2av-ranges", "u2av-none",
-            "u2av-restore", "u2av-undo", "u2av-save", "u2av-render", "u2av-dub", "u2av-cmp-orig"} <= ids
+    assert {
+        "u2av-video",
+        "u2av-open",
+        "u2av-status",
+        "u2av-strip",
+        "u2av-detect",
+        "u2av-ranges",
+        "u2av-none",
+        "u2av-restore",
+        "u2av-undo",
+        "u2av-save",
+        "u2av-render",
+        "u2av-dub",
+        "u2av-cmp-orig",
+    } <= ids
     p = argparse.ArgumentParser()
     cmd.add_arguments(p)
     args = p.parse_args(["--root", "r"])

@@ -35,9 +35,18 @@ from unit2av.prepare.faces import DetectOptions, detect_video
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("UNIT2AV_ARTIFACTS", ROOT / "build" / "app-screens"))
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1400,2600"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1400,2600",
+]
 STEP_TIMEOUT = 120  # seconds one step (a render on a busy 2-core machine) may take
 
 
@@ -79,9 +88,26 @@ def app(tmp_path_factory):
     port = _free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     log = open(base / "app.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "unit2av.cli", "app", "--root", str(root), "--port", str(port),
-                             "--work-dir", str(work), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=base)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "unit2av.cli",
+            "app",
+            "--root",
+            str(root),
+            "--port",
+            str(port),
+            "--work-dir",
+            str(work),
+            "--device",
+            "cpu",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=base,
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while True:
@@ -129,8 +155,10 @@ class Page:
     def __init__(self, driver, url: str):
         self.d = driver
         driver.get(url)
-        self.wait(lambda: self.d.execute_script("return !!document.querySelector('#u2av-status textarea')"),
-                  "the page to load")
+        self.wait(
+            lambda: self.d.execute_script("return !!document.querySelector('#u2av-status textarea')"),
+            "the page to load",
+        )
         self.wait(lambda: self.js("return document.querySelector('#u2av-model input').value") != "", "models")
 
     def js(self, script: str, *args):
@@ -181,8 +209,11 @@ class Page:
 
         before = self.status()
         self.click(self.d.find_element(By.ID, elem_id))
-        return self.wait(lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
-                         f"{elem_id}: status with {expect!r}", timeout)
+        return self.wait(
+            lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
+            f"{elem_id}: status with {expect!r}",
+            timeout,
+        )
 
     def upload(self, button: str, path: Path, expect: str) -> str:
         """Upload ``path`` through the upload button labelled ``button``; wait for ``expect`` in the status."""
@@ -190,8 +221,10 @@ class Page:
 
         before = self.status()
         self.d.find_element(By.CSS_SELECTOR, f'input[data-testid="{button}-upload-button"]').send_keys(str(path))
-        return self.wait(lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
-                         f"upload {path.name}: status with {expect!r}")
+        return self.wait(
+            lambda: (lambda s: s if s != before and expect in s else None)(self.status()),
+            f"upload {path.name}: status with {expect!r}",
+        )
 
     def click_strip(self, frame: int, num_frames: int) -> str:
         """Click the middle of ``frame``'s column on the timeline strip; wait for the status to change."""
@@ -214,8 +247,10 @@ class Page:
 
 def _decoded_size(page: Page, elem_id: str):
     """[width, height] of the frames the browser decoded in a player (0 until it can play them), or None."""
-    return page.js(f"const v = document.querySelector('#{elem_id} video');"
-                   "return v && v.readyState >= 2 && v.videoWidth > 0 ? [v.videoWidth, v.videoHeight] : null")
+    return page.js(
+        f"const v = document.querySelector('#{elem_id} video');"
+        "return v && v.readyState >= 2 && v.videoWidth > 0 ? [v.videoWidth, v.videoHeight] : null"
+    )
 
 
 def _external_requests(driver, url: str) -> list[str]:
@@ -269,22 +304,35 @@ def test_review_save_and_dub_in_the_browser(app, browser, tmp_path):
     page.type("u2av-units", "units.txt", enter=True)
     status = page.press("u2av-render", "rendered", timeout=240)
     page.js("document.querySelector('#u2av-dub').scrollIntoView()")
-    duration = page.wait(lambda: page.js("const v = document.querySelector('#u2av-dub video');"
-                                         "return v && v.readyState >= 1 && !v.error ? v.duration : 0"),
-                         "a playable dubbed video")
+    duration = page.wait(
+        lambda: page.js(
+            "const v = document.querySelector('#u2av-dub video');"
+            "return v && v.readyState >= 1 && !v.error ? v.duration : 0"
+        ),
+        "a playable dubbed video",
+    )
     assert duration > 1.5, duration  # ~2 s of speech
     assert page.wait(lambda: _decoded_size(page, "u2av-dub"), "decoded dubbed frames") == [224, 224]
     assert page.wait(lambda: _decoded_size(page, "u2av-cmp-orig"), "decoded original frames") == [224, 224]
     for image in ("u2av-preview", "u2av-spectrogram"):
-        assert page.wait(lambda i=image: page.js(f"const m = document.querySelector('#{i} img');"
-                                                 "return m && m.complete ? m.naturalWidth : 0"), image) > 100
+        assert (
+            page.wait(
+                lambda i=image: page.js(
+                    f"const m = document.querySelector('#{i} img');return m && m.complete ? m.naturalWidth : 0"
+                ),
+                image,
+            )
+            > 100
+        )
     page.shot("06-rendered")
 
     page.js("document.querySelector('#u2av-dub video').play()")
     time.sleep(1.0)
-    orig_t, dub_t, orig_paused = page.js("const o = document.querySelector('#u2av-cmp-orig video');"
-                                         "const d = document.querySelector('#u2av-dub video');"
-                                         "return [o.currentTime, d.currentTime, o.paused];")
+    orig_t, dub_t, orig_paused = page.js(
+        "const o = document.querySelector('#u2av-cmp-orig video');"
+        "const d = document.querySelector('#u2av-dub video');"
+        "return [o.currentTime, d.currentTime, o.paused];"
+    )
     assert not orig_paused and dub_t > 0.3 and abs(orig_t - dub_t) < 0.35, (orig_t, dub_t, orig_paused)
     page.js("document.querySelector('#u2av-dub video').pause()")
     assert page.wait(lambda: page.js("return document.querySelector('#u2av-cmp-orig video').paused"), "sync pause")
@@ -316,8 +364,10 @@ def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser,
     assert "70 frames, 5 without a box (0:5" in first.press("u2av-none", "set to None")
     for frame in (44, 40):  # two clicks on the strip pick a range, both frames included
         first.click_strip(frame, 70)
-    first.wait(lambda: first.js("return document.querySelector('#u2av-ranges textarea, #u2av-ranges input').value")
-               == "40:45", "the picked range")
+    first.wait(
+        lambda: first.js("return document.querySelector('#u2av-ranges textarea, #u2av-ranges input').value") == "40:45",
+        "the picked range",
+    )
     tab_one = browser.current_window_handle
 
     browser.switch_to.new_window("tab")
@@ -331,8 +381,10 @@ def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser,
     assert "is outside the --root folder" in second.press("u2av-open", "error:")
     second.upload("Upload a video", SAMPLE_VIDEO, "70 frames")  # uploads come from anywhere
     second.upload("Upload .bbox.pkl", SAMPLE_BBOX, "70 frames, 0 without a box")
-    assert second.js("return document.querySelector('#u2av-save-as textarea, #u2av-save-as input').value") \
-        == SAMPLE_BBOX.name  # an uploaded file is saved under --root
+    assert (
+        second.js("return document.querySelector('#u2av-save-as textarea, #u2av-save-as input').value")
+        == SAMPLE_BBOX.name
+    )  # an uploaded file is saved under --root
     second.type("u2av-ranges", "500:600")
     shown = second.press("u2av-none", "error:")
     second.shot("07-error-in-page")

@@ -45,8 +45,8 @@ def model(ckpt):
 
 def _case_inputs(case: str, wav, lip):
     c = CASES[case]
-    audio = wav[:c["audio_samples"]] if "audio" in c["modalities"] else None
-    frames = lip[:c["video_frames"]] if "video" in c["modalities"] else None
+    audio = wav[: c["audio_samples"]] if "audio" in c["modalities"] else None
+    frames = lip[: c["video_frames"]] if "video" in c["modalities"] else None
     return audio, frames, c["modalities"]
 
 
@@ -59,7 +59,7 @@ def test_features_from_the_sample_clip_match_the_reference(expected):
         if c["audio_samples"] is None:
             continue
         frames = c["video_frames"] if "video" in c["modalities"] else None
-        raw, rows = F.audio_rows(wav[:c["audio_samples"]], frames, normalize=True, stack=4)
+        raw, rows = F.audio_rows(wav[: c["audio_samples"]], frames, normalize=True, stack=4)
         assert raw.shape == (c["T"], 104), case
         assert np.abs(raw - expected[f"{case}__audio_feats_raw"]).max() <= 1e-5, case
         assert np.abs(rows.numpy() - expected[f"{case}__audio_feats"]).max() <= 1e-5, case
@@ -137,7 +137,7 @@ def test_long_inputs_windows_and_frame_batches(model, expected):
         assert torch.equal(net.encode(a, v, max_frames=70), whole)  # up to max_frames: the whole input at once
         windowed = net.encode(a, v, max_frames=40, overlap=10)
         fused = net.fuse_features(a, v)
-        parts = [net.encoder(fused[:, s:e])[:, k0 - s:k1 - s] for s, e, k0, k1 in windows(70, 40, 10)]
+        parts = [net.encoder(fused[:, s:e])[:, k0 - s : k1 - s] for s, e, k0, k1 in windows(70, 40, 10)]
     assert [w[:2] for w in windows(70, 40, 10)] == [(0, 40), (30, 70)]
     assert torch.allclose(windowed, torch.cat(parts, dim=1), atol=1e-6)
     assert not torch.allclose(windowed[:, 40:], whole[:, 40:], atol=1e-3)  # other context, other numbers
@@ -146,12 +146,43 @@ def test_long_inputs_windows_and_frame_batches(model, expected):
 # ---------------------------------------------------------------------------------------------- command
 def test_cli_av_and_audio_strings(ckpt, expected, tmp_path, capsys):
     out = tmp_path / "u" / "av.txt"
-    assert main(["av2unit", "--in-vid-path", str(SAMPLE_VIDEO), "--out-unit-path", str(out),
-                 "--av2unit-path", str(ckpt), "--in-lip-path", str(SAMPLE_LIP), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "av2unit",
+                "--in-vid-path",
+                str(SAMPLE_VIDEO),
+                "--out-unit-path",
+                str(out),
+                "--av2unit-path",
+                str(ckpt),
+                "--in-lip-path",
+                str(SAMPLE_LIP),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert out.read_text() == str(expected["av__unit_str"])
     out_a = tmp_path / "a.txt"
-    assert main(["av2unit", "--in_vid_path", str(SAMPLE_VIDEO), "--out_unit_path", str(out_a),
-                 "--av2unit_path", str(ckpt), "--modalities", "audio", "--cpu"]) == 0
+    assert (
+        main(
+            [
+                "av2unit",
+                "--in_vid_path",
+                str(SAMPLE_VIDEO),
+                "--out_unit_path",
+                str(out_a),
+                "--av2unit_path",
+                str(ckpt),
+                "--modalities",
+                "audio",
+                "--cpu",
+            ]
+        )
+        == 0
+    )
     assert out_a.read_text() == str(expected["a__unit_str"])
     assert "wrote 140 units" in capsys.readouterr().out
 
@@ -166,8 +197,22 @@ def test_cli_makes_mouth_crops_without_lip_path(ckpt, expected, tmp_path, monkey
     monkeypatch.setitem(sys.modules, "unit2av.prepare.mouth", types.SimpleNamespace(make_mouth_crops=make_mouth_crops))
     out = tmp_path / "av.txt"
     bbox = str(SAMPLE / "TRajLqEaWhQ_00002.bbox.pkl")
-    assert main(["av2unit", "--in-vid-path", str(SAMPLE_VIDEO), "--out-unit-path", str(out),
-                 "--av2unit-path", str(ckpt), "--in-bbox-path", bbox]) == 0
+    assert (
+        main(
+            [
+                "av2unit",
+                "--in-vid-path",
+                str(SAMPLE_VIDEO),
+                "--out-unit-path",
+                str(out),
+                "--av2unit-path",
+                str(ckpt),
+                "--in-bbox-path",
+                bbox,
+            ]
+        )
+        == 0
+    )
     assert calls == [(SAMPLE_VIDEO, tmp_path / "TRajLqEaWhQ_00002.lip.mp4", bbox)]
     assert out.read_text() == str(expected["av__unit_str"])
 
@@ -184,14 +229,19 @@ def _short_lip(path: Path, frames: int, size: int = 96) -> Path:
 
 def test_cli_bad_input_is_one_line_exit_2(ckpt, tmp_path, capsys):
     utut = tmp_path / "utut"
-    subprocess.run([sys.executable, str(SHARED / "fixtures" / "utut" / "materialise.py"), str(utut)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(SHARED / "fixtures" / "utut" / "materialise.py"), str(utut)],
+        check=True,
+        capture_output=True,
+    )
     short = _short_lip(tmp_path / "short.lip.mp4", 20)
     out = tmp_path / "u.txt"
     base = ["av2unit", "--in-vid-path", str(SAMPLE_VIDEO), "--out-unit-path", str(out)]
     cases = [
-        (["--av2unit-path", str(utut / "utut_tiny.pt"), "--in-lip-path", str(SAMPLE_LIP)],
-         "not an mAV-HuBERT checkpoint: it holds model 'mbart_large' for task 'utut_pretraining'"),
+        (
+            ["--av2unit-path", str(utut / "utut_tiny.pt"), "--in-lip-path", str(SAMPLE_LIP)],
+            "not an mAV-HuBERT checkpoint: it holds model 'mbart_large' for task 'utut_pretraining'",
+        ),
         (["--av2unit-path", str(ckpt), "--in-lip-path", str(SAMPLE_VIDEO)], "224x224"),
         (["--av2unit-path", str(ckpt), "--in-lip-path", str(short)], "more than 5 frames apart"),
     ]
@@ -200,8 +250,17 @@ def test_cli_bad_input_is_one_line_exit_2(ckpt, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
         assert not out.exists()
-    no_audio = ["av2unit", "--in-vid-path", str(SAMPLE_LIP), "--out-unit-path", str(out), "--av2unit-path", str(ckpt),
-                "--modalities", "audio"]
+    no_audio = [
+        "av2unit",
+        "--in-vid-path",
+        str(SAMPLE_LIP),
+        "--out-unit-path",
+        str(out),
+        "--av2unit-path",
+        str(ckpt),
+        "--modalities",
+        "audio",
+    ]
     assert main(no_audio) == 2 and "has no audio track" in capsys.readouterr().err and not out.exists()
     # the reference's rule (pad/trim any difference) on request
     assert main(base + ["--av2unit-path", str(ckpt), "--in-lip-path", str(short), "--max-mismatch", "-1"]) == 0
@@ -221,8 +280,22 @@ def test_units_extract_mavhubert_on_video_files(ckpt, expected, tmp_path):
     shutil.copy(SAMPLE_LIP, clips)  # mouth crops: read for "video", never taken for a speech file
     for spec, case in ((f"mavhubert:{ckpt}", "a"), (f"mavhubert:{ckpt}:audio,video", "av")):
         out = tmp_path / case
-        assert main(["units", "extract", "--features", spec, "--audio_root", str(clips), "--out_root", str(out),
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "units",
+                    "extract",
+                    "--features",
+                    spec,
+                    "--audio_root",
+                    str(clips),
+                    "--out_root",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         assert [p.name for p in out.rglob("*.pt")] == [f"{SAMPLE_VIDEO.stem}.pt"]
         code = load_torch(out / f"{SAMPLE_VIDEO.stem}.pt")["code"]
         assert np.array_equal(code.numpy(), expected[f"{case}__units"]), case  # 44800 // 320 = 140 = 2T
@@ -241,31 +314,88 @@ def test_units_extract_mavhubert_feeds_manifest_and_training(ckpt, model, tmp_pa
     audio_root, unit_root = tmp_path / "audio", tmp_path / "units"
     records = make_corpus(audio_root, sentences_per_voice=2)
     spec = f"mavhubert:{ckpt}"
-    assert main(["units", "extract", "--features", spec, "--audio_root", str(audio_root), "--out_root",
-                 str(unit_root), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "units",
+                "extract",
+                "--features",
+                spec,
+                "--audio_root",
+                str(audio_root),
+                "--out_root",
+                str(unit_root),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for r in records:
         wav, _ = load_audio(r["path"], 16000)
         unit_file = unit_root / Path(r["path"]).relative_to(audio_root).with_suffix(".pt")
         code = load_torch(unit_file)["code"]
         assert code.dtype == torch.int64 and len(code) == len(wav) // 320
         full = model.units(wav)  # 2T = len // 320 + 0..2: the tail units are the dropped ones
-        assert 0 <= len(full) - len(code) <= 2 and torch.equal(full[:len(code)], code)
+        assert 0 <= len(full) - len(code) <= 2 and torch.equal(full[: len(code)], code)
         assert 0 <= int(code.min()) and int(code.max()) < 1000
-    assert main(["units", "extract", "--features", spec, "--kmeans", str(ckpt), "--audio_root", str(audio_root),
-                 "--out_root", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "units",
+                "extract",
+                "--features",
+                spec,
+                "--kmeans",
+                str(ckpt),
+                "--audio_root",
+                str(audio_root),
+                "--out_root",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert main(["units", "extract", "--audio_root", str(audio_root), "--out_root", str(tmp_path / "x")]) == 2
     assert "needs a k-means file" in capsys.readouterr().err
     manifest = tmp_path / "train.jsonl"
-    assert main(["manifest", "--audio_root", str(audio_root), "--unit_root", str(unit_root),
-                 "--output_file", str(manifest)]) == 0
+    assert (
+        main(
+            ["manifest", "--audio_root", str(audio_root), "--unit_root", str(unit_root), "--output_file", str(manifest)]
+        )
+        == 0
+    )
     config = write_config(tmp_path / "tiny.json", num_embeddings=1000, embedder_params=False, batch_size=2)
     ck = tmp_path / "ck"
     torch.set_num_threads(1)
     try:
-        assert main(["train-unit2a", "--config", str(config), "--checkpoint_path", str(ck),
-                     "--input_training_file", str(manifest), "--input_validation_file", str(manifest),
-                     "--training_steps", "2", "--validation_interval", "0", "--checkpoint_interval", "2",
-                     "--disc_width", "0.0625", "--device", "cpu", "--num_workers", "0"]) == 0
+        assert (
+            main(
+                [
+                    "train-unit2a",
+                    "--config",
+                    str(config),
+                    "--checkpoint_path",
+                    str(ck),
+                    "--input_training_file",
+                    str(manifest),
+                    "--input_validation_file",
+                    str(manifest),
+                    "--training_steps",
+                    "2",
+                    "--validation_interval",
+                    "0",
+                    "--checkpoint_interval",
+                    "2",
+                    "--disc_width",
+                    "0.0625",
+                    "--device",
+                    "cpu",
+                    "--num_workers",
+                    "0",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(2)
     assert (ck / "g_00000002").is_file()

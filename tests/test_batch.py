@@ -42,23 +42,52 @@ def setup(tmp_path_factory):
     script = json.loads(asset("demo_script.json").read_text())
     units = [u for s in script["sentences"] for u in s["units"]]
     for i in range(4):  # 10 deduplicated units each
-        (d / f"u{i}.txt").write_text(" ".join(map(str, units[3 + 10 * i:13 + 10 * i])))
+        (d / f"u{i}.txt").write_text(" ".join(map(str, units[3 + 10 * i : 13 + 10 * i])))
     torch.save(torch.tensor(script["voices"]["A"]["embedding"]), d / "voice_a.pt")
     dump_plain_pickle(load_plain_pickle(SAMPLE_BBOX)[:10], d / "short.bbox.pkl")  # 10 boxes for 70 frames
-    common = {"in_vid_path": str(SAMPLE_VIDEO), "in_bbox_path": str(SAMPLE_BBOX), "unit2av_path": "av.pt",
-              "config": "vocoder.json", "device": "cpu"}
+    common = {
+        "in_vid_path": str(SAMPLE_VIDEO),
+        "in_bbox_path": str(SAMPLE_BBOX),
+        "unit2av_path": "av.pt",
+        "config": "vocoder.json",
+        "device": "cpu",
+    }
     jobs = [
         {"command": "render", "in_unit_path": "u0.txt", "tgt_lang": "aa", "out_vid_path": "a.mp4", **common},
         {"command": "render", "in_unit_path": "u1.txt", "tgt_lang": "bb", **common},  # derived output
-        {"command": "render", "in_unit_path": "u2.txt", "tgt_lang": "aa", "out_vid_path": "sub/c.mp4",
-         **common, "blend": "hard"},
-        {**common, "command": "render", "in_unit_path": "u3.txt", "tgt_lang": "aa", "out_vid_path": "missing.mp4",
-         "in_vid_path": "no_such_video.mp4"},
+        {
+            "command": "render",
+            "in_unit_path": "u2.txt",
+            "tgt_lang": "aa",
+            "out_vid_path": "sub/c.mp4",
+            **common,
+            "blend": "hard",
+        },
+        {
+            **common,
+            "command": "render",
+            "in_unit_path": "u3.txt",
+            "tgt_lang": "aa",
+            "out_vid_path": "missing.mp4",
+            "in_vid_path": "no_such_video.mp4",
+        },
         {"command": "render", "in_unit_path": "u3.txt", "tgt_lang": "bb", "out_vid_path": "d.mp4", **common},
-        {**common, "command": "render", "in_unit_path": "u0.txt", "tgt_lang": "aa", "out_vid_path": "boxes.mp4",
-         "in_bbox_path": "short.bbox.pkl"},
-        {"command": "synth", "input_file": "u1.txt", "checkpoint": str(asset("vocoder.pt")), "speaker": "voice_a.pt",
-         "dur_prediction": True, "device": "cpu"},
+        {
+            **common,
+            "command": "render",
+            "in_unit_path": "u0.txt",
+            "tgt_lang": "aa",
+            "out_vid_path": "boxes.mp4",
+            "in_bbox_path": "short.bbox.pkl",
+        },
+        {
+            "command": "synth",
+            "input_file": "u1.txt",
+            "checkpoint": str(asset("vocoder.pt")),
+            "speaker": "voice_a.pt",
+            "dur_prediction": True,
+            "device": "cpu",
+        },
         {"command": "render", "in_unit_path": "u1.txt", "tgt_lang": "aa", "out_vid_path": "e.mp4", **common},
     ]
     lines = ["# 8 jobs: 6 good, a missing video (line 5) and a box file for 10 of 70 frames (line 7)"]
@@ -109,7 +138,7 @@ def _cli_error(argv, capsys) -> str:
     err = capsys.readouterr().err.strip()
     prefix = f"unit2av {argv[0]}: error: "
     assert err.startswith(prefix) and "\n" not in err
-    return err[len(prefix):]
+    return err[len(prefix) :]
 
 
 def test_report_lists_every_job_with_status_and_reason(setup, first):
@@ -132,13 +161,44 @@ def test_report_lists_every_job_with_status_and_reason(setup, first):
 def test_bad_jobs_fail_with_the_single_commands_line(setup, first, capsys):
     out, result = first
     reasons = {e["job"]: e["reason"] for e in result.entries if e["status"] == "failed"}
-    common = ["--in-unit-path", str(setup / "u3.txt"), "--unit2av-path", str(setup / "av.pt"),
-              "--config", str(setup / "vocoder.json"), "--device", "cpu", "--tgt-lang", "aa"]
-    missing = _cli_error(["render", *common, "--in-vid-path", str(setup / "no_such_video.mp4"),
-                          "--in-bbox-path", str(SAMPLE_BBOX), "--out-vid-path", str(out / "x.mp4")], capsys)
-    boxes = _cli_error(["render", *common, "--in-vid-path", str(SAMPLE_VIDEO),
-                        "--in-bbox-path", str(setup / "short.bbox.pkl"), "--out-vid-path", str(out / "x.mp4")],
-                       capsys)
+    common = [
+        "--in-unit-path",
+        str(setup / "u3.txt"),
+        "--unit2av-path",
+        str(setup / "av.pt"),
+        "--config",
+        str(setup / "vocoder.json"),
+        "--device",
+        "cpu",
+        "--tgt-lang",
+        "aa",
+    ]
+    missing = _cli_error(
+        [
+            "render",
+            *common,
+            "--in-vid-path",
+            str(setup / "no_such_video.mp4"),
+            "--in-bbox-path",
+            str(SAMPLE_BBOX),
+            "--out-vid-path",
+            str(out / "x.mp4"),
+        ],
+        capsys,
+    )
+    boxes = _cli_error(
+        [
+            "render",
+            *common,
+            "--in-vid-path",
+            str(SAMPLE_VIDEO),
+            "--in-bbox-path",
+            str(setup / "short.bbox.pkl"),
+            "--out-vid-path",
+            str(out / "x.mp4"),
+        ],
+        capsys,
+    )
     assert reasons == {6: missing, 8: boxes}
     assert "not found" in missing and "10 boxes" in boxes
 
@@ -147,9 +207,25 @@ def test_good_outputs_equal_the_single_command(setup, first, tmp_path):
     """Job 2 (aa) and job 7 (bb) against `unit2av render` with the same inputs: same frames and audio."""
     out, _ = first
     for units, lang, name in (("u0.txt", "aa", "a.mp4"), ("u3.txt", "bb", "d.mp4")):
-        argv = ["render", "--in-unit-path", str(setup / units), "--in-vid-path", str(SAMPLE_VIDEO),
-                "--in-bbox-path", str(SAMPLE_BBOX), "--out-vid-path", str(tmp_path / name), "--tgt-lang", lang,
-                "--unit2av-path", str(setup / "av.pt"), "--config", str(setup / "vocoder.json"), "--device", "cpu"]
+        argv = [
+            "render",
+            "--in-unit-path",
+            str(setup / units),
+            "--in-vid-path",
+            str(SAMPLE_VIDEO),
+            "--in-bbox-path",
+            str(SAMPLE_BBOX),
+            "--out-vid-path",
+            str(tmp_path / name),
+            "--tgt-lang",
+            lang,
+            "--unit2av-path",
+            str(setup / "av.pt"),
+            "--config",
+            str(setup / "vocoder.json"),
+            "--device",
+            "cpu",
+        ]
         _single(argv)
         single, batch = _decoded(tmp_path / name), _decoded(out / name)
         assert single[0].shape == batch[0].shape and single[0].shape[0] >= 8
@@ -161,9 +237,22 @@ def test_synth_job_equals_the_synth_command(setup, first, tmp_path):
     import soundfile as sf
 
     out, _ = first
-    _single(["synth", "--checkpoint", str(asset("vocoder.pt")), "--input_file", str(setup / "u1.txt"),
-             "--output_folder", str(tmp_path), "--speaker", str(setup / "voice_a.pt"), "--dur-prediction",
-             "--device", "cpu"])
+    _single(
+        [
+            "synth",
+            "--checkpoint",
+            str(asset("vocoder.pt")),
+            "--input_file",
+            str(setup / "u1.txt"),
+            "--output_folder",
+            str(tmp_path),
+            "--speaker",
+            str(setup / "voice_a.pt"),
+            "--dur-prediction",
+            "--device",
+            "cpu",
+        ]
+    )
     (single,) = tmp_path.glob("u1_*.wav")
     a, sr_a = sf.read(single, dtype="int16")
     b, sr_b = sf.read(out / "u1.wav", dtype="int16")
@@ -196,7 +285,8 @@ def test_rerun_skips_finished_and_keeps_failures(setup, first, tmp_path):
     again = shutil.copytree(out, tmp_path / "out")
     rerun = run(setup / "jobs.jsonl", again, workers=1, progress=False)
     assert {e["job"]: e["status"] for e in rerun.entries} == {
-        e["job"]: "skipped" if e["status"] == "done" else "failed" for e in result.entries}
+        e["job"]: "skipped" if e["status"] == "done" else "failed" for e in result.entries
+    }
     assert [e["reason"] for e in rerun.entries] == [e["reason"] for e in result.entries]
     assert rerun.exit_code == 1 and all(e["attempts"] == 0 for e in rerun.entries)
     # a lost output is rendered again; a half-written temporary file beside it does not count as done
@@ -213,16 +303,29 @@ def test_ray_engine_gives_the_same_report(setup, first, tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'unit2av[ray]')")
     _, local = first
     flag = tmp_path / "ray_killed.flag"  # the actor that starts job 4 is killed too: Ray retries it
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {_KILL_HOOK: f"{KILLED_JOB}:{flag}"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {_KILL_HOOK: f"{KILLED_JOB}:{flag}"}},
+    )
     try:
         result = run(setup / "jobs.jsonl", tmp_path / "ray", engine="ray", workers=2, progress=False)
     finally:
         ray.shutdown()
 
     def same(entries, root):
-        return [(e["job"], e["status"], e["reason"], os.path.relpath(e["output"], root), e.get("audio_seconds"),
-                 e.get("video_seconds")) for e in entries]
+        return [
+            (
+                e["job"],
+                e["status"],
+                e["reason"],
+                os.path.relpath(e["output"], root),
+                e.get("audio_seconds"),
+                e.get("video_seconds"),
+            )
+            for e in entries
+        ]
 
     assert same(result.entries, tmp_path / "ray") == same(local.entries, first[0])
     assert flag.is_file() and next(e for e in result.entries if e["job"] == KILLED_JOB)["attempts"] == 2
@@ -231,8 +334,14 @@ def test_ray_engine_gives_the_same_report(setup, first, tmp_path):
 
 # ----------------------------------------------------------------------------- no rendering below
 def test_bad_job_files_are_refused_naming_the_line(setup, tmp_path, capsys):
-    good = {"command": "render", "in_unit_path": "u0.txt", "in_vid_path": "v.mp4", "in_bbox_path": "b.pkl",
-            "tgt_lang": "aa", "unit2av_path": "av.pt"}
+    good = {
+        "command": "render",
+        "in_unit_path": "u0.txt",
+        "in_vid_path": "v.mp4",
+        "in_bbox_path": "b.pkl",
+        "tgt_lang": "aa",
+        "unit2av_path": "av.pt",
+    }
     cases = {
         "unknown key(s) 'tgt_language'": [good, {**good, "tgt_language": "aa", "out_vid_path": "x.mp4"}],
         "also written by line 1": [good, {**good, "in_unit_path": "u1.txt"}],  # same derived output
@@ -248,8 +357,7 @@ def test_bad_job_files_are_refused_naming_the_line(setup, tmp_path, capsys):
             parse_jobs(path, tmp_path / "out")
         assert f"{path}:2:" in str(e.value) and "\n" not in str(e.value)
     path.write_text(json.dumps(good) + "\n{not json\n")
-    assert "jobs.jsonl:2: not valid JSON" in _cli_error(["batch", str(path), "--out-dir", str(tmp_path / "o")],
-                                                          capsys)
+    assert "jobs.jsonl:2: not valid JSON" in _cli_error(["batch", str(path), "--out-dir", str(tmp_path / "o")], capsys)
     assert not (tmp_path / "o").exists()  # nothing ran
 
 

@@ -56,8 +56,9 @@ def face() -> FaceRenderer:
 def _timings(**ratios_to_eager: float) -> dict[str, list[float]]:
     """Five rounds per candidate: noisy round times whose minimum is ``ratio`` x eager's minimum (1 s)."""
     noise = [0.9, 0.0, 0.4, 2.5, 0.1]  # added by "other work"; the minimum is the clean run
-    return {name: [r + n * (1 + i) for i, n in enumerate(noise)] for name, r in
-            {"eager": 1.0, **ratios_to_eager}.items()}
+    return {
+        name: [r + n * (1 + i) for i, n in enumerate(noise)] for name, r in {"eager": 1.0, **ratios_to_eager}.items()
+    }
 
 
 class FakeMeasure:
@@ -84,6 +85,7 @@ def test_measure_warms_up_then_rotates_the_order_and_times_each_call():
             order.append(name)
             for _ in range(costs[name] - 1):  # the call advances the clock; measure reads it once more after
                 next(ticks)
+
         return run
 
     times = calibrate.measure({n: call(n) for n in costs}, rounds=3, clock=clock)
@@ -111,7 +113,7 @@ def test_choice_is_measured_once_then_read_from_the_cache(vocoder, monkeypatch, 
     assert isinstance(model, FastVocoder) and isinstance(model.body, FastGenerator) and model.body.channels_last
     assert fake.calls == [sorted(AUTO_CANDIDATES)]
     data = json.loads(cache_home.read_text())
-    (key, entry), = data["entries"].items()
+    ((key, entry),) = data["entries"].items()
     assert entry["backend"] == "torch" and entry["ratios"]["torch"] == pytest.approx(0.7)
     assert key == calibrate.cache_key("vocoder", vocoder, torch.device("cpu"))
     assert calibrate.device_name(torch.device("cpu")) in key and torch.__version__ in key
@@ -123,8 +125,11 @@ def test_choice_is_measured_once_then_read_from_the_cache(vocoder, monkeypatch, 
 
 def test_key_separates_model_shapes_and_thread_counts(vocoder, face):
     cpu = torch.device("cpu")
-    keys = {calibrate.cache_key("vocoder", vocoder, cpu), calibrate.cache_key("face", face, cpu),
-            calibrate.cache_key("face", FaceRenderer(width=16), cpu)}
+    keys = {
+        calibrate.cache_key("vocoder", vocoder, cpu),
+        calibrate.cache_key("face", face, cpu),
+        calibrate.cache_key("face", FaceRenderer(width=16), cpu),
+    }
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1 if threads > 1 else 2)
@@ -155,8 +160,9 @@ def test_corrupt_cache_is_ignored_with_a_warning_and_rewritten(face, monkeypatch
 def test_cached_unknown_backend_is_measured_again(face, monkeypatch, cache_home):
     key = calibrate.cache_key("face", face, torch.device("cpu"))
     cache_home.parent.mkdir(parents=True)
-    cache_home.write_text(json.dumps({"version": 1, "entries": {key: {"backend": "tensorrt"}, "other": {
-        "backend": "torch"}}}))
+    cache_home.write_text(
+        json.dumps({"version": 1, "entries": {key: {"backend": "tensorrt"}, "other": {"backend": "torch"}}})
+    )
     fake = FakeMeasure(_timings(folded=1.1, torch=1.2))
     monkeypatch.setattr(calibrate, "measure", fake)
     assert fast_face_renderer(face) is face  # eager measured fastest: the model itself
@@ -191,7 +197,7 @@ def test_unwritable_cache_warns_and_still_chooses(face, monkeypatch, tmp_path, c
 def test_real_calibration_runs_every_candidate_and_all_compute_the_same(vocoder, cache_home):
     """The candidates measured are the three paths, and each of them computes the eager output."""
     model = fast_vocoder(vocoder)  # a real (short) calibration of the small model
-    entry, = json.loads(cache_home.read_text())["entries"].values()
+    (entry,) = json.loads(cache_home.read_text())["entries"].values()
     assert set(entry["ratios"]) == set(AUTO_CANDIDATES) and entry["backend"] in AUTO_CANDIDATES
     assert all(s > 0 for s in entry["seconds"].values())
     g = torch.Generator().manual_seed(3)

@@ -26,8 +26,9 @@ def test_subcommand_help(name, capsys):
 
 def test_unit2av_error_is_one_line_exit_2(tmp_path, capsys):
     missing = tmp_path / "nope.pt"
-    rc = main(["synth", "--checkpoint", str(missing), "--input_file", str(missing), "--output_folder",
-               str(tmp_path / "o")])
+    rc = main(
+        ["synth", "--checkpoint", str(missing), "--input_file", str(missing), "--output_folder", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "nope.pt" in err and "not found" in err

@@ -66,8 +66,9 @@ def test_codes_longer_or_shorter_than_audio_trim_the_other(corpus, cfg, tmp_path
     e = corpus["entries"][0]
     codes = torch.load(e.unit_path)["code"]
     n = len(codes)
-    extra = ManifestEntry(e.audio, _unit_file(tmp_path / "long.pt", torch.cat([codes, codes[:7]]),
-                                              corpus["spkr"][e.speaker]))
+    extra = ManifestEntry(
+        e.audio, _unit_file(tmp_path / "long.pt", torch.cat([codes, codes[:7]]), corpus["spkr"][e.speaker])
+    )
     fewer = ManifestEntry(e.audio, _unit_file(tmp_path / "short.pt", codes[: n - 5], corpus["spkr"][e.speaker]))
     ds = UnitAudioDataset([extra, fewer], cfg, segment=False)
     assert ds[0]["code"].shape == (n,) and ds[0]["audio"].shape == (n * HOP,)
@@ -85,10 +86,16 @@ def test_random_segments_are_aligned_slices(corpus, cfg):
             assert item["code"].shape == (SEG // HOP,) and item["audio"].shape == (SEG,)
             assert item["mel"].shape == (80, SEG // cfg.hop_size)
             # locate the segment in the utterance: it must start on a code boundary with its codes
-            start = int(np.argmin([np.abs(full[s:s + SEG] - item["audio"].numpy()).max()
-                                   for s in range(0, len(full) - SEG + 1, HOP)]))
-            np.testing.assert_allclose(full[start * HOP:start * HOP + SEG], item["audio"].numpy(), atol=1e-6)
-            assert torch.equal(item["code"], codes[start:start + SEG // HOP])
+            start = int(
+                np.argmin(
+                    [
+                        np.abs(full[s : s + SEG] - item["audio"].numpy()).max()
+                        for s in range(0, len(full) - SEG + 1, HOP)
+                    ]
+                )
+            )
+            np.testing.assert_allclose(full[start * HOP : start * HOP + SEG], item["audio"].numpy(), atol=1e-6)
+            assert torch.equal(item["code"], codes[start : start + SEG // HOP])
             starts.add((i, start))
             assert torch.equal(ds[(i, 1000 * i + seed)]["code"], item["code"])  # the crop depends only on the seed
     assert len(starts) >= 2 * len(ds)  # crops move around
@@ -98,14 +105,15 @@ def test_short_clip_is_repeated_to_a_segment(corpus, cfg, tmp_path):
     e = corpus["entries"][0]
     wav, sr = sf.read(e.audio, dtype="float32")
     clip_codes = 7  # 140 ms, far below the 400 ms segment
-    sf.write(tmp_path / "101_009_0001.wav", wav[4000:4000 + clip_codes * HOP], sr)
+    sf.write(tmp_path / "101_009_0001.wav", wav[4000 : 4000 + clip_codes * HOP], sr)
     codes = torch.arange(clip_codes) + 3
-    short = ManifestEntry(str(tmp_path / "101_009_0001.wav"),
-                          _unit_file(tmp_path / "c.pt", codes, corpus["spkr"]["101"]))
+    short = ManifestEntry(
+        str(tmp_path / "101_009_0001.wav"), _unit_file(tmp_path / "c.pt", codes, corpus["spkr"]["101"])
+    )
     item = UnitAudioDataset([short], cfg, segment=True)[(0, 5)]
     assert item["audio"].shape == (SEG,) and item["code"].shape == (SEG // HOP,)
     a, c = item["audio"].numpy(), item["code"].numpy()
-    np.testing.assert_allclose(a[clip_codes * HOP:], a[:-clip_codes * HOP], atol=1e-7)  # periodic
+    np.testing.assert_allclose(a[clip_codes * HOP :], a[: -clip_codes * HOP], atol=1e-7)  # periodic
     assert np.array_equal(c[clip_codes:], c[:-clip_codes]) and set(c.tolist()) == set((codes).tolist())
 
 

@@ -87,9 +87,9 @@ def test_demo_writes_video_preview_and_spectrogram(tmp_path):
     assert spec.shape[1] == int(r.seconds * 100)
     # speech, then the trailing pause: quiet in the soundtrack, dark in the spectrogram
     tail = slice(int((r.seconds - 0.25) * sr), None)
-    assert np.sqrt(np.mean(wav[tail] ** 2)) < 0.1 * np.sqrt(np.mean(wav ** 2))
+    assert np.sqrt(np.mean(wav[tail] ** 2)) < 0.1 * np.sqrt(np.mean(wav**2))
     x = int((r.seconds - 0.2) * 100)
-    assert spec[20:, x:x + 10].mean() < 0.5 * spec[20:, : x - 30].mean()
+    assert spec[20:, x : x + 10].mean() < 0.5 * spec[20:, : x - 30].mean()
 
 
 def test_default_demo_command(tmp_path, capsys):
@@ -110,8 +110,9 @@ def test_train_demo_leaves_held_out_speech(tmp_path):
     from unit2av.demo.train import run_demo
 
     # bounded by steps, not seconds (the wall-clock budget is only a cap here), so a busy machine sees the same run
-    result = run_demo(tmp_path / "demo", train_seconds=900.0, device="cpu", sentences=3, k=16, max_steps=6,
-                      validation_interval=3)
+    result = run_demo(
+        tmp_path / "demo", train_seconds=900.0, device="cpu", sentences=3, k=16, max_steps=6, validation_interval=3
+    )
     assert result.steps == 6 and result.checkpoint == tmp_path / "demo" / "checkpoints" / "g_best"
     assert result.val_error_end < 0.9 * result.val_error_start  # training lowered the held-out mel error
     names = sorted(p.name for p in result.wavs)

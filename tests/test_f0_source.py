@@ -56,8 +56,13 @@ def test_frame_f0_follows_espeak_voices_pitch_setting():
     text = "The soup needs a pinch more salt."
     medians = {}
     for voice, pitch in (("en-us+m1", 20), ("en-us+m1", 80), ("ko+f3", 75)):
-        track = frame_f0(torch.from_numpy(synthesize_espeak(text if voice.startswith("en") else "창문을 열어 주세요.",
-                                                            voice, pitch=pitch)), SR, HOP)
+        track = frame_f0(
+            torch.from_numpy(
+                synthesize_espeak(text if voice.startswith("en") else "창문을 열어 주세요.", voice, pitch=pitch)
+            ),
+            SR,
+            HOP,
+        )
         voiced = track[track > 0]
         assert voiced.numel() > 0.3 * track.numel()  # speech is voiced much of the time
         medians[(voice, pitch)] = float(voiced.median())
@@ -90,7 +95,7 @@ def test_excitation_is_harmonic_at_the_given_f0_and_silent_when_unvoiced():
     assert src.shape == (1, 1, 50 * HOP)
     track = frame_f0(src[0, 0], SR, HOP)
     assert float((track[3:20] - 110.0).abs().max()) < 1.5
-    tail = src[0, 0, 27 * HOP:]
+    tail = src[0, 0, 27 * HOP :]
     assert float(tail.std()) < 1e-6  # unvoiced: a constant (the merge layer's bias), no tone
 
 
@@ -161,8 +166,10 @@ def test_config_with_f0_source_round_trips(tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())["f0_source"] is True
 
 
-@pytest.mark.skipif(not __import__("unit2av.runtime.onnx", fromlist=["x"]).onnxruntime_available(),
-                    reason="onnxruntime not installed (extra 'onnx')")
+@pytest.mark.skipif(
+    not __import__("unit2av.runtime.onnx", fromlist=["x"]).onnxruntime_available(),
+    reason="onnxruntime not installed (extra 'onnx')",
+)
 def test_onnx_export_of_an_f0_source_vocoder_matches_at_other_lengths():
     import numpy as np
 
@@ -188,8 +195,19 @@ def test_exporting_the_body_of_an_f0_source_vocoder_is_refused_in_one_line(tmp_p
     model = _random_source_model(4)
     save_generator(model, tmp_path / "g_src", config=model.config, step=7)
     out = tmp_path / "body.onnx"
-    rc = main(["export", "--format", "onnx", "--checkpoint", str(tmp_path / "g_src"), "--what", "vocoder-body",
-               "--out", str(out)])
+    rc = main(
+        [
+            "export",
+            "--format",
+            "onnx",
+            "--checkpoint",
+            str(tmp_path / "g_src"),
+            "--what",
+            "vocoder-body",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "g_src" in err and "f0_source" in err and len(err.splitlines()) == 1
     assert not out.exists()

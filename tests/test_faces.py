@@ -16,8 +16,10 @@ from unit2av.io.media import VideoWriter, iter_frames, probe_video
 from unit2av.prepare.faces import DetectOptions, detect_video, dlib_available
 from unit2av.prepare.track import fill_gaps, from_box_list, iou, smooth, track_one_face
 
-DETECTORS = ["haar", pytest.param("dlib", marks=pytest.mark.skipif(not dlib_available(),
-                                                                   reason="dlib-bin not installed"))]
+DETECTORS = [
+    "haar",
+    pytest.param("dlib", marks=pytest.mark.skipif(not dlib_available(), reason="dlib-bin not installed")),
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +43,15 @@ def write_clip(path, frames: list[np.ndarray]) -> None:
 @pytest.mark.parametrize("detector", DETECTORS)
 def test_sample_clip_matches_provided_boxes(tmp_path, sample_boxes, detector, capsys):
     out = tmp_path / "s.bbox.pkl"
-    rc = main(["bbox", "detect", "--video", str(SAMPLE_VIDEO), "--out", str(out), "--detector", detector,
-               "--no-progress"])
+    rc = main(
+        ["bbox", "detect", "--video", str(SAMPLE_VIDEO), "--out", str(out), "--detector", detector, "--no-progress"]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "frames/s" in printed and "without a face" in printed
     raw = pickle.loads(out.read_bytes())  # our own output: the seed's plain format
     assert isinstance(raw, list) and len(raw) == 70
-    assert all(b is None or (isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (4,))
-               for b in raw)
+    assert all(b is None or (isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (4,)) for b in raw)
     boxes = from_box_list(raw)
     found = ~np.isnan(boxes).any(axis=1)
     assert found.mean() >= 0.95
@@ -61,17 +63,16 @@ def test_sample_clip_matches_provided_boxes(tmp_path, sample_boxes, detector, ca
 
 
 def test_square_style_and_pads(sample_boxes):
-    base = detect_video(SAMPLE_VIDEO, DetectOptions(detector="haar", box_style="square", smooth=1),
-                        progress=False)
-    padded = detect_video(SAMPLE_VIDEO, DetectOptions(detector="haar", box_style="square", smooth=1,
-                                                      pads=(0, 10, 3, 4)), progress=False)
+    base = detect_video(SAMPLE_VIDEO, DetectOptions(detector="haar", box_style="square", smooth=1), progress=False)
+    padded = detect_video(
+        SAMPLE_VIDEO, DetectOptions(detector="haar", box_style="square", smooth=1, pads=(0, 10, 3, 4)), progress=False
+    )
     a, b = from_box_list(base.boxes), from_box_list(padded.boxes)
     ok = ~np.isnan(a).any(axis=1)
     np.testing.assert_allclose((a[ok, 2] - a[ok, 0]), (a[ok, 3] - a[ok, 1]), atol=1e-3)  # square
     np.testing.assert_allclose(b[ok] - a[ok], np.tile([-3, 0, 4, 10], (ok.sum(), 1)), atol=1e-3)
     # square boxes miss the provided tall boxes' geometry: lower IoU than the av2av style
-    av = from_box_list(detect_video(SAMPLE_VIDEO, DetectOptions(detector="haar", smooth=1),
-                                    progress=False).boxes)
+    av = from_box_list(detect_video(SAMPLE_VIDEO, DetectOptions(detector="haar", smooth=1), progress=False).boxes)
     assert np.nanmean(iou(av[ok], sample_boxes[ok])) > np.nanmean(iou(a[ok], sample_boxes[ok])) + 0.1
 
 
@@ -93,8 +94,23 @@ def test_second_larger_face_does_not_steal_the_track(tmp_path, sample_frames):
     write_clip(clip, two_face_frames(sample_frames, enter=30))
     for name in ("tracked", "largest", "index1"):
         extra = {"largest": ["--largest"], "index1": ["--face-index", "1"]}.get(name, [])
-        assert main(["bbox", "detect", "--video", str(clip), "--out", str(tmp_path / f"{name}.pkl"),
-                     "--detector", "haar", "--no-progress", *extra]) == 0
+        assert (
+            main(
+                [
+                    "bbox",
+                    "detect",
+                    "--video",
+                    str(clip),
+                    "--out",
+                    str(tmp_path / f"{name}.pkl"),
+                    "--detector",
+                    "haar",
+                    "--no-progress",
+                    *extra,
+                ]
+            )
+            == 0
+        )
     tracked = from_box_list(read_boxes(tmp_path / "tracked.pkl"))
     cx = (tracked[:, 0] + tracked[:, 2]) / 2
     assert np.isnan(cx).mean() <= 0.05
@@ -108,7 +124,7 @@ def test_second_larger_face_does_not_steal_the_track(tmp_path, sample_frames):
 
 
 def test_track_one_face_on_detection_lists():
-    big, small, other = np.array([10, 10, 110, 110.]), np.array([200, 20, 240, 60.]), np.array([300, 0, 500, 200.])
+    big, small, other = np.array([10, 10, 110, 110.0]), np.array([200, 20, 240, 60.0]), np.array([300, 0, 500, 200.0])
     dets = [np.array([small, big]), np.array([big + 2, other]), np.zeros((0, 4)), np.array([other, big + 4])]
     track = track_one_face(dets)
     np.testing.assert_array_equal(track[0], big)
@@ -126,7 +142,7 @@ def test_fill_gaps_and_smooth_by_hand():
     np.testing.assert_allclose(filled[2], [2, 4, 12, 14])  # halfway between frames 0 and 4
     np.testing.assert_allclose(filled[5], [8 / 3, 16 / 3, 29 / 3, 37 / 3])
     assert np.isnan(fill_gaps(t, max_gap=2)[1:4]).all()  # gap of 3 > 2 stays empty
-    s = smooth(np.array([[0, 0, 0, 0], [3, 3, 3, 3], [6, 6, 6, 6], [np.nan] * 4, [9, 9, 9, 9.]]), 3)
+    s = smooth(np.array([[0, 0, 0, 0], [3, 3, 3, 3], [6, 6, 6, 6], [np.nan] * 4, [9, 9, 9, 9.0]]), 3)
     np.testing.assert_allclose(s[:3, 0], [1.5, 3, 4.5])  # window shrinks at run ends
     assert np.isnan(s[3]).all() and s[4, 0] == 9  # never averaged across a missing frame
 
@@ -139,7 +155,7 @@ def test_hidden_face_interpolated_or_none(tmp_path, sample_frames, hidden, expec
     write_clip(clip, frames)
     res = detect_video(clip, DetectOptions(detector="haar", max_gap=10, smooth=1), progress=False)
     boxes = from_box_list(res.boxes)
-    gap = boxes[start:start + hidden]
+    gap = boxes[start : start + hidden]
     if expect_box:
         assert not np.isnan(gap).any()
         lo = np.minimum(boxes[start - 1], boxes[start + hidden])
@@ -148,7 +164,7 @@ def test_hidden_face_interpolated_or_none(tmp_path, sample_frames, hidden, expec
     else:
         assert np.isnan(gap).all()
         assert res.missing == hidden
-        assert not np.isnan(boxes[start + hidden + 1:]).any()  # the face is found again afterwards
+        assert not np.isnan(boxes[start + hidden + 1 :]).any()  # the face is found again afterwards
 
 
 # --------------------------------------------------------------------------- edit / info
@@ -183,8 +199,10 @@ def test_edit_range_outside_clip_is_refused(tmp_path, capsys):
 
 def test_info_counts_boxes_outside_the_frame(tmp_path, capsys):
     b = tmp_path / "o.pkl"
-    boxes = [np.array(x, np.float32) if x else None
-             for x in ([-5, 10, 100, 100], [10, 10, 230, 100], None, [0, 0, 224, 224], [1, 2, 50, 60])]
+    boxes = [
+        np.array(x, np.float32) if x else None
+        for x in ([-5, 10, 100, 100], [10, 10, 230, 100], None, [0, 0, 224, 224], [1, 2, 50, 60])
+    ]
     b.write_bytes(pickle.dumps(boxes))
     assert main(["bbox", "info", str(b), "--video", str(SAMPLE_VIDEO)]) == 0
     out = capsys.readouterr().out
@@ -201,16 +219,24 @@ def test_show_sheet_draws_boxes_where_they_are(tmp_path):
     b = tmp_path / "b.pkl"
     b.write_bytes(pickle.dumps(boxes))
     sheet_path = tmp_path / "sheet.png"
-    assert main(["bbox", "show", "--video", str(SAMPLE_VIDEO), "--bbox", str(b), "--out", str(sheet_path),
-                 "--every", "10"]) == 0
+    assert (
+        main(
+            ["bbox", "show", "--video", str(SAMPLE_VIDEO), "--bbox", str(b), "--out", str(sheet_path), "--every", "10"]
+        )
+        == 0
+    )
     sheet = cv2.imread(str(sheet_path))
     gap, tile, cols = 4, 224, 6  # layout: 4 px gaps, 224 px tiles, 6 columns; 7 tiles -> 2 rows
     assert sheet.shape == (gap + 2 * (tile + gap), gap + cols * (tile + gap), 3)
     green = np.array([0, 255, 0])
     for k in range(7):
         x0, y0 = gap + (k % cols) * (tile + gap), gap + (k // cols) * (tile + gap)
-        edges = [sheet[y0 + 100, x0 + 50], sheet[y0 + 100, x0 + 170], sheet[y0 + 40, x0 + 110],
-                 sheet[y0 + 190, x0 + 110]]
+        edges = [
+            sheet[y0 + 100, x0 + 50],
+            sheet[y0 + 100, x0 + 170],
+            sheet[y0 + 40, x0 + 110],
+            sheet[y0 + 190, x0 + 110],
+        ]
         inside = sheet[y0 + 100, x0 + 110]
         if k == 1:  # frame 10 has no box
             assert not any((e == green).all() for e in edges)
@@ -252,8 +278,12 @@ class _Payload:
 @pytest.mark.parametrize("kind", ["payload", "dict", "strings", "five"])
 def test_box_pickle_that_is_not_a_box_list_is_refused(tmp_path, capsys, kind):
     target = tmp_path / "created_by_pickle.txt"
-    obj = {"payload": [_Payload(str(target))], "dict": {"a": 1}, "strings": ["x", "y"],
-           "five": [np.zeros(5, np.float32)]}[kind]
+    obj = {
+        "payload": [_Payload(str(target))],
+        "dict": {"a": 1},
+        "strings": ["x", "y"],
+        "five": [np.zeros(5, np.float32)],
+    }[kind]
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps(obj))
     assert main(["bbox", "info", str(evil)]) == 2

@@ -40,8 +40,16 @@ def fixture_ckpts(tmp_path_factory):
 
 def test_utut_checkpoint(fixture_ckpts):
     ck = load_fairseq_checkpoint(fixture_ckpts / "utut_tiny.pt")
-    assert ck.keys == ("args", "cfg", "model", "criterion", "optimizer_history", "task_state", "extra_state",
-                       "last_optimizer_state")
+    assert ck.keys == (
+        "args",
+        "cfg",
+        "model",
+        "criterion",
+        "optimizer_history",
+        "task_state",
+        "extra_state",
+        "last_optimizer_state",
+    )
     assert isinstance(ck.cfg["model"], dict)  # an argparse.Namespace in the file
     assert ck.cfg["model"]["_name"] == "mbart_large" and ck.cfg["model"]["encoder_layers"] == 2
     assert ck.cfg["task"]["_name"] == "utut_pretraining"
@@ -54,8 +62,10 @@ def test_utut_checkpoint(fixture_ckpts):
     for k, v in ref.items():
         assert ck.model[k].dtype == v.dtype and torch.equal(ck.model[k], v), k
     # the three tied embeddings share one storage, as fairseq wrote them
-    ptrs = {ck.model[k].data_ptr() for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
-                                            "decoder.output_projection.weight")}
+    ptrs = {
+        ck.model[k].data_ptr()
+        for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
+    }
     assert len(ptrs) == 1
 
 
@@ -74,8 +84,14 @@ def test_av2unit_checkpoint(fixture_ckpts):
 
 def test_old_args_checkpoint_and_fp16(tmp_path):
     sd = collections.OrderedDict(w=torch.arange(6, dtype=torch.float16).reshape(2, 3), n=torch.tensor([7]))
-    args = argparse.Namespace(arch="mbart_large", task="utut_pretraining", langs="en,es", beam=4,
-                              criterion="cross_entropy", best=np.float64(1.5))
+    args = argparse.Namespace(
+        arch="mbart_large",
+        task="utut_pretraining",
+        langs="en,es",
+        beam=4,
+        criterion="cross_entropy",
+        best=np.float64(1.5),
+    )
     path = tmp_path / "old.pt"
     torch.save({"args": args, "model": sd, "extra_state": {"val_loss": np.float64(0.25)}}, path)
     ck = load_fairseq_checkpoint(path)

@@ -34,7 +34,7 @@ FOLDED = ("torch", "folded")  # the folded paths: channels-last and the eager la
 
 @pytest.fixture(autouse=True)
 def no_user_cache(tmp_path, monkeypatch):
-    """"auto" here calibrates into a temporary cache, never the user's."""
+    """ "auto" here calibrates into a temporary cache, never the user's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
@@ -104,8 +104,10 @@ def test_fast_vocoder_duration_prediction_and_original_untouched(vocoder):
 def test_fast_vocoder_reproduces_reference_numbers(reference_dir, reference_expected, backend):
     model = fast_vocoder(load_vocoder(reference_dir / "g_00000000", REFERENCE / "config.json"), backend)
     with torch.inference_mode():
-        wav, _ = model(code=torch.from_numpy(reference_expected["plain__code"]).long(),
-                       spkr=torch.from_numpy(reference_expected["plain__spkr"]).float())
+        wav, _ = model(
+            code=torch.from_numpy(reference_expected["plain__code"]).long(),
+            spkr=torch.from_numpy(reference_expected["plain__spkr"]).float(),
+        )
     assert np.abs(wav.numpy() - reference_expected["plain__wav"]).max() <= TOL
 
 

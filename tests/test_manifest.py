@@ -41,8 +41,12 @@ def test_build_finds_suffixed_units_and_reports_missing(corpus):
         assert Path(e.unit_path).name == f"{utt}{UNIT_SUFFIX}.pt"
         assert e.speaker == r["speaker"]
         assert e.duration == pytest.approx(r["num_samples"] / 16000, abs=1e-3)
-    assert result.missing == [(str(corpus["unit_root"] / f"999_001_0001{UNIT_SUFFIX}.pt"),
-                               str(corpus["audio_root"] / "999" / "999_001_0001.wav"))]
+    assert result.missing == [
+        (
+            str(corpus["unit_root"] / f"999_001_0001{UNIT_SUFFIX}.pt"),
+            str(corpus["audio_root"] / "999" / "999_001_0001.wav"),
+        )
+    ]
 
 
 def test_longest_matching_utterance_id_wins(tmp_path):
@@ -61,9 +65,25 @@ def test_longest_matching_utterance_id_wins(tmp_path):
 
 def test_cli_writes_train_and_speaker_disjoint_valid(corpus, tmp_path, capsys):
     out = tmp_path / "train.jsonl"
-    rc = main(["manifest", "--audio_root", str(corpus["audio_root"]), "--unit_root", str(corpus["unit_root"]),
-               "--output_file", str(out), "--unit_suffix", UNIT_SUFFIX, "--valid_count", "1",
-               "--split_by", "speaker", "--seed", "3"])
+    rc = main(
+        [
+            "manifest",
+            "--audio_root",
+            str(corpus["audio_root"]),
+            "--unit_root",
+            str(corpus["unit_root"]),
+            "--output_file",
+            str(out),
+            "--unit_suffix",
+            UNIT_SUFFIX,
+            "--valid_count",
+            "1",
+            "--split_by",
+            "speaker",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "found 12 utterances" in printed and "1 unit files without audio" in printed
@@ -93,10 +113,15 @@ def test_round_trip_and_legacy_lines(tmp_path):
         "\n"
         "{'audio': '/d/LJ001-0001.wav', 'hubert': '5 5 7 1', 'duration': 1.5}\n"
         '{"audio": "/d/124_001_0001.wav", "codes": [3, 4, 4]}\n'
-        "{'audio': '/d/x_1.wav', 'cpc_km100': '9 8'}\n")
+        "{'audio': '/d/x_1.wav', 'cpc_km100': '9 8'}\n"
+    )
     entries = read_manifest(legacy)
-    assert [e.audio for e in entries] == ["/d/113/113_003_0012.wav", "/d/LJ001-0001.wav", "/d/124_001_0001.wav",
-                                         "/d/x_1.wav"]
+    assert [e.audio for e in entries] == [
+        "/d/113/113_003_0012.wav",
+        "/d/LJ001-0001.wav",
+        "/d/124_001_0001.wav",
+        "/d/x_1.wav",
+    ]
     assert entries[0].unit_path == "/u/113_003_0012.pt" and entries[0].speaker == "113"
     assert entries[1].codes.tolist() == [5, 5, 7, 1] and entries[1].duration == 1.5
     assert entries[2].codes.tolist() == [3, 4, 4] and entries[2].speaker == "124"
@@ -108,11 +133,14 @@ def test_round_trip_and_legacy_lines(tmp_path):
     assert np.array_equal(again[1].codes, entries[1].codes)
 
 
-@pytest.mark.parametrize("line", [
-    "__import__('os').system('touch {flag}')",
-    "{'audio': __import__('os').system('touch {flag}'), 'hubert': '1'}",
-    "{'audio': 'a.wav', 'hubert': open('{flag}', 'w')}",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "__import__('os').system('touch {flag}')",
+        "{'audio': __import__('os').system('touch {flag}'), 'hubert': '1'}",
+        "{'audio': 'a.wav', 'hubert': open('{flag}', 'w')}",
+    ],
+)
 def test_malicious_lines_are_refused_without_running(tmp_path, line):
     flag = tmp_path / "PWNED"
     bad = tmp_path / "evil.txt"
@@ -123,12 +151,15 @@ def test_malicious_lines_are_refused_without_running(tmp_path, line):
     assert not flag.exists()
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("{'unit_path': 'u.pt'}", "no 'audio'"),
-    ("{'audio': 'a.wav'}", "neither 'unit_path' nor inline codes"),
-    ("{'audio': 'a.wav', 'hubert': '1 x 3'}", "space-separated integers"),
-    ("[1, 2, 3]", "expected a dict"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("{'unit_path': 'u.pt'}", "no 'audio'"),
+        ("{'audio': 'a.wav'}", "neither 'unit_path' nor inline codes"),
+        ("{'audio': 'a.wav', 'hubert': '1 x 3'}", "space-separated integers"),
+        ("[1, 2, 3]", "expected a dict"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, problem):
     bad = tmp_path / "bad.txt"
     bad.write_text("# comment\n" + line + "\n")
@@ -138,8 +169,17 @@ def test_bad_lines_name_file_and_line(tmp_path, line, problem):
 
 
 def test_cli_bad_roots_exit_2(tmp_path, capsys):
-    rc = main(["manifest", "--audio_root", str(tmp_path / "nope"), "--unit_root", str(tmp_path),
-               "--output_file", str(tmp_path / "m.jsonl")])
+    rc = main(
+        [
+            "manifest",
+            "--audio_root",
+            str(tmp_path / "nope"),
+            "--unit_root",
+            str(tmp_path),
+            "--output_file",
+            str(tmp_path / "m.jsonl"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "nope" in err and "not a directory" in err and len(err.splitlines()) == 1

@@ -40,7 +40,7 @@ def test_encoding_the_same_frames_is_deterministic(tmp_path, sample_frames):
     decoded, audio = [], []
     for k in range(6):
         out = tmp_path / f"{k}.mp4"
-        with VideoWriter(out, 224, 224, audio=wav[:len(frames) * sr // 25], audio_rate=sr) as w:
+        with VideoWriter(out, 224, 224, audio=wav[: len(frames) * sr // 25], audio_rate=sr) as w:
             for frame in frames:
                 w.write(frame)
         decoded.append(np.stack(list(iter_frames(out))))
@@ -143,7 +143,7 @@ def test_frame_reader_seeks_back_to_key_frames(tmp_path, sample_frames):
     truth = list(iter_frames(clip))  # decoded start to end, once
     assert len(truth) == 210
     walk = ping_pong(np.arange(525), 210).tolist()  # 2.5 passes: forward, backward, forward
-    batches = [walk[b:b + 10] for b in range(0, len(walk), 10)]  # one window per batch
+    batches = [walk[b : b + 10] for b in range(0, len(walk), 10)]  # one window per batch
 
     def run(seek: bool) -> int:
         reader = FrameReader(clip)

@@ -130,8 +130,24 @@ def test_no_face_names_the_frames(tmp_path, ckpt, capsys):
     assert not (tmp_path / "gap.lip.mp4").exists()
     # the av2unit command makes crops when given none: one line, exit 2, nothing written
     capsys.readouterr()
-    assert main(["av2unit", "--in-vid-path", str(clip), "--out-unit-path", str(tmp_path / "u.txt"),
-                 "--av2unit-path", str(ckpt), "--modalities", "video", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "av2unit",
+                "--in-vid-path",
+                str(clip),
+                "--out-unit-path",
+                str(tmp_path / "u.txt"),
+                "--av2unit-path",
+                str(ckpt),
+                "--modalities",
+                "video",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # (progress bars aside)
     assert len(errors) == 1 and errors[0].startswith("unit2av av2unit: error: ") and "frames 10-29" in errors[0]
     assert not (tmp_path / "u.txt").exists() and not (tmp_path / "gap.lip.mp4").exists()

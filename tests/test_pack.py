@@ -40,16 +40,47 @@ def parts(tmp_path_factory):
 
 
 def _render(parts, container, out, *extra) -> int:
-    return cli_main(["render", "--in-unit-path", str(parts / "u.txt"), "--in-vid-path", str(SAMPLE_VIDEO),
-                     "--in-bbox-path", str(SAMPLE_BBOX), "--out-vid-path", str(out), "--tgt-lang", "ko",
-                     "--unit2av-path", str(container), "--device", "cpu", *extra])
+    return cli_main(
+        [
+            "render",
+            "--in-unit-path",
+            str(parts / "u.txt"),
+            "--in-vid-path",
+            str(SAMPLE_VIDEO),
+            "--in-bbox-path",
+            str(SAMPLE_BBOX),
+            "--out-vid-path",
+            str(out),
+            "--tgt-lang",
+            "ko",
+            "--unit2av-path",
+            str(container),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_packed_container_renders_without_config(parts, tmp_path):
     """The vocoders' own (non-AV2AV) config travels in the container: no --config is needed to render it."""
     u2av = tmp_path / "u2av.pt"
-    assert cli_main(["pack", "--vocoder", f"ko={parts / 'g_ko'}", "--vocoder", f"en={parts / 'g_en'}",
-                     "--face", str(parts / "f_best"), "--out", str(u2av)]) == 0
+    assert (
+        cli_main(
+            [
+                "pack",
+                "--vocoder",
+                f"ko={parts / 'g_ko'}",
+                "--vocoder",
+                f"en={parts / 'g_en'}",
+                "--face",
+                str(parts / "f_best"),
+                "--out",
+                str(u2av),
+            ]
+        )
+        == 0
+    )
     container = load_torch(u2av)
     assert container_languages(container) == ["en", "ko"]
     assert torch.equal(container["audio"]["ko"]["dict.weight"], load_torch(parts / "g_ko")["generator"]["dict.weight"])

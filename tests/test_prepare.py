@@ -27,8 +27,12 @@ def kmeans_file(tmp_path_factory):
 
 def test_prepare_sample_clip(tmp_path, kmeans_file, capsys):
     out = tmp_path / "prep"
-    assert main(["prepare", "--video", str(SAMPLE_VIDEO), "--out", str(out), "--kmeans", str(kmeans_file),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["prepare", "--video", str(SAMPLE_VIDEO), "--out", str(out), "--kmeans", str(kmeans_file), "--no-progress"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     stem = SAMPLE_VIDEO.stem
     wav, sr = sf.read(out / f"{stem}.wav", dtype="float32")
@@ -60,8 +64,10 @@ def test_prepare_sample_clip(tmp_path, kmeans_file, capsys):
 
 
 def test_prepare_without_kmeans_prints_placeholder(tmp_path, capsys):
-    assert main(["prepare", "--video", str(SAMPLE_VIDEO), "--out", str(tmp_path), "--no-progress",
-                 "--detector", "haar"]) == 0
+    assert (
+        main(["prepare", "--video", str(SAMPLE_VIDEO), "--out", str(tmp_path), "--no-progress", "--detector", "haar"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "--kmeans" in printed and "UNITS.pt" in printed
     assert not (tmp_path / f"{SAMPLE_VIDEO.stem}.pt").exists()
@@ -78,8 +84,7 @@ def test_prepare_bad_inputs(tmp_path, capsys):
 
     bad_km = tmp_path / "km.pt"
     torch.save({"centers": torch.zeros(3, 2)}, bad_km)
-    assert main(["prepare", "--video", str(SAMPLE_VIDEO), "--out", str(tmp_path / "b"), "--kmeans",
-                 str(bad_km)]) == 2
+    assert main(["prepare", "--video", str(SAMPLE_VIDEO), "--out", str(tmp_path / "b"), "--kmeans", str(bad_km)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "km.pt" in err
     assert not (tmp_path / "b").exists()  # refused before anything was written

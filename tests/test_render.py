@@ -77,7 +77,7 @@ def _labelled_clip(path, frames, fps, step, audio=True):
 
 
 def _labels(path, step):
-    return [int(round(f[2:LABEL - 2, 2:LABEL - 2].mean() / step)) for f in iter_frames(path)]
+    return [int(round(f[2 : LABEL - 2, 2 : LABEL - 2].mean() / step)) for f in iter_frames(path)]
 
 
 # ----------------------------------------------------------------------------- timeline and paste
@@ -123,8 +123,16 @@ def test_render_sample_end_to_end(tmp_path, models, encoder, source_frames, samp
     boxes[5] = boxes[6] = None  # frames the user wants left untouched
     dump_plain_pickle(boxes, tmp_path / "edited.bbox.pkl")
     out = tmp_path / "out.mp4"
-    result = render(_units(tmp_path / "u.txt", 14), SAMPLE_VIDEO, tmp_path / "edited.bbox.pkl", out, "ko", None,
-                    speaker_encoder=encoder, models=models)
+    result = render(
+        _units(tmp_path / "u.txt", 14),
+        SAMPLE_VIDEO,
+        tmp_path / "edited.bbox.pkl",
+        out,
+        "ko",
+        None,
+        speaker_encoder=encoder,
+        models=models,
+    )
     info = probe_video(out)
     assert (info.width, info.height, info.fps, info.has_audio) == (224, 224, 25.0, True)
     assert result.num_samples == result.codes.numel() * HOP
@@ -143,7 +151,7 @@ def test_render_sample_end_to_end(tmp_path, models, encoder, source_frames, samp
             continue
         assert diff[_outside(boxes[k])].mean() < 3, f"frame {k} changed outside its box"
         x1, y1, x2, y2 = clip_box(boxes[k], 224, 224)
-        assert diff[(y1 + y2) // 2:y2, x1:x2].mean() > 5, f"frame {k}: mouth region not re-rendered"
+        assert diff[(y1 + y2) // 2 : y2, x1:x2].mean() > 5, f"frame {k}: mouth region not re-rendered"
 
 
 def test_longer_speech_ping_pongs(tmp_path, models, encoder, source_frames, sample_boxes):
@@ -151,8 +159,18 @@ def test_longer_speech_ping_pongs(tmp_path, models, encoder, source_frames, samp
     _labelled_clip(clip, source_frames[:12], 25, 20)
     dump_plain_pickle(list(sample_boxes[:12]), tmp_path / "clip12.pkl")
     out = tmp_path / "pp.mp4"
-    result = render(_units(tmp_path / "u.txt", 44), clip, tmp_path / "clip12.pkl", out, "ko", None,
-                    speaker_encoder=encoder, dur_prediction=False, blend="hard", models=models)
+    result = render(
+        _units(tmp_path / "u.txt", 44),
+        clip,
+        tmp_path / "clip12.pkl",
+        out,
+        "ko",
+        None,
+        speaker_encoder=encoder,
+        dur_prediction=False,
+        blend="hard",
+        models=models,
+    )
     assert result.num_frames == 22 and probe_video(out).num_frames == 22
     assert _labels(out, 20) == list(range(12)) + list(range(10, 0, -1))
 
@@ -163,8 +181,17 @@ def test_30fps_source_is_retimed_by_nearest_frame(tmp_path, models, encoder, sou
     dump_plain_pickle(list(sample_boxes[:24]), tmp_path / "clip30.pkl")
     assert probe_video(clip).fps == pytest.approx(30.0)
     out = tmp_path / "r30.mp4"
-    render(_units(tmp_path / "u.txt", 40), clip, tmp_path / "clip30.pkl", out, "ko", None,
-           speaker_encoder=encoder, dur_prediction=False, models=models)
+    render(
+        _units(tmp_path / "u.txt", 40),
+        clip,
+        tmp_path / "clip30.pkl",
+        out,
+        "ko",
+        None,
+        speaker_encoder=encoder,
+        dur_prediction=False,
+        models=models,
+    )
     info = probe_video(out)
     assert info.fps == 25.0 and info.num_frames == 20
     assert _labels(out, 10) == [min(23, round(k * 30 / 25)) for k in range(20)]
@@ -176,12 +203,31 @@ def test_still_image_renders_with_speaker_wav(tmp_path, models, encoder, source_
     dump_plain_pickle([sample_boxes[0]], tmp_path / "face.pkl")
     out = tmp_path / "still.mp4"
     with pytest.raises(Unit2AVError, match="face.png.*speaker-wav"):
-        render(_units(tmp_path / "u.txt", 20), img, tmp_path / "face.pkl", out, "ko", None,
-               speaker_encoder=encoder, dur_prediction=False, models=models)
+        render(
+            _units(tmp_path / "u.txt", 20),
+            img,
+            tmp_path / "face.pkl",
+            out,
+            "ko",
+            None,
+            speaker_encoder=encoder,
+            dur_prediction=False,
+            models=models,
+        )
     from unit2av import render as api_render  # the public API spelling
 
-    api_render(tmp_path / "u.txt", img, tmp_path / "face.pkl", out, "ko", None, speaker_encoder=encoder,
-               speaker_wav=SAMPLE_VIDEO, dur_prediction=False, models=models)
+    api_render(
+        tmp_path / "u.txt",
+        img,
+        tmp_path / "face.pkl",
+        out,
+        "ko",
+        None,
+        speaker_encoder=encoder,
+        speaker_wav=SAMPLE_VIDEO,
+        dur_prediction=False,
+        models=models,
+    )
     frames = list(iter_frames(out))
     assert len(frames) == 10
     keep = _outside(sample_boxes[0])
@@ -192,10 +238,32 @@ def test_still_image_renders_with_speaker_wav(tmp_path, models, encoder, source_
 def test_cli_render_with_seed_flags(tmp_path, reference_dir, reference_config, sample_boxes):
     units = _units(tmp_path / "u.txt", 20)
     out = tmp_path / "cli.mp4"
-    rc = cli_main(["render", "--in-unit-path", str(units), "--in_vid_path", str(SAMPLE_VIDEO),
-                   "--in-bbox-path", str(SAMPLE_BBOX), "--out-vid-path", str(out), "--tgt-lang", "en",
-                   "--unit2av-path", str(reference_dir / "unit2av_ref.pt"), "--config", str(reference_config),
-                   "--no-dur-prediction", "--device", "cpu", "--paste", "hard", "--batch-size", "10"])
+    rc = cli_main(
+        [
+            "render",
+            "--in-unit-path",
+            str(units),
+            "--in_vid_path",
+            str(SAMPLE_VIDEO),
+            "--in-bbox-path",
+            str(SAMPLE_BBOX),
+            "--out-vid-path",
+            str(out),
+            "--tgt-lang",
+            "en",
+            "--unit2av-path",
+            str(reference_dir / "unit2av_ref.pt"),
+            "--config",
+            str(reference_config),
+            "--no-dur-prediction",
+            "--device",
+            "cpu",
+            "--paste",
+            "hard",
+            "--batch-size",
+            "10",
+        ]
+    )
     assert rc == 0 and probe_video(out).num_frames == 10
 
 
@@ -221,25 +289,36 @@ def _bad_cases(tmp_path, sample_boxes):
             w.write(np.zeros((224, 224, 3), np.uint8))
     dump_plain_pickle(list(sample_boxes[:12]), tmp_path / "silent.pkl")
     (tmp_path / "neg.txt").write_text("-1 -5 -2")
-    return marker, [
-        (dict(in_bbox_path=tmp_path / "short.pkl"), r"short.pkl: has 50 boxes .*TRajLqEaWhQ_00002.mp4 has 70"),
-        (dict(in_bbox_path=tmp_path / "none.pkl"), "none.pkl: all boxes are None"),
-        (dict(in_bbox_path=tmp_path / "evil.pkl"), "evil.pkl: refused"),
-        (dict(in_vid_path=tmp_path / "junk.mp4"), "junk.mp4"),
-        (dict(in_vid_path=silent, in_bbox_path=tmp_path / "silent.pkl"), "silent.mp4: has no audio track"),
-        (dict(in_unit_path=tmp_path / "neg.txt"), "neg.txt: no valid unit"),
-        (dict(tgt_lang="fr"), "unit2av_ref.pt: has no vocoder for language 'fr'; it has: en, ko"),
-    ], good_units
+    return (
+        marker,
+        [
+            (dict(in_bbox_path=tmp_path / "short.pkl"), r"short.pkl: has 50 boxes .*TRajLqEaWhQ_00002.mp4 has 70"),
+            (dict(in_bbox_path=tmp_path / "none.pkl"), "none.pkl: all boxes are None"),
+            (dict(in_bbox_path=tmp_path / "evil.pkl"), "evil.pkl: refused"),
+            (dict(in_vid_path=tmp_path / "junk.mp4"), "junk.mp4"),
+            (dict(in_vid_path=silent, in_bbox_path=tmp_path / "silent.pkl"), "silent.mp4: has no audio track"),
+            (dict(in_unit_path=tmp_path / "neg.txt"), "neg.txt: no valid unit"),
+            (dict(tgt_lang="fr"), "unit2av_ref.pt: has no vocoder for language 'fr'; it has: en, ko"),
+        ],
+        good_units,
+    )
 
 
-def test_bad_inputs_fail_with_one_line_and_no_output(tmp_path, reference_dir, reference_config, sample_boxes,
-                                                     encoder):
+def test_bad_inputs_fail_with_one_line_and_no_output(tmp_path, reference_dir, reference_config, sample_boxes, encoder):
     marker, cases, units = _bad_cases(tmp_path, sample_boxes)
     out = tmp_path / "out" / "never.mp4"
     for override, message in cases:
-        kwargs = dict(in_unit_path=units, in_vid_path=SAMPLE_VIDEO, in_bbox_path=SAMPLE_BBOX, out_vid_path=out,
-                      tgt_lang="ko", unit2av_path=reference_dir / "unit2av_ref.pt", config=reference_config,
-                      speaker_encoder=encoder, device="cpu")
+        kwargs = dict(
+            in_unit_path=units,
+            in_vid_path=SAMPLE_VIDEO,
+            in_bbox_path=SAMPLE_BBOX,
+            out_vid_path=out,
+            tgt_lang="ko",
+            unit2av_path=reference_dir / "unit2av_ref.pt",
+            config=reference_config,
+            speaker_encoder=encoder,
+            device="cpu",
+        )
         kwargs.update(override)
         with pytest.raises(Unit2AVError, match=message) as e:
             render(**kwargs)
@@ -251,9 +330,23 @@ def test_bad_inputs_fail_with_one_line_and_no_output(tmp_path, reference_dir, re
 def test_cli_bad_input_exit_code_2(tmp_path, reference_dir, sample_boxes, capsys):
     dump_plain_pickle(list(sample_boxes[:69]), tmp_path / "b.pkl")
     out = tmp_path / "o.mp4"
-    rc = cli_main(["render", "--in-unit-path", str(_units(tmp_path / "u.txt", 10)), "--in-vid-path",
-                   str(SAMPLE_VIDEO), "--in-bbox-path", str(tmp_path / "b.pkl"), "--out-vid-path", str(out),
-                   "--tgt-lang", "ko", "--unit2av-path", str(reference_dir / "unit2av_ref.pt")])
+    rc = cli_main(
+        [
+            "render",
+            "--in-unit-path",
+            str(_units(tmp_path / "u.txt", 10)),
+            "--in-vid-path",
+            str(SAMPLE_VIDEO),
+            "--in-bbox-path",
+            str(tmp_path / "b.pkl"),
+            "--out-vid-path",
+            str(out),
+            "--tgt-lang",
+            "ko",
+            "--unit2av-path",
+            str(reference_dir / "unit2av_ref.pt"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "b.pkl" in err and "69 boxes" in err

@@ -116,7 +116,7 @@ def test_mel_frames_match_librosa_definition(encoder):
     n_fft, hop = 400, 160
     padded = np.pad(wav.astype(np.float64), n_fft // 2)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    frames = np.stack([padded[i * hop:i * hop + n_fft] * window for i in range(1 + len(wav) // hop)])
+    frames = np.stack([padded[i * hop : i * hop + n_fft] * window for i in range(1 + len(wav) // hop)])
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     expected = power @ mel_filterbank(16000, n_fft, 40).T.astype(np.float64)
     assert mel.shape == (1 + 4000 // 160, 40)
@@ -183,8 +183,7 @@ def test_bundled_weights_are_resemblyzers_bit_for_bit(tmp_path, corpus, encoder)
     assert h.hexdigest() == RESEMBLYZER_SHA256 and len(state) == 16
     assert default_weights().stat().st_size < 5 * 2**20
     write_packed_state(state, tmp_path / "again.bin")  # the format round-trips exactly
-    assert all(torch.equal(a, b) for a, b in zip(read_packed_state(tmp_path / "again.bin").values(),
-                                                 state.values()))
+    assert all(torch.equal(a, b) for a, b in zip(read_packed_state(tmp_path / "again.bin").values(), state.values()))
     if importlib.util.find_spec("resemblyzer") is None:
         print("resemblyzer not installed: compared with the pinned SHA-256 only")
         return
@@ -211,8 +210,19 @@ def test_cli_speaker(tmp_path, corpus, embeddings, capsys):
     root, records = corpus
     out = tmp_path / "emb"
     spk = records[0]["speaker"]
-    rc = main(["speaker", "--input", str(root / spk), str(SAMPLE_VIDEO), "--out", str(out), "--device", "cpu",
-               "--no-progress"])
+    rc = main(
+        [
+            "speaker",
+            "--input",
+            str(root / spk),
+            str(SAMPLE_VIDEO),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert "wrote 5 speaker embeddings" in capsys.readouterr().out
     for r in records:
@@ -227,8 +237,20 @@ def test_cli_speaker(tmp_path, corpus, embeddings, capsys):
     dup.mkdir()
     (dup / f"{records[0]['utt_id']}.wav").write_bytes(open(records[0]["path"], "rb").read())
     assert main(["speaker", "--input", records[0]["path"], str(dup), "--out", str(out)]) == 2
-    assert main(["speaker", "--input", records[0]["path"], "--out", str(out),
-                 "--speaker-encoder", str(tmp_path / "none.pt")]) == 2
+    assert (
+        main(
+            [
+                "speaker",
+                "--input",
+                records[0]["path"],
+                "--out",
+                str(out),
+                "--speaker-encoder",
+                str(tmp_path / "none.pt"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("unit2av speaker: error:") for line in err)
 
@@ -243,7 +265,7 @@ def test_segment_embeddings_and_speaker_consistency_loss(corpus, encoder):
         by_spk.setdefault(r["speaker"], []).append(torch.from_numpy(load_audio(r["path"], 16000)[0]))
     a, b = sorted(by_spk)[:2]
     seg = 16000  # 1 s from the middle of each utterance
-    cut = [w[len(w) // 2 - seg // 2:len(w) // 2 + seg // 2] for w in by_spk[a][:2] + by_spk[b][:1]]
+    cut = [w[len(w) // 2 - seg // 2 : len(w) // 2 + seg // 2] for w in by_spk[a][:2] + by_spk[b][:1]]
     a1, a2, b1 = cut
     # one segment, one partial: close to the utterance embedding that ``embed`` gives
     whole = encoder.embed(by_spk[a][0].numpy(), 16000)

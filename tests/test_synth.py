@@ -24,14 +24,32 @@ def units_dir(tmp_path, reference_expected):
 
 
 def _synth(reference_dir, reference_config, *extra):
-    return main(["synth", "--checkpoint", str(reference_dir / "g_00000000"), "--config", str(reference_config),
-                 "--device", "cpu", *extra])
+    return main(
+        [
+            "synth",
+            "--checkpoint",
+            str(reference_dir / "g_00000000"),
+            "--config",
+            str(reference_config),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_synth_pt_matches_reference(tmp_path, units_dir, reference_dir, reference_config, reference_expected):
     out = tmp_path / "out"
-    rc = _synth(reference_dir, reference_config, "--input_file", str(units_dir / "113_003_0012.pt"),
-                "--output_folder", str(out), "--output_format", "float")
+    rc = _synth(
+        reference_dir,
+        reference_config,
+        "--input_file",
+        str(units_dir / "113_003_0012.pt"),
+        "--output_folder",
+        str(out),
+        "--output_format",
+        "float",
+    )
     assert rc == 0
     wav, sr = sf.read(out / "113_003_0012_0step.wav", dtype="float32")
     assert sr == 16000
@@ -40,8 +58,17 @@ def test_synth_pt_matches_reference(tmp_path, units_dir, reference_dir, referenc
 
 def test_synth_txt_with_duration_prediction(tmp_path, units_dir, reference_dir, reference_config, reference_expected):
     out = tmp_path / "out"
-    rc = _synth(reference_dir, reference_config, "--input_file", str(units_dir / "dedup.txt"), "--output_folder",
-                str(out), "--dur-prediction", "--speaker", str(tmp_path / "speaker.pt"))
+    rc = _synth(
+        reference_dir,
+        reference_config,
+        "--input_file",
+        str(units_dir / "dedup.txt"),
+        "--output_folder",
+        str(out),
+        "--dur-prediction",
+        "--speaker",
+        str(tmp_path / "speaker.pt"),
+    )
     assert rc == 0
     info = sf.info(out / "dedup_0step.wav")
     assert info.subtype == "PCM_16"
@@ -52,8 +79,16 @@ def test_synth_txt_with_duration_prediction(tmp_path, units_dir, reference_dir, 
 
 def test_synth_folder(tmp_path, units_dir, reference_dir, reference_config, capsys):
     out = tmp_path / "out"
-    rc = _synth(reference_dir, reference_config, "--input_file", str(units_dir), "--output_folder", str(out),
-                "--speaker", str(tmp_path / "speaker.pt"))
+    rc = _synth(
+        reference_dir,
+        reference_config,
+        "--input_file",
+        str(units_dir),
+        "--output_folder",
+        str(out),
+        "--speaker",
+        str(tmp_path / "speaker.pt"),
+    )
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["113_003_0012_0step.wav", "dedup_0step.wav"]
     assert "wrote 2 wav file(s)" in capsys.readouterr().out
@@ -68,19 +103,28 @@ def _bad(tmp_path, name, content):
     return p
 
 
-@pytest.mark.parametrize("name, content, extra, message", [
-    ("big.txt", "1 2 1000 3", [], "unit id 1000 is out of range"),
-    ("empty.txt", "  \n", [], "no valid unit ids"),
-    ("neg.txt", "-1 -1 -1", [], "no valid unit ids"),
-    ("words.txt", "1 2 three", [], "found 'three'"),
-    ("nocode.pt", {"units": torch.tensor([1, 2])}, [], "has no 'code' entry"),
-    ("badspk.pt", {"code": torch.tensor([1, 2, 3]), "spkr": torch.zeros(128)}, [], "speaker embedding has 128 values"),
-    ("nospk.txt", "1 2 3", [], "speaker-conditioned but no speaker"),
-    ("ok.txt", "1 2 3", ["--speaker", "/nonexistent/voice.wav"], "audio file not found"),
-    ("ok.txt", "1 2 3", ["--speaker", "__garbage__"], "unreadable audio"),
-])
-def test_bad_inputs_exit_2_with_one_line(tmp_path, reference_dir, reference_config, capsys, name, content, extra,
-                                         message):
+@pytest.mark.parametrize(
+    "name, content, extra, message",
+    [
+        ("big.txt", "1 2 1000 3", [], "unit id 1000 is out of range"),
+        ("empty.txt", "  \n", [], "no valid unit ids"),
+        ("neg.txt", "-1 -1 -1", [], "no valid unit ids"),
+        ("words.txt", "1 2 three", [], "found 'three'"),
+        ("nocode.pt", {"units": torch.tensor([1, 2])}, [], "has no 'code' entry"),
+        (
+            "badspk.pt",
+            {"code": torch.tensor([1, 2, 3]), "spkr": torch.zeros(128)},
+            [],
+            "speaker embedding has 128 values",
+        ),
+        ("nospk.txt", "1 2 3", [], "speaker-conditioned but no speaker"),
+        ("ok.txt", "1 2 3", ["--speaker", "/nonexistent/voice.wav"], "audio file not found"),
+        ("ok.txt", "1 2 3", ["--speaker", "__garbage__"], "unreadable audio"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(
+    tmp_path, reference_dir, reference_config, capsys, name, content, extra, message
+):
     src = _bad(tmp_path, name, content)
     if "__garbage__" in extra:
         garbage = tmp_path / "voice.wav"
@@ -103,7 +147,18 @@ def test_negative_ids_dropped_with_warning(tmp_path, reference_dir, reference_co
 
 
 def test_checkpoint_mismatch_exit_2(tmp_path, units_dir, reference_dir, capsys):
-    rc = main(["synth", "--checkpoint", str(reference_dir / "g_00000000"), "--input_file",
-               str(units_dir / "113_003_0012.pt"), "--output_folder", str(tmp_path / "o"), "--device", "cpu"])
+    rc = main(
+        [
+            "synth",
+            "--checkpoint",
+            str(reference_dir / "g_00000000"),
+            "--input_file",
+            str(units_dir / "113_003_0012.pt"),
+            "--output_folder",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "does not fit the config" in err and "conv_pre" in err

@@ -21,8 +21,15 @@ from unit2av.io.safe import load_plain_pickle, load_torch
 
 
 def _cfg(ds, **kw) -> FaceTrainConfig:
-    base = dict(width=32, num_embeddings=ds["k"], batch_size=2, learning_rate=1e-3, seed=3,
-                input_training_file=str(ds["train"]), input_validation_file=str(ds["valid"]))
+    base = dict(
+        width=32,
+        num_embeddings=ds["k"],
+        batch_size=2,
+        learning_rate=1e-3,
+        seed=3,
+        input_training_file=str(ds["train"]),
+        input_validation_file=str(ds["valid"]),
+    )
     return FaceTrainConfig(**{**base, **kw})
 
 
@@ -33,7 +40,7 @@ def test_generated_clips_follow_the_speech(face_dataset):  # noqa: F811
     wav, sr = sf.read(face_dataset["records"][0]["path"], dtype="float32")
     opening, roundness = mouth_track(wav, sr)
     assert len(opening) == int(np.ceil(len(wav) / 640))
-    loud = np.array([np.sqrt(np.mean(wav[i * 640:(i + 1) * 640] ** 2)) for i in range(len(opening))])
+    loud = np.array([np.sqrt(np.mean(wav[i * 640 : (i + 1) * 640] ** 2)) for i in range(len(opening))])
     quiet = np.convolve(loud, np.ones(3), "same") < 1e-3  # silent, with silent neighbours (smoothing)
     assert quiet.any() and opening[quiet].max() < 0.05 and opening.max() > 0.6
     assert np.all((roundness >= 0) & (roundness <= 1))
@@ -59,8 +66,15 @@ def test_windows_take_the_reference_from_another_window(face_dataset):  # noqa: 
 
 
 def test_train_face_lowers_validation_l1(face_dataset, tmp_path):  # noqa: F811
-    opts = FaceTrainOptions(checkpoint_path=str(tmp_path / "ck"), training_steps=10, validation_interval=5,
-                            checkpoint_interval=0, device="cpu", image_windows=1, valid_windows=2)
+    opts = FaceTrainOptions(
+        checkpoint_path=str(tmp_path / "ck"),
+        training_steps=10,
+        validation_interval=5,
+        checkpoint_interval=0,
+        device="cpu",
+        image_windows=1,
+        valid_windows=2,
+    )
     state = train_face(_cfg(face_dataset), opts)
     assert state.step == 10
     assert state.best_val_error < state.first_val_error
@@ -75,8 +89,16 @@ def test_resume_continues_exactly(face_dataset, tmp_path):  # noqa: F811
     cfg = _cfg(face_dataset, width=16, batch_size=1, adv_weight=0.1, disc_channels=8)
 
     def run(folder, steps):
-        return train_face(cfg, FaceTrainOptions(checkpoint_path=str(folder), training_steps=steps,
-                                                validation_interval=0, checkpoint_interval=0, device="cpu"))
+        return train_face(
+            cfg,
+            FaceTrainOptions(
+                checkpoint_path=str(folder),
+                training_steps=steps,
+                validation_interval=0,
+                checkpoint_interval=0,
+                device="cpu",
+            ),
+        )
 
     run(tmp_path / "a", 4)
     run(tmp_path / "b", 2)
@@ -88,10 +110,20 @@ def test_resume_continues_exactly(face_dataset, tmp_path):  # noqa: F811
 
 
 def test_train_sync_separates_in_sync_from_shifted(face_dataset, tmp_path):  # noqa: F811
-    cfg = SyncConfig(checkpoint_path=str(tmp_path / "sync"), input_training_file=str(face_dataset["train"]),
-                     input_validation_file=str(face_dataset["valid"]), num_embeddings=face_dataset["k"], dim=32,
-                     channels=8, batch_size=8, learning_rate=2e-3, training_steps=100, validation_interval=50,
-                     valid_windows=8, device="cpu")
+    cfg = SyncConfig(
+        checkpoint_path=str(tmp_path / "sync"),
+        input_training_file=str(face_dataset["train"]),
+        input_validation_file=str(face_dataset["valid"]),
+        num_embeddings=face_dataset["k"],
+        dim=32,
+        channels=8,
+        batch_size=8,
+        learning_rate=2e-3,
+        training_steps=100,
+        validation_interval=50,
+        valid_windows=8,
+        device="cpu",
+    )
     r = train_sync(cfg)
     assert r["last"]["accuracy"] > 0.6 and r["last"]["pair_accuracy"] > 0.6  # chance: 0.5
     assert r["last"]["cos_sync"] > r["last"]["cos_shifted"]
@@ -103,8 +135,12 @@ def test_train_sync_separates_in_sync_from_shifted(face_dataset, tmp_path):  # n
     from unit2av.face.train import train_step
     from unit2av.training import Dist
 
-    opts = FaceTrainOptions(checkpoint_path=str(tmp_path / "face"), validation_interval=0, device="cpu",
-                            sync_expert=str(tmp_path / "sync" / "sync_best"))
+    opts = FaceTrainOptions(
+        checkpoint_path=str(tmp_path / "face"),
+        validation_interval=0,
+        device="cpu",
+        sync_expert=str(tmp_path / "sync" / "sync_best"),
+    )
     state = build_face_state(_cfg(face_dataset, width=16, l1_weight=0.0, sync_weight=1.0), opts, Dist())
     windows = FaceWindows(read_face_manifest(face_dataset["train"]), seed=0, num_embeddings=face_dataset["k"])
     batch = next(iter(DataLoader(windows, batch_size=4, sampler=StepKeys(0, 4, 1))))
@@ -124,13 +160,25 @@ def test_sync_weight_without_expert_is_refused(face_dataset, tmp_path):  # noqa:
 def test_command_line_and_config_file(face_dataset, tmp_path):  # noqa: F811
     from unit2av.commands import train_face as cmd
 
-    (tmp_path / "face.json").write_text(json.dumps({"width": 16, "num_embeddings": face_dataset["k"],
-                                                    "batch_size": 1}))
+    (tmp_path / "face.json").write_text(json.dumps({"width": 16, "num_embeddings": face_dataset["k"], "batch_size": 1}))
     p = argparse.ArgumentParser()
     cmd.add_arguments(p)
-    args = p.parse_args(["--config", str(tmp_path / "face.json"), "--checkpoint-path", str(tmp_path / "ck"),
-                         "--input_training_file", str(face_dataset["train"]), "--training_steps", "1",
-                         "--validation_interval", "0", "--device", "cpu"])
+    args = p.parse_args(
+        [
+            "--config",
+            str(tmp_path / "face.json"),
+            "--checkpoint-path",
+            str(tmp_path / "ck"),
+            "--input_training_file",
+            str(face_dataset["train"]),
+            "--training_steps",
+            "1",
+            "--validation_interval",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
     assert cmd.run(args) == 0
     assert load_torch(tmp_path / "ck" / "f_00000001")["face_config"]["width"] == 16
     (tmp_path / "bad.json").write_text(json.dumps({"widht": 3}))
@@ -177,8 +225,13 @@ def test_init_fine_tunes_given_weights_at_their_width(face_dataset, tmp_path):  
     init = FaceRenderer(face_dataset["k"], width=16)
     save_torch(renderer_container(init), tmp_path / "released.pt")
     cfg = _cfg(face_dataset, width=512, batch_size=1)  # the AV2AV default, overridden by the weights
-    opts = FaceTrainOptions(checkpoint_path=str(tmp_path / "ck"), training_steps=1, validation_interval=0,
-                            device="cpu", init=str(tmp_path / "released.pt"))
+    opts = FaceTrainOptions(
+        checkpoint_path=str(tmp_path / "ck"),
+        training_steps=1,
+        validation_interval=0,
+        device="cpu",
+        init=str(tmp_path / "released.pt"),
+    )
     state = train_face(cfg, opts)
     assert state.g.width == 16 and state.cfg.width == 16
     after = load_torch(tmp_path / "ck" / "f_00000001")["video"]

@@ -212,17 +212,61 @@ def test_command_file_and_folder(ckpt_dir, tmp_path, capsys):
     src.mkdir()
     (src / "a.txt").write_text(" ".join(map(str, exp("en_es_n5", "units_raw"))))
     (src / "b.txt").write_text(" ".join(map(str, exp("en_es_n80", "units_raw"))) + "\n")
-    rc, _ = _cli(capsys, "--in-unit-path", src / "a.txt", "--out-unit-path", tmp_path / "a_es.txt", "--utut-path", ck,
-                 "--src-lang", "en", "--tgt-lang", "es")
+    rc, _ = _cli(
+        capsys,
+        "--in-unit-path",
+        src / "a.txt",
+        "--out-unit-path",
+        tmp_path / "a_es.txt",
+        "--utut-path",
+        ck,
+        "--src-lang",
+        "en",
+        "--tgt-lang",
+        "es",
+    )
     assert rc == 0 and (tmp_path / "a_es.txt").read_text() == str(exp("en_es_n5", "unit_str"))
-    rc, _ = _cli(capsys, "--in_unit_path", src, "--out_unit_path", tmp_path / "out", "--utut_path", ck,
-                 "--src_lang", "en", "--tgt_lang", "es", "--batch-size", "2")
+    rc, _ = _cli(
+        capsys,
+        "--in_unit_path",
+        src,
+        "--out_unit_path",
+        tmp_path / "out",
+        "--utut_path",
+        ck,
+        "--src_lang",
+        "en",
+        "--tgt_lang",
+        "es",
+        "--batch-size",
+        "2",
+    )
     assert rc == 0
     assert (tmp_path / "out" / "a.txt").read_text() == str(exp("en_es_n5", "unit_str"))
     assert (tmp_path / "out" / "b.txt").read_text() == str(exp("en_es_n80", "unit_str"))
-    rc, _ = _cli(capsys, "--in-unit-path", src / "a.txt", "--out-unit-path", tmp_path / "n3.txt", "--utut-path", ck,
-                 "--src-lang", "en", "--tgt-lang", "es", "--nbest", "3", "--beam", "5", "--max-len-b", "200",
-                 "--lenpen", "1.0", "--max-len-a", "0")
+    rc, _ = _cli(
+        capsys,
+        "--in-unit-path",
+        src / "a.txt",
+        "--out-unit-path",
+        tmp_path / "n3.txt",
+        "--utut-path",
+        ck,
+        "--src-lang",
+        "en",
+        "--tgt-lang",
+        "es",
+        "--nbest",
+        "3",
+        "--beam",
+        "5",
+        "--max-len-b",
+        "200",
+        "--lenpen",
+        "1.0",
+        "--max-len-a",
+        "0",
+    )
     lines = (tmp_path / "n3.txt").read_text().split("\n")
     assert rc == 0 and len(lines) == 3 and lines[0] == str(exp("en_es_n5", "unit_str"))
 
@@ -234,20 +278,44 @@ def test_command_bad_inputs(ckpt_dir, tmp_path, capsys):
     bad.write_text("5 5 1000 9")
     empty.write_text("")
     other = tmp_path / "hubert.pt"  # a fairseq checkpoint of another kind of model
-    torch.save({"cfg": {"model": {"_name": "hubert"}, "task": {"_name": "hubert_pretraining"}},
-                "model": {"encoder.layers.0.fc1.weight": torch.zeros(2, 2)}}, other)
+    torch.save(
+        {
+            "cfg": {"model": {"_name": "hubert"}, "task": {"_name": "hubert_pretraining"}},
+            "model": {"encoder.layers.0.fc1.weight": torch.zeros(2, 2)},
+        },
+        other,
+    )
     (tmp_path / "small.txt").write_text("0 1\n1 1\n")
     out = tmp_path / "out.txt"
     cases = [
-        (["--in-unit-path", good, "--utut-path", ck, "--src-lang", "xx", "--tgt-lang", "es"],
-         "unknown language 'xx'.*knows en, es, fr"),
-        (["--in-unit-path", bad, "--utut-path", ck, "--src-lang", "en", "--tgt-lang", "es"],
-         "bad.txt: unit 1000 is not in the UTUT vocabulary.*4 special symbols"),
+        (
+            ["--in-unit-path", good, "--utut-path", ck, "--src-lang", "xx", "--tgt-lang", "es"],
+            "unknown language 'xx'.*knows en, es, fr",
+        ),
+        (
+            ["--in-unit-path", bad, "--utut-path", ck, "--src-lang", "en", "--tgt-lang", "es"],
+            "bad.txt: unit 1000 is not in the UTUT vocabulary.*4 special symbols",
+        ),
         (["--in-unit-path", empty, "--utut-path", ck, "--src-lang", "en", "--tgt-lang", "es"], "empty.txt: .*empty"),
-        (["--in-unit-path", good, "--utut-path", other, "--src-lang", "en", "--tgt-lang", "es"],
-         "hubert.pt: not a UTUT/BART translation checkpoint: it is a 'hubert' model for task 'hubert_pretraining'"),
-        (["--in-unit-path", good, "--utut-path", ck, "--utut-dict", tmp_path / "small.txt", "--src-lang", "en",
-          "--tgt-lang", "es"], "small.txt: .*= 26 entries.*1024 rows"),
+        (
+            ["--in-unit-path", good, "--utut-path", other, "--src-lang", "en", "--tgt-lang", "es"],
+            "hubert.pt: not a UTUT/BART translation checkpoint: it is a 'hubert' model for task 'hubert_pretraining'",
+        ),
+        (
+            [
+                "--in-unit-path",
+                good,
+                "--utut-path",
+                ck,
+                "--utut-dict",
+                tmp_path / "small.txt",
+                "--src-lang",
+                "en",
+                "--tgt-lang",
+                "es",
+            ],
+            "small.txt: .*= 26 entries.*1024 rows",
+        ),
     ]
     for args, pattern in cases:
         rc, cap = _cli(capsys, *args, "--out-unit-path", out)
@@ -266,10 +334,19 @@ def test_bench_utut_post_norm_relu_paths_agree():
     spec = importlib.util.spec_from_file_location("bench_utut", ROOT / "benchmarks" / "bench_utut.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    small = dict(encoder_layers=2, decoder_layers=2, encoder_embed_dim=64, decoder_embed_dim=64,
-                 encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128, encoder_attention_heads=4,
-                 decoder_attention_heads=4, encoder_normalize_before=False, decoder_normalize_before=False,
-                 activation_fn="relu")
+    small = dict(
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_embed_dim=64,
+        decoder_embed_dim=64,
+        encoder_ffn_embed_dim=128,
+        decoder_ffn_embed_dim=128,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_normalize_before=False,
+        decoder_normalize_before=False,
+        activation_fn="relu",
+    )
     r = bench.bench_utut(units=30, beam=3, max_len_b=12, repeats=1, threads=1, **small)
     assert r["same_hypotheses"] and r["max_abs_score_diff"] <= 1e-5
     assert 2 <= r["steps"] <= 13 and r["cache"]["ms_per_step"] > 0 and r["no_cache"]["tokens_per_s"] > 0

@@ -20,8 +20,12 @@ from unit2av.prepare import units
 K = 24  # clusters of the test k-means
 HOP = 320  # code hop of the bundled config (16 kHz, 50 Hz units)
 # Speakers 1 and 2: one voice, one speed, two pitches -> the same words, nearly aligned frames.
-VOICES = [Voice("1", "en-us+m3", "en", speed=160, pitch=40), Voice("2", "en-us+m3", "en", speed=160, pitch=65),
-          Voice("3", "ko+f3", "ko", speed=170, pitch=75), Voice("4", "en-gb+f4", "en", speed=145, pitch=80)]
+VOICES = [
+    Voice("1", "en-us+m3", "en", speed=160, pitch=40),
+    Voice("2", "en-us+m3", "en", speed=160, pitch=65),
+    Voice("3", "ko+f3", "ko", speed=170, pitch=75),
+    Voice("4", "en-gb+f4", "en", speed=145, pitch=80),
+]
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +154,17 @@ def test_bad_kmeans_files(tmp_path):
     torch.save({"centers": torch.zeros(4, 40), "mean": torch.zeros(40), "std": torch.ones(40)}, tmp_path / "a.pt")
     with pytest.raises(Unit2AVError, match="not a unit2av k-means file"):
         units.load_kmeans(tmp_path / "a.pt")
-    torch.save({"format": "unit2av-kmeans", "centers": torch.zeros(4, 40), "mean": torch.zeros(3),
-                "std": torch.ones(40), "feature": "logmel", "code_hop_size": 320}, tmp_path / "b.pt")
+    torch.save(
+        {
+            "format": "unit2av-kmeans",
+            "centers": torch.zeros(4, 40),
+            "mean": torch.zeros(3),
+            "std": torch.ones(40),
+            "feature": "logmel",
+            "code_hop_size": 320,
+        },
+        tmp_path / "b.pt",
+    )
     with pytest.raises(Unit2AVError, match="centers"):
         units.load_kmeans(tmp_path / "b.pt")
     torch.save(_Thing(), tmp_path / "c.pt")
@@ -165,18 +178,53 @@ def test_bad_kmeans_files(tmp_path):
 def test_cli_fit_extract_speaker(tmp_path, corpus, codes, capsys):
     root, records = corpus
     km_path, out = tmp_path / "km.pt", tmp_path / "units"
-    assert main(["units", "--no-progress", "fit", "--audio_root", str(root), "--k", "8", "--out", str(km_path),
-                 "--config", str(REFERENCE / "config.json"), "--max_files", "6"]) == 0
+    assert (
+        main(
+            [
+                "units",
+                "--no-progress",
+                "fit",
+                "--audio_root",
+                str(root),
+                "--k",
+                "8",
+                "--out",
+                str(km_path),
+                "--config",
+                str(REFERENCE / "config.json"),
+                "--max_files",
+                "6",
+            ]
+        )
+        == 0
+    )
     km = units.load_kmeans(km_path)
     assert km["centers"].shape == (8, 40) and km["num_files"] == 6
     assert {"1", "2", "3", "4"} <= {p.split("/")[-2] for p in map(str, find_audio_files(root))}
-    assert main(["units", "extract", "--kmeans", str(km_path), "--audio_root", str(root),
-                 "--out_root", str(out), "--speaker", "--workers", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "units",
+                "extract",
+                "--kmeans",
+                str(km_path),
+                "--audio_root",
+                str(root),
+                "--out_root",
+                str(out),
+                "--speaker",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert f"wrote {len(records)} unit files" in capsys.readouterr().out
     from unit2av.prepare.speaker import SpeakerEncoder, cosine_similarity
 
     enc = SpeakerEncoder.load()
-    for r in records[:: 4]:
+    for r in records[::4]:
         u = torch.load(out / r["speaker"] / f"{r['utt_id']}.pt", weights_only=True)
         assert set(u) == {"code", "spkr"}
         assert u["spkr"].shape == (256,) and u["spkr"].dtype == torch.float32
@@ -192,10 +240,17 @@ def test_cli_errors(tmp_path, corpus, capsys):
     runs = [
         ["units", "fit", "--audio_root", str(tmp_path / "missing"), "--k", "4", "--out", str(tmp_path / "k.pt")],
         ["units", "fit", "--audio_root", str(tmp_path / "empty"), "--k", "4", "--out", str(tmp_path / "k.pt")],
-        ["units", "extract", "--kmeans", str(tmp_path / "notkm.pt"), "--audio_root", str(root),
-         "--out_root", str(tmp_path / "u")],
-        ["units", "fit", "--audio_root", str(root), "--k", "4", "--out", str(tmp_path / "k.pt"),
-         "--features", "nope"],
+        [
+            "units",
+            "extract",
+            "--kmeans",
+            str(tmp_path / "notkm.pt"),
+            "--audio_root",
+            str(root),
+            "--out_root",
+            str(tmp_path / "u"),
+        ],
+        ["units", "fit", "--audio_root", str(root), "--k", "4", "--out", str(tmp_path / "k.pt"), "--features", "nope"],
     ]
     for argv in runs:
         assert main(argv) == 2, argv

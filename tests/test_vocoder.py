@@ -129,12 +129,15 @@ def _write(tmp_path, name, data):
     return p
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"upsample_rates": [5, 4, 4, 2, 1]}, "product of upsample_rates"),
-    ({"model_in_dim": 300}, "model_in_dim is 300"),
-    ({"embedding_dim": "128"}, "key 'embedding_dim' should be int"),
-    ({"code_hop_size": None, "__drop__": "code_hop_size"}, "missing key 'code_hop_size'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"upsample_rates": [5, 4, 4, 2, 1]}, "product of upsample_rates"),
+        ({"model_in_dim": 300}, "model_in_dim is 300"),
+        ({"embedding_dim": "128"}, "key 'embedding_dim' should be int"),
+        ({"code_hop_size": None, "__drop__": "code_hop_size"}, "missing key 'code_hop_size'"),
+    ],
+)
 def test_config_errors_are_one_line(tmp_path, reference_config, change, message):
     data = json.loads(reference_config.read_text())
     drop = change.pop("__drop__", None)

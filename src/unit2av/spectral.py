@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """Slaney-style mel filterbank (area-normalised triangles), as librosa's default.
 
     Returns:
@@ -41,7 +42,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     lower = -ramps[:-2] / fdiff[:-1, None]
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_pts[2:n_mels + 2] - mel_pts[:n_mels]))[:, None]
+    weights *= (2.0 / (mel_pts[2 : n_mels + 2] - mel_pts[:n_mels]))[:, None]
     return weights.astype(np.float32)
 
 
@@ -55,12 +56,21 @@ class MelSpectrogram(torch.nn.Module):
         input ``(B, T)`` or ``(T,)`` waveform in [-1, 1]; output ``(B, num_mels, frames)``.
     """
 
-    def __init__(self, sample_rate: int, n_fft: int, hop_size: int, win_size: int, num_mels: int,
-                 fmin: float = 0.0, fmax: float | None = None):
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop_size: int,
+        win_size: int,
+        num_mels: int,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+    ):
         super().__init__()
         self.n_fft, self.hop_size, self.win_size = n_fft, hop_size, win_size
-        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank(sample_rate, n_fft, num_mels, fmin, fmax)),
-                             persistent=False)
+        self.register_buffer(
+            "mel_basis", torch.from_numpy(mel_filterbank(sample_rate, n_fft, num_mels, fmin, fmax)), persistent=False
+        )
         self.register_buffer("window", torch.hann_window(win_size), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -70,8 +80,17 @@ class MelSpectrogram(torch.nn.Module):
             wav = wav.squeeze(1)
         pad = (self.n_fft - self.hop_size) // 2
         wav = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        spec = torch.stft(wav.float(), self.n_fft, hop_length=self.hop_size, win_length=self.win_size,
-                          window=self.window, center=False, normalized=False, onesided=True, return_complex=True)
+        spec = torch.stft(
+            wav.float(),
+            self.n_fft,
+            hop_length=self.hop_size,
+            win_length=self.win_size,
+            window=self.window,
+            center=False,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
         mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)  # (B, F, frames)
         mel = torch.matmul(self.mel_basis, mag)  # (B, num_mels, frames)
         return torch.log(torch.clamp(mel, min=1e-5))
@@ -79,12 +98,27 @@ class MelSpectrogram(torch.nn.Module):
 
 def mel_for_config(cfg, for_loss: bool = False) -> MelSpectrogram:
     """The ``MelSpectrogram`` a ``VocoderConfig`` describes (``for_loss`` uses ``fmax_for_loss``)."""
-    return MelSpectrogram(cfg.sampling_rate, cfg.n_fft, cfg.hop_size, cfg.win_size, cfg.num_mels, cfg.fmin,
-                          cfg.fmax_for_loss if for_loss else cfg.fmax)
+    return MelSpectrogram(
+        cfg.sampling_rate,
+        cfg.n_fft,
+        cfg.hop_size,
+        cfg.win_size,
+        cfg.num_mels,
+        cfg.fmin,
+        cfg.fmax_for_loss if for_loss else cfg.fmax,
+    )
 
 
-def mel_spectrogram(wav: torch.Tensor, sample_rate: int, n_fft: int, hop_size: int, win_size: int, num_mels: int,
-                    fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+def mel_spectrogram(
+    wav: torch.Tensor,
+    sample_rate: int,
+    n_fft: int,
+    hop_size: int,
+    win_size: int,
+    num_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> torch.Tensor:
     """Functional form of ``MelSpectrogram`` (builds the filterbank each call; prefer the module)."""
     return MelSpectrogram(sample_rate, n_fft, hop_size, win_size, num_mels, fmin, fmax).to(wav.device)(wav)
 
@@ -101,8 +135,9 @@ F0_FRAME = 1024  # samples of each ``frame_f0`` analysis window (64 ms at 16 kHz
 
 
 @torch.no_grad()
-def frame_f0(wav: torch.Tensor, sample_rate: int, hop: int, voicing: float = 0.5,
-             silence_db: float = 35.0) -> torch.Tensor:
+def frame_f0(
+    wav: torch.Tensor, sample_rate: int, hop: int, voicing: float = 0.5, silence_db: float = 35.0
+) -> torch.Tensor:
     """Fundamental frequency per ``hop`` samples (one value per unit frame), 0 where unvoiced.
 
     An autocorrelation tracker: each frame's Hann-windowed autocorrelation is divided by the
@@ -132,7 +167,7 @@ def frame_f0(wav: torch.Tensor, sample_rate: int, hop: int, voicing: float = 0.5
     energy = r[..., 0]
     rw = autocorrelation(window)
     rw = rw / rw[0]
-    r = r[..., lo - 1:hi + 2] / (r[..., :1].clamp_min(1e-9) * rw[lo - 1:hi + 2])  # lags lo-1 .. hi+1
+    r = r[..., lo - 1 : hi + 2] / (r[..., :1].clamp_min(1e-9) * rw[lo - 1 : hi + 2])  # lags lo-1 .. hi+1
     mid = r[..., 1:-1]  # lags lo .. hi
     peak = (mid >= r[..., :-2]) & (mid >= r[..., 2:])
     best = mid.amax(dim=-1, keepdim=True)

@@ -31,5 +31,8 @@ def check_unit_rate(hop_samples: int, sample_rate: int, source=None) -> None:
     """
     rate = sample_rate / hop_samples
     if abs(rate - UNIT_RATE) > 1e-9:
-        raise fail(source, f"vocoder voices {rate:g} units/s ({sample_rate} Hz / hop {hop_samples}); "
-                           f"the face renderer needs {UNIT_RATE} units/s = {UNITS_PER_FRAME} per {VIDEO_FPS} fps frame")
+        raise fail(
+            source,
+            f"vocoder voices {rate:g} units/s ({sample_rate} Hz / hop {hop_samples}); "
+            f"the face renderer needs {UNIT_RATE} units/s = {UNITS_PER_FRAME} per {VIDEO_FPS} fps frame",
+        )

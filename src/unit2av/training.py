@@ -116,8 +116,11 @@ def skip_step(state, what: str, limit: int, where, *optimizers: torch.optim.Opti
     state.nonfinite += 1
     log.warning("step %d: non-finite %s, step skipped (%d in a row)", state.step + 1, what, state.nonfinite)
     if state.nonfinite >= limit:
-        raise fail(where, f"training diverged: {state.nonfinite} non-finite steps in a row at step {state.step + 1} "
-                          f"(last: {what}); lower learning_rate or check the data")
+        raise fail(
+            where,
+            f"training diverged: {state.nonfinite} non-finite steps in a row at step {state.step + 1} "
+            f"(last: {what}); lower learning_rate or check the data",
+        )
     return {"skipped": 1.0}
 
 
@@ -191,7 +194,7 @@ def latest_checkpoint(folder: str | os.PathLike, prefix: str, partner: str | Non
     pattern = re.compile(rf"^{re.escape(prefix)}_(\d{{8}})$")
     found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name)))
     for _, path in reversed(found):
-        if partner is None or (folder / f"{partner}_{path.name[len(prefix) + 1:]}").is_file():
+        if partner is None or (folder / f"{partner}_{path.name[len(prefix) + 1 :]}").is_file():
             return path
     return None
 
@@ -219,8 +222,12 @@ def rng_state() -> dict:
     """Torch / CUDA / numpy / python RNG states as tensors (loadable with weights_only)."""
     np_state = np.random.get_state()
     py_state = random.getstate()
-    out = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-           "numpy_pos": int(np_state[2]), "python": torch.tensor(py_state[1], dtype=torch.int64)}
+    out = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": torch.tensor(py_state[1], dtype=torch.int64),
+    }
     if torch.cuda.is_available():
         out["cuda"] = torch.cuda.get_rng_state_all()
     return out
@@ -244,6 +251,20 @@ def tensorboard(folder: Path):
     return SummaryWriter(str(folder / "logs"))
 
 
-__all__ = ["Deadline", "Dist", "all_finite", "close_distributed", "init_distributed", "latest_checkpoint",
-           "record_validation", "rng_state", "run_device", "set_rng_state", "skip_step", "tensorboard", "unwrap",
-           "weighted_sum", "wrap_ddp"]
+__all__ = [
+    "Deadline",
+    "Dist",
+    "all_finite",
+    "close_distributed",
+    "init_distributed",
+    "latest_checkpoint",
+    "record_validation",
+    "rng_state",
+    "run_device",
+    "set_rng_state",
+    "skip_step",
+    "tensorboard",
+    "unwrap",
+    "weighted_sum",
+    "wrap_ddp",
+]

@@ -52,16 +52,37 @@ class DubResult:
     seconds: float  # length of the speech
 
 
-def render_command(units: Path, video: Path, boxes: Path, out: Path, lang: str, container: Path,
-                   opts: RenderOptions) -> list[str]:
+def render_command(
+    units: Path, video: Path, boxes: Path, out: Path, lang: str, container: Path, opts: RenderOptions
+) -> list[str]:
     """The ``unit2av render`` arguments that render exactly what ``dub`` renders."""
-    cmd = ["unit2av", "render", "--in-unit-path", str(units), "--in-vid-path", str(video), "--in-bbox-path",
-           str(boxes), "--out-vid-path", str(out), "--tgt-lang", lang, "--unit2av-path", str(container)]
+    cmd = [
+        "unit2av",
+        "render",
+        "--in-unit-path",
+        str(units),
+        "--in-vid-path",
+        str(video),
+        "--in-bbox-path",
+        str(boxes),
+        "--out-vid-path",
+        str(out),
+        "--tgt-lang",
+        lang,
+        "--unit2av-path",
+        str(container),
+    ]
     return cmd + ["--device", opts.device, "--backend", opts.backend]
 
 
-def dub(session: Session, workspace: Workspace, units: Path, model: str, lang: str | None,
-        opts: RenderOptions = RenderOptions()) -> DubResult:
+def dub(
+    session: Session,
+    workspace: Workspace,
+    units: Path,
+    model: str,
+    lang: str | None,
+    opts: RenderOptions = RenderOptions(),
+) -> DubResult:
     """Render ``session``'s video with its current boxes; write the preview and spectrogram images.
 
     The boxes are written to ``<tab folder>/<stem>.render.bbox.pkl`` and rendered with

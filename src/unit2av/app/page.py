@@ -1,10 +1,12 @@
 """Static text of the ``unit2av app`` page: title, legend, the player-sync script and the style sheet."""
 
 TITLE = "unit2av: review face boxes and dub"
-LEGEND = ("Timeline: green = box, dark red = no box in the detected/loaded boxes, orange = set to None by an edit, "
-          "grey = no boxes yet; "
-          "red tint over thumbnails = frames without a box. Click the strip twice to pick a range "
-          "(both frames included); ranges are typed START:END, end exclusive, as in `unit2av bbox edit --none`.")
+LEGEND = (
+    "Timeline: green = box, dark red = no box in the detected/loaded boxes, orange = set to None by an edit, "
+    "grey = no boxes yet; "
+    "red tint over thumbnails = frames without a box. Click the strip twice to pick a range "
+    "(both frames included); ranges are typed START:END, end exclusive, as in `unit2av bbox edit --none`."
+)
 # Keeps the original player in step with the dubbed one (the dubbed player leads; the original is muted).
 SYNC_JS = """<script>
 (() => {

@@ -58,9 +58,11 @@ class FrameStore:
         for i, frame in enumerate(iter_frames(video)):
             small = self._shrink(frame)
             if i in wanted:
-                self.thumbs[i] = cv2.resize(small, (st.THUMB_WIDTH, max(1, round(st.THUMB_WIDTH * small.shape[0]
-                                                                                  / small.shape[1]))),
-                                            interpolation=cv2.INTER_AREA)
+                self.thumbs[i] = cv2.resize(
+                    small,
+                    (st.THUMB_WIDTH, max(1, round(st.THUMB_WIDTH * small.shape[0] / small.shape[1]))),
+                    interpolation=cv2.INTER_AREA,
+                )
             if self.complete:
                 data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
                 total += len(data)
@@ -119,8 +121,9 @@ class Session:
             Unit2AVError: the list's length is not the video's frame count.
         """
         if len(boxes) != self.num_frames:
-            raise fail(path or origin, f"has {len(boxes)} boxes but the video {self.video.name} has "
-                                       f"{self.num_frames} frames")
+            raise fail(
+                path or origin, f"has {len(boxes)} boxes but the video {self.video.name} has {self.num_frames} frames"
+            )
         self.boxes, self.reference = list(boxes), list(boxes)
         self.origin, self.bbox_path, self.history, self.anchor = origin, path, [], None
 
@@ -236,14 +239,18 @@ class Session:
         ranges = ", ".join(f"{s}:{e}" for s, e in info.none_ranges[:8])
         more = f", ... ({len(info.none_ranges) - 8} more)" if len(info.none_ranges) > 8 else ""
         none = f"{info.none_count} without a box" + (f" ({ranges}{more}, end exclusive)" if ranges else "")
-        edits = f"; {len(self.history)} edit{'s' if len(self.history) != 1 else ''} (undo available)" \
-            if self.history else ""
+        edits = (
+            f"; {len(self.history)} edit{'s' if len(self.history) != 1 else ''} (undo available)"
+            if self.history
+            else ""
+        )
         return f"{self.video.name}: {self.num_frames} frames, {none}; boxes {self.origin}{edits}"
 
     def strip(self) -> np.ndarray:
         """The timeline strip (``strip.draw_strip``), (H, W, 3) BGR."""
-        return st.draw_strip(self.frames.thumbs, self.boxes, self.reference, self.num_frames,
-                             cursor=self.cursor, anchor=self.anchor)
+        return st.draw_strip(
+            self.frames.thumbs, self.boxes, self.reference, self.num_frames, cursor=self.cursor, anchor=self.anchor
+        )
 
     def view(self, index: int | None = None) -> np.ndarray:
         """Frame ``index`` (default: the cursor) at viewer size with its box and number, (h, w, 3) BGR."""
@@ -277,8 +284,7 @@ def _transcode(video: Path, info: VideoInfo, out: Path) -> None:
 
     audio, rate = read_audio_track(video) if info.has_audio else (None, None)
     with VideoWriter(out, info.width, info.height, fps=info.fps, audio=audio, audio_rate=rate) as writer:
-        for frame in tqdm(iter_frames(video), total=info.num_frames, desc="playable copy", unit="frame",
-                          disable=None):
+        for frame in tqdm(iter_frames(video), total=info.num_frames, desc="playable copy", unit="frame", disable=None):
             writer.write(frame)
 
 

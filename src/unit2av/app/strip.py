@@ -65,14 +65,21 @@ def frame_colours(boxes: list | None, reference: list | None, num_frames: int) -
 
 def _tick_step(num_frames: int, width: int, min_gap: int = 60) -> int:
     """A round frame step (1, 2, 5, 10, 20, 50, ...) whose ticks are at least ``min_gap`` pixels apart."""
-    for step in (m * 10 ** e for e in range(8) for m in (1, 2, 5)):
+    for step in (m * 10**e for e in range(8) for m in (1, 2, 5)):
         if step * width / max(1, num_frames) >= min_gap:
             return step
     return max(1, num_frames)
 
 
-def draw_strip(thumbs: dict[int, np.ndarray], boxes: list | None, reference: list | None, num_frames: int,
-               cursor: int | None = None, anchor: int | None = None, width: int = STRIP_WIDTH) -> np.ndarray:
+def draw_strip(
+    thumbs: dict[int, np.ndarray],
+    boxes: list | None,
+    reference: list | None,
+    num_frames: int,
+    cursor: int | None = None,
+    anchor: int | None = None,
+    width: int = STRIP_WIDTH,
+) -> np.ndarray:
     """The timeline strip.
 
     Args:
@@ -108,7 +115,7 @@ def draw_strip(thumbs: dict[int, np.ndarray], boxes: list | None, reference: lis
         cv2.rectangle(img, (x0, 0), (x0 + 8 + 8 * len(str(idx)), 15), (0, 0, 0), -1)
         cv2.putText(img, str(idx), (x0 + 3, 12), FONT, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
         cv2.line(img, (x0, 0), (x0, th - 1), (0, 0, 0), 1)
-    img[th:th + BAR_HEIGHT] = row[None]
+    img[th : th + BAR_HEIGHT] = row[None]
     step = _tick_step(num_frames, width)
     for f in range(0, num_frames, step):
         x = frame_x(f, num_frames, width)

@@ -70,8 +70,9 @@ def _layout(ws: Workspace) -> SimpleNamespace:
     with gr.Row(equal_height=True):
         c.video = gr.Dropdown(label="Video under --root", allow_custom_value=True, elem_id="u2av-video", scale=4)
         c.open = gr.Button("Open", variant="primary", elem_id="u2av-open", scale=1)
-        c.upload = gr.UploadButton("Upload a video", file_types=list(VIDEO_SUFFIXES), scale=1,
-                                   elem_id="u2av-upload-video")
+        c.upload = gr.UploadButton(
+            "Upload a video", file_types=list(VIDEO_SUFFIXES), scale=1, elem_id="u2av-upload-video"
+        )
         c.status = gr.Textbox(label="Status", interactive=False, lines=3, scale=6, elem_id="u2av-status")
     with gr.Row():
         with gr.Column(scale=3):
@@ -80,31 +81,39 @@ def _layout(ws: Workspace) -> SimpleNamespace:
         with gr.Column(scale=2):
             c.original = gr.Video(label="Video", interactive=False, elem_id="u2av-original", height=400)
             c.boxes_video = gr.Button("Play with the current boxes drawn", elem_id="u2av-boxes-video")
-    c.strip = gr.Image(label="Timeline", show_label=False, interactive=False, format="png", elem_id="u2av-strip",
-                       buttons=[])
+    c.strip = gr.Image(
+        label="Timeline", show_label=False, interactive=False, format="png", elem_id="u2av-strip", buttons=[]
+    )
     gr.Markdown(LEGEND)
     with gr.Row():
         with gr.Column():
             _detect_layout(c)
             with gr.Row(equal_height=True):
-                c.bbox = gr.Dropdown(label="... or a .bbox.pkl under --root", allow_custom_value=True,
-                                     elem_id="u2av-bbox", scale=4)
+                c.bbox = gr.Dropdown(
+                    label="... or a .bbox.pkl under --root", allow_custom_value=True, elem_id="u2av-bbox", scale=4
+                )
                 c.load = gr.Button("Load boxes", elem_id="u2av-load", scale=1)
-                c.bbox_upload = gr.UploadButton("Upload .bbox.pkl", file_types=[".pkl"], scale=1,
-                                                elem_id="u2av-upload-bbox")
+                c.bbox_upload = gr.UploadButton(
+                    "Upload .bbox.pkl", file_types=[".pkl"], scale=1, elem_id="u2av-upload-bbox"
+                )
         with gr.Column():
-            c.ranges = gr.Textbox(label="Frame ranges (START:END, end exclusive; comma-separated)",
-                                  placeholder="10:20, 41:84", elem_id="u2av-ranges")
+            c.ranges = gr.Textbox(
+                label="Frame ranges (START:END, end exclusive; comma-separated)",
+                placeholder="10:20, 41:84",
+                elem_id="u2av-ranges",
+            )
             with gr.Row():
                 c.none = gr.Button("Mark None", variant="stop", elem_id="u2av-none")
                 c.restore = gr.Button("Restore", elem_id="u2av-restore")
                 c.undo = gr.Button("Undo", elem_id="u2av-undo")
             with gr.Row(equal_height=True):
-                c.save_as = gr.Textbox(label="Save as (under --root; a replaced file is kept as .bak)",
-                                       elem_id="u2av-save-as", scale=4)
+                c.save_as = gr.Textbox(
+                    label="Save as (under --root; a replaced file is kept as .bak)", elem_id="u2av-save-as", scale=4
+                )
                 c.save = gr.Button("Save", variant="primary", elem_id="u2av-save", scale=1)
-                c.download = gr.DownloadButton("Download .bbox.pkl", interactive=False, elem_id="u2av-download",
-                                               scale=1)
+                c.download = gr.DownloadButton(
+                    "Download .bbox.pkl", interactive=False, elem_id="u2av-download", scale=1
+                )
     _dub_layout(c, ws)
     return c
 
@@ -120,33 +129,49 @@ def _detect_layout(c: SimpleNamespace) -> None:
             c.max_gap = gr.Number(d.max_gap, precision=0, label="Max gap (frames)", min_width=80)
             c.resize = gr.Number(d.resize_factor, label="Resize factor", min_width=80)
         with gr.Row():
-            c.pads = [gr.Number(v, precision=0, label=f"Pad {side} (px)", min_width=80)
-                      for v, side in zip(d.pads, ("top", "bottom", "left", "right"))]
+            c.pads = [
+                gr.Number(v, precision=0, label=f"Pad {side} (px)", min_width=80)
+                for v, side in zip(d.pads, ("top", "bottom", "left", "right"))
+            ]
             c.detect = gr.Button("Detect boxes", variant="primary", elem_id="u2av-detect", min_width=120)
 
 
 def _dub_layout(c: SimpleNamespace, ws: Workspace) -> None:
     gr.Markdown("### Dub: units + models -> lip-synced video")
     with gr.Row(equal_height=True):
-        c.units = gr.Dropdown(label="Units file under --root (.txt / .pt)", allow_custom_value=True,
-                              elem_id="u2av-units", scale=3)
-        c.units_upload = gr.UploadButton("Upload units", file_types=list(UNIT_SUFFIXES), scale=1,
-                                         elem_id="u2av-upload-units")
+        c.units = gr.Dropdown(
+            label="Units file under --root (.txt / .pt)", allow_custom_value=True, elem_id="u2av-units", scale=3
+        )
+        c.units_upload = gr.UploadButton(
+            "Upload units", file_types=list(UNIT_SUFFIXES), scale=1, elem_id="u2av-upload-units"
+        )
         c.uploaded_units = gr.State(None)
         c.model = gr.Dropdown(ws.model_choices(), value=BUNDLED, label="Models", elem_id="u2av-model", scale=2)
         c.lang = gr.Dropdown(label="Language", allow_custom_value=True, elem_id="u2av-lang", scale=1)
         c.render = gr.Button("Render", variant="primary", elem_id="u2av-render", scale=1)
     with gr.Row():
-        c.cmp_orig = gr.Video(label="Original (follows the dubbed player, muted)", interactive=False,
-                              elem_id="u2av-cmp-orig", height=360)
+        c.cmp_orig = gr.Video(
+            label="Original (follows the dubbed player, muted)", interactive=False, elem_id="u2av-cmp-orig", height=360
+        )
         c.dubbed = gr.Video(label="Dubbed", interactive=False, elem_id="u2av-dub", height=360)
     with gr.Row():
-        c.preview = gr.Image(label="Mouths: source (top) and rendered (bottom)", interactive=False,
-                             format="png", elem_id="u2av-preview", height=220)
-        c.spectrogram = gr.Image(label="Spectrogram of the dubbed speech", interactive=False, format="png",
-                                 elem_id="u2av-spectrogram", height=220)
-    c.command = gr.Textbox(label="The same render from the command line", interactive=False,
-                           elem_id="u2av-command", buttons=["copy"])
+        c.preview = gr.Image(
+            label="Mouths: source (top) and rendered (bottom)",
+            interactive=False,
+            format="png",
+            elem_id="u2av-preview",
+            height=220,
+        )
+        c.spectrogram = gr.Image(
+            label="Spectrogram of the dubbed speech",
+            interactive=False,
+            format="png",
+            elem_id="u2av-spectrogram",
+            height=220,
+        )
+    c.command = gr.Textbox(
+        label="The same render from the command line", interactive=False, elem_id="u2av-command", buttons=["copy"]
+    )
 
 
 def _session_outputs(c, s: Session, reply: _Reply, status: str | None = None) -> _Reply:
@@ -158,21 +183,43 @@ def _session_outputs(c, s: Session, reply: _Reply, status: str | None = None) ->
 def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     """Connect the events (handlers are closures over ``c`` and ``ws``; user state only in ``c.state``)."""
     view_out = [c.state, c.status, c.strip, c.view]
-    opened_out = view_out + [c.frame, c.original, c.save_as, c.bbox, c.dubbed, c.cmp_orig, c.preview,
-                             c.spectrogram, c.command, c.download]
+    opened_out = view_out + [
+        c.frame,
+        c.original,
+        c.save_as,
+        c.bbox,
+        c.dubbed,
+        c.cmp_orig,
+        c.preview,
+        c.spectrogram,
+        c.command,
+        c.download,
+    ]
 
     def opened(old, path, progress):
         with _Reply(c.status) as r:
             _forget(old)
-            s = open_video(path, ws.session_folder(),
-                           lambda i, n: progress((i, n), desc="decoding", unit="frames") if i % 25 == 0 else None)
+            s = open_video(
+                path,
+                ws.session_folder(),
+                lambda i, n: progress((i, n), desc="decoding", unit="frames") if i % 25 == 0 else None,
+            )
             beside = s.video.with_suffix(".bbox.pkl")
             _session_outputs(c, s, r)
-            r.update({c.frame: gr.update(maximum=max(1, s.num_frames - 1), value=0), c.original: str(s.playable()),
-                      c.save_as: ws.relative(s.default_target(ws.root)),
-                      c.bbox: ws.relative(beside) if beside.is_file() else gr.update(),
-                      c.dubbed: None, c.cmp_orig: None, c.preview: None, c.spectrogram: None, c.command: "",
-                      c.download: gr.update(value=None, interactive=False)})
+            r.update(
+                {
+                    c.frame: gr.update(maximum=max(1, s.num_frames - 1), value=0),
+                    c.original: str(s.playable()),
+                    c.save_as: ws.relative(s.default_target(ws.root)),
+                    c.bbox: ws.relative(beside) if beside.is_file() else gr.update(),
+                    c.dubbed: None,
+                    c.cmp_orig: None,
+                    c.preview: None,
+                    c.spectrogram: None,
+                    c.command: "",
+                    c.download: gr.update(value=None, interactive=False),
+                }
+            )
         return r
 
     def on_open(old, pick, progress=_PROGRESS):
@@ -186,22 +233,29 @@ def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     c.open.click(on_open, [c.state, c.video], opened_out)
     c.upload.upload(on_upload, [c.state, c.upload], opened_out)
 
-    def on_detect(s, detector, style, face_index, smooth, max_gap, resize, pt, pb, pl, pr,
-                  progress=_TQDM):
+    def on_detect(s, detector, style, face_index, smooth, max_gap, resize, pt, pb, pl, pr, progress=_TQDM):
         with _Reply(c.status) as r:
             s = _need(s)
             fi = None if face_index is None or int(face_index) < 0 else int(face_index)
-            opts = DetectOptions(detector=detector, box_style=style, pads=tuple(int(v or 0) for v in (pt, pb, pl, pr)),
-                                 smooth=int(smooth or 1), max_gap=int(max_gap or 0), face_index=fi,
-                                 resize_factor=float(resize or 1.0))
+            opts = DetectOptions(
+                detector=detector,
+                box_style=style,
+                pads=tuple(int(v or 0) for v in (pt, pb, pl, pr)),
+                smooth=int(smooth or 1),
+                max_gap=int(max_gap or 0),
+                face_index=fi,
+                resize_factor=float(resize or 1.0),
+            )
             found = detect_video(s.video, opts, progress=True)
-            s.set_boxes(found.boxes, f"detected ({found.detector}, face found on {found.detected} of "
-                                     f"{found.num_frames} frames)")
+            s.set_boxes(
+                found.boxes, f"detected ({found.detector}, face found on {found.detected} of {found.num_frames} frames)"
+            )
             _session_outputs(c, s, r)
         return r
 
-    c.detect.click(on_detect, [c.state, c.detector, c.style, c.face_index, c.smooth, c.max_gap, c.resize, *c.pads],
-                   view_out)
+    c.detect.click(
+        on_detect, [c.state, c.detector, c.style, c.face_index, c.smooth, c.max_gap, c.resize, *c.pads], view_out
+    )
 
     def loaded(s, path):
         with _Reply(c.status) as r:
@@ -217,8 +271,7 @@ def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
         return r
 
     c.load.click(on_load, [c.state, c.bbox], view_out + [c.save_as])
-    c.bbox_upload.upload(lambda s, f: loaded(s, Path(f)) if f else {}, [c.state, c.bbox_upload],
-                         view_out + [c.save_as])
+    c.bbox_upload.upload(lambda s, f: loaded(s, Path(f)) if f else {}, [c.state, c.bbox_upload], view_out + [c.save_as])
 
     def on_boxes_video(s, progress=_TQDM):
         with _Reply(c.status) as r:
@@ -244,9 +297,9 @@ def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
                 s = _need(s)
                 ranges = s.edit(text, mode)
                 done = ", ".join(f"{a}:{b}" for a, b in ranges)
-                _session_outputs(c, s, r, f"{'set to None' if mode == 'none' else 'restored'}: {done}\n"
-                                          f"{s.summary()}")
+                _session_outputs(c, s, r, f"{'set to None' if mode == 'none' else 'restored'}: {done}\n{s.summary()}")
             return r
+
         return handler
 
     c.none.click(edit("none"), [c.state, c.ranges], view_out)
@@ -267,9 +320,15 @@ def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
             if path.suffix.lower() not in BOX_SUFFIXES:
                 raise Unit2AVError(f"{target}: box files end in .pkl (e.g. {s.video.stem}.bbox.pkl)")
             written, backup = s.save(path)
-            r.update({c.state: s, c.download: gr.update(value=str(s.download_copy()), interactive=True),
-                      c.status: f"saved {written}" + (f" (the file it replaced is kept as {backup})" if backup
-                                                      else "") + f"\n{s.summary()}"})
+            r.update(
+                {
+                    c.state: s,
+                    c.download: gr.update(value=str(s.download_copy()), interactive=True),
+                    c.status: f"saved {written}"
+                    + (f" (the file it replaced is kept as {backup})" if backup else "")
+                    + f"\n{s.summary()}",
+                }
+            )
         return r
 
     c.save.click(on_save, [c.state, c.save_as], [c.state, c.status, c.download])
@@ -278,8 +337,14 @@ def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
         with _Reply(c.status) as r:
             s = _need(s)
             frame, text = s.pick(evt.index[0])
-            _session_outputs(c, s, r, f"range {text} picked: press Mark None or Restore" if text else
-                             f"frame {frame}: click another frame to close the range")
+            _session_outputs(
+                c,
+                s,
+                r,
+                f"range {text} picked: press Mark None or Restore"
+                if text
+                else f"frame {frame}: click another frame to close the range",
+            )
             r[c.frame] = frame
             if text:
                 r[c.ranges] = text
@@ -312,17 +377,30 @@ def _wire_dub(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
             path = Path(units_file) if units_file else ws.existing(units, "units file")
             progress(0, desc="loading models, synthesising speech")
             out = dub(s, ws, path, model, lang or None, opts)
-            r.update({c.state: s, c.dubbed: str(out.video), c.cmp_orig: str(s.playable()),
-                      c.preview: str(out.preview) if out.preview else None, c.spectrogram: str(out.spectrogram),
-                      c.command: out.command,
-                      c.status: f"rendered {out.video.name}: {out.frames} frames, {out.seconds:.2f} s of speech"})
+            r.update(
+                {
+                    c.state: s,
+                    c.dubbed: str(out.video),
+                    c.cmp_orig: str(s.playable()),
+                    c.preview: str(out.preview) if out.preview else None,
+                    c.spectrogram: str(out.spectrogram),
+                    c.command: out.command,
+                    c.status: f"rendered {out.video.name}: {out.frames} frames, {out.seconds:.2f} s of speech",
+                }
+            )
         return r
 
-    c.render.click(on_render, [c.state, c.units, c.uploaded_units, c.model, c.lang],
-                   [c.state, c.status, c.dubbed, c.cmp_orig, c.preview, c.spectrogram, c.command])
+    c.render.click(
+        on_render,
+        [c.state, c.units, c.uploaded_units, c.model, c.lang],
+        [c.state, c.status, c.dubbed, c.cmp_orig, c.preview, c.spectrogram, c.command],
+    )
     # an uploaded units file is used until a file under --root is picked again (per tab)
-    c.units_upload.upload(lambda f: (f, f"units: {Path(f).name} uploaded; renders use it until you pick a file "
-                                        "under --root"), [c.units_upload], [c.uploaded_units, c.status])
+    c.units_upload.upload(
+        lambda f: (f, f"units: {Path(f).name} uploaded; renders use it until you pick a file under --root"),
+        [c.units_upload],
+        [c.uploaded_units, c.status],
+    )
     c.units.input(lambda: None, None, [c.uploaded_units])
 
 
@@ -335,11 +413,13 @@ def build_app(ws: Workspace, opts: RenderOptions | None = None) -> gr.Blocks:
 
         def on_load():
             models = ws.model_choices()
-            return {c.video: gr.update(choices=ws.list_files(VIDEO_SUFFIXES)),
-                    c.bbox: gr.update(choices=ws.list_files(BOX_SUFFIXES)),
-                    c.units: gr.update(choices=ws.list_files(UNIT_SUFFIXES)),
-                    c.model: gr.update(choices=models, value=BUNDLED),
-                    c.lang: gr.update(choices=ws.model(BUNDLED)[1], value=BUNDLED_LANG)}
+            return {
+                c.video: gr.update(choices=ws.list_files(VIDEO_SUFFIXES)),
+                c.bbox: gr.update(choices=ws.list_files(BOX_SUFFIXES)),
+                c.units: gr.update(choices=ws.list_files(UNIT_SUFFIXES)),
+                c.model: gr.update(choices=models, value=BUNDLED),
+                c.lang: gr.update(choices=ws.model(BUNDLED)[1], value=BUNDLED_LANG),
+            }
 
         demo.load(on_load, None, [c.video, c.bbox, c.units, c.model, c.lang])
     return demo
@@ -349,9 +429,20 @@ def launch(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, opts: Rende
     """Serve the page until interrupted (files only from the root and the work folder)."""
     demo = build_app(ws, opts)
     demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
-                show_error=True, allowed_paths=[str(ws.root), str(ws.work)], head=SYNC_JS, css=CSS,
-                footer_links=[], inbrowser=False)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        show_error=True,
+        allowed_paths=[str(ws.root), str(ws.work)],
+        head=SYNC_JS,
+        css=CSS,
+        footer_links=[],
+        inbrowser=False,
+    )
 
 
 __all__ = ["build_app", "launch"]

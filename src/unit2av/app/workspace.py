@@ -38,8 +38,9 @@ class Workspace:
         work: where renders and per-tab files go (``None``: a new temporary folder, removed by ``close``).
     """
 
-    def __init__(self, root: str | os.PathLike, models: str | os.PathLike | None = None,
-                 work: str | os.PathLike | None = None):
+    def __init__(
+        self, root: str | os.PathLike, models: str | os.PathLike | None = None, work: str | os.PathLike | None = None
+    ):
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise fail(root, "--root must be an existing folder")
@@ -98,8 +99,11 @@ class Workspace:
         """``BUNDLED`` first, then the containers under ``--models`` (relative names)."""
         names = [BUNDLED]
         if self.models is not None:
-            names += sorted(p.relative_to(self.models).as_posix() for p in self.models.rglob("*")
-                            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+            names += sorted(
+                p.relative_to(self.models).as_posix()
+                for p in self.models.rglob("*")
+                if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES
+            )
         return names
 
     def model(self, choice: str) -> tuple[Path, list[str]]:

@@ -100,8 +100,9 @@ def _audio_samples(audio) -> tuple[np.ndarray, object]:
         audio = audio.detach().cpu().numpy()
     wav = np.asarray(audio)
     if wav.ndim != 1 or wav.size == 0 or (wav.dtype.kind != "f" and wav.dtype != np.int16):
-        raise fail(None, f"audio must be a 1-D float (or int16) array at 16 kHz, or a path (got {wav.dtype} "
-                         f"{wav.shape})")
+        raise fail(
+            None, f"audio must be a 1-D float (or int16) array at 16 kHz, or a path (got {wav.dtype} {wav.shape})"
+        )
     if wav.dtype == np.int16:  # already int16 sample values
         return wav.astype(np.float64), None
     if not np.all(np.isfinite(wav)):
@@ -121,9 +122,15 @@ class AV2Unit:
         max_mismatch: default for the methods' ``max_mismatch``.
     """
 
-    def __init__(self, model: AVHubert, dictionaries: list[list[str]], device: torch.device | str = "cpu",
-                 frame_batch: int | None = FRAME_BATCH, max_frames: int | None = MAX_FRAMES,
-                 max_mismatch: int | None = MAX_MISMATCH):
+    def __init__(
+        self,
+        model: AVHubert,
+        dictionaries: list[list[str]],
+        device: torch.device | str = "cpu",
+        frame_batch: int | None = FRAME_BATCH,
+        max_frames: int | None = MAX_FRAMES,
+        max_mismatch: int | None = MAX_MISMATCH,
+    ):
         self.model, self.symbols = model, list(dictionaries[0])
         self.device = torch.device(device)
         self.frame_batch, self.max_frames, self.max_mismatch = frame_batch, max_frames, max_mismatch
@@ -152,18 +159,21 @@ class AV2Unit:
         if "video" in use:
             src = lip if isinstance(lip, (str, os.PathLike)) else None
             gray = read_lip_frames(lip) if src is not None else check_lip_array(lip)
-            out.video = torch.from_numpy(image_transform(gray, cfg.image_mean, cfg.image_std,
-                                                               cfg.image_crop_size))
+            out.video = torch.from_numpy(image_transform(gray, cfg.image_mean, cfg.image_std, cfg.image_crop_size))
             out.num_frames = len(gray)
         if "audio" in use:
             samples, src = _audio_samples(audio)
             rows = num_rows(len(samples))
             if out.video is not None and max_mismatch is not None and abs(rows - out.num_frames) > max_mismatch:
-                raise fail(src, f"audio gives {rows} frames ({rows / 25:.2f} s at 25 fps) but the mouth crops have "
-                                f"{out.num_frames} ({out.num_frames / 25:.2f} s): more than {max_mismatch} frames "
-                                "apart (wrong .lip.mp4?)")
-            out.audio_raw, out.audio = audio_rows(samples, out.num_frames if out.video is not None else None,
-                                                        cfg.normalize, cfg.stack_order_audio)
+                raise fail(
+                    src,
+                    f"audio gives {rows} frames ({rows / 25:.2f} s at 25 fps) but the mouth crops have "
+                    f"{out.num_frames} ({out.num_frames / 25:.2f} s): more than {max_mismatch} frames "
+                    "apart (wrong .lip.mp4?)",
+                )
+            out.audio_raw, out.audio = audio_rows(
+                samples, out.num_frames if out.video is not None else None, cfg.normalize, cfg.stack_order_audio
+            )
             out.num_frames = len(out.audio)
         return out
 
@@ -223,8 +233,9 @@ class AV2Unit:
 
     def to_string(self, indices: torch.Tensor) -> str:
         """Indices -> the unit string as fairseq's ``Dictionary.string`` prints it (``<s>``/``</s>`` dropped)."""
-        return " ".join(self.symbols[i] if i < len(self.symbols) else "<unk>"
-                        for i in indices.tolist() if i not in self._skip)
+        return " ".join(
+            self.symbols[i] if i < len(self.symbols) else "<unk>" for i in indices.tolist() if i not in self._skip
+        )
 
     def unit_string(self, audio=None, lip=None, modalities=None, max_mismatch="default") -> str:
         """The unit string AV2AV's ``av2unit/inference.py`` writes for these inputs."""
@@ -235,26 +246,36 @@ def _check_kind(ck, path: Path) -> None:
     model_name = ck.cfg.get("model", {}).get("_name")
     task_name = ck.cfg.get("task", {}).get("_name")
     if model_name not in MODEL_NAMES or task_name not in TASK_NAMES:
-        raise fail(path, f"not an mAV-HuBERT checkpoint: it holds model {model_name!r} for task {task_name!r} "
-                         f"(expected model 'av_hubert' for task 'av_hubert_unit_pretraining')")
+        raise fail(
+            path,
+            f"not an mAV-HuBERT checkpoint: it holds model {model_name!r} for task {task_name!r} "
+            f"(expected model 'av_hubert' for task 'av_hubert_unit_pretraining')",
+        )
     if not ck.dictionaries or "label_embs_concat" not in ck.model:
-        raise fail(path, f"not an mAV-HuBERT unit checkpoint: model {model_name!r} has no label dictionaries/heads "
-                         "(a fine-tuned AV-HuBERT?)")
+        raise fail(
+            path,
+            f"not an mAV-HuBERT unit checkpoint: model {model_name!r} has no label dictionaries/heads "
+            "(a fine-tuned AV-HuBERT?)",
+        )
 
 
 def build_model(ck, manual_attention: bool = False) -> AVHubert:
     """An ``AVHubert`` with a fairseq checkpoint's weights, loaded strictly (``ck``: ``load_fairseq_checkpoint``)."""
     try:
-        cfg = AVHubertConfig.from_cfg(ck.cfg.get("model", {}), ck.cfg.get("task", {}),
-                                      [len(d) for d in ck.dictionaries])
+        cfg = AVHubertConfig.from_cfg(
+            ck.cfg.get("model", {}), ck.cfg.get("task", {}), [len(d) for d in ck.dictionaries]
+        )
     except (TypeError, ValueError) as e:
         raise fail(ck.path, f"unsupported mAV-HuBERT config: {e}") from e
     model = AVHubert(cfg, manual_attention)
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck.model.items()}
     missing, unexpected = sorted(set(model.state_dict()) - set(state)), sorted(set(state) - set(model.state_dict()))
     if missing or unexpected:
-        raise fail(ck.path, f"state dict does not match its config: {len(missing)} missing "
-                            f"({', '.join(missing[:3])}), {len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
+        raise fail(
+            ck.path,
+            f"state dict does not match its config: {len(missing)} missing "
+            f"({', '.join(missing[:3])}), {len(unexpected)} unexpected ({', '.join(unexpected[:3])})",
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -262,9 +283,14 @@ def build_model(ck, manual_attention: bool = False) -> AVHubert:
     return model.eval()
 
 
-def load_av2unit(path: str | os.PathLike, device: str | torch.device = "auto", optimize: bool = True,
-                 frame_batch: int | None = FRAME_BATCH, max_frames: int | None = MAX_FRAMES,
-                 max_mismatch: int | None = MAX_MISMATCH) -> AV2Unit:
+def load_av2unit(
+    path: str | os.PathLike,
+    device: str | torch.device = "auto",
+    optimize: bool = True,
+    frame_batch: int | None = FRAME_BATCH,
+    max_frames: int | None = MAX_FRAMES,
+    max_mismatch: int | None = MAX_MISMATCH,
+) -> AV2Unit:
     """Load an mAV-HuBERT checkpoint (fairseq's container, read safely without fairseq).
 
     Args:
@@ -286,8 +312,15 @@ def load_av2unit(path: str | os.PathLike, device: str | torch.device = "auto", o
     if optimize:
         model.fuse_for_inference(channels_last=dev.type == "cpu")
     cfg = model.cfg
-    log.info("%s: mAV-HuBERT, %d layers x %d wide, %d heads of %s classes, on %s", path, cfg.encoder_layers,
-             cfg.encoder_embed_dim, len(cfg.num_classes), "/".join(map(str, cfg.num_classes)), dev)
+    log.info(
+        "%s: mAV-HuBERT, %d layers x %d wide, %d heads of %s classes, on %s",
+        path,
+        cfg.encoder_layers,
+        cfg.encoder_embed_dim,
+        len(cfg.num_classes),
+        "/".join(map(str, cfg.num_classes)),
+        dev,
+    )
     return AV2Unit(model, ck.dictionaries, dev, frame_batch, max_frames, max_mismatch)
 
 

@@ -43,8 +43,9 @@ def onednn_linear_available() -> bool:
         return False
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False,
-           onednn: bool = False) -> torch.Tensor:
+def linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False, onednn: bool = False
+) -> torch.Tensor:
     """``x (..., K) -> (..., N)``, optionally followed by exact GELU.
 
     With ``onednn`` (CPU float32 inference only) the product runs in oneDNN with the GELU fused
@@ -52,9 +53,14 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gel
     (same function: outputs differ by float rounding).
     """
     if onednn:
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight.detach(),
-                                               None if bias is None else bias.detach(),
-                                               "gelu" if gelu else "none", [], "none" if gelu else "")
+        y = torch.ops.mkldnn._linear_pointwise(
+            x.reshape(-1, x.shape[-1]),
+            weight.detach(),
+            None if bias is None else bias.detach(),
+            "gelu" if gelu else "none",
+            [],
+            "none" if gelu else "",
+        )
         return y.view(*x.shape[:-1], y.shape[-1])
     y = F.linear(x, weight, bias)
     return F.gelu(y) if gelu else y
@@ -129,8 +135,9 @@ class SelfAttention(nn.Module):
             out = torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-        return linear(out.transpose(1, 2).reshape(b, t, d), self.out_proj.weight, self.out_proj.bias,
-                      onednn=self.onednn)
+        return linear(
+            out.transpose(1, 2).reshape(b, t, d), self.out_proj.weight, self.out_proj.bias, onednn=self.onednn
+        )
 
     def fuse(self, onednn: bool = False) -> None:
         """Pack q/k/v into one ``(3D, D)`` projection; ``onednn``: CPU products through oneDNN."""
@@ -150,8 +157,9 @@ class EncoderLayer(nn.Module):
         manual_attention: see ``SelfAttention``.
     """
 
-    def __init__(self, dim: int, ffn_dim: int, heads: int, act: str, layer_norm_first: bool,
-                 manual_attention: bool = False):
+    def __init__(
+        self, dim: int, ffn_dim: int, heads: int, act: str, layer_norm_first: bool, manual_attention: bool = False
+    ):
         super().__init__()
         self.self_attn = SelfAttention(dim, heads, manual_attention)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
@@ -186,21 +194,31 @@ class TransformerEncoder(nn.Module):
         manual_attention: see ``SelfAttention``.
     """
 
-    def __init__(self, dim: int, ffn_dim: int, heads: int, layers: int, conv_pos: int = 128,
-                 conv_pos_groups: int = 16, act: str = "gelu", layer_norm_first: bool = False,
-                 manual_attention: bool = False):
+    def __init__(
+        self,
+        dim: int,
+        ffn_dim: int,
+        heads: int,
+        layers: int,
+        conv_pos: int = 128,
+        conv_pos_groups: int = 16,
+        act: str = "gelu",
+        layer_norm_first: bool = False,
+        manual_attention: bool = False,
+    ):
         super().__init__()
         self.pos_conv = nn.Sequential(WeightNormConv1d(dim, conv_pos, conv_pos_groups))
         self.trim = 1 if conv_pos % 2 == 0 else 0  # fairseq's SamePad drops the extra step of an even kernel
-        self.layers = nn.ModuleList(EncoderLayer(dim, ffn_dim, heads, act, layer_norm_first, manual_attention)
-                                    for _ in range(layers))
+        self.layers = nn.ModuleList(
+            EncoderLayer(dim, ffn_dim, heads, act, layer_norm_first, manual_attention) for _ in range(layers)
+        )
         self.layer_norm = nn.LayerNorm(dim)
         self.layer_norm_first = layer_norm_first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         pos = self.pos_conv(x.transpose(1, 2))
         if self.trim:
-            pos = pos[..., :-self.trim]
+            pos = pos[..., : -self.trim]
         x = x + F.gelu(pos).transpose(1, 2)
         if not self.layer_norm_first:
             x = self.layer_norm(x)
@@ -216,5 +234,13 @@ class TransformerEncoder(nn.Module):
             layer.onednn = onednn
 
 
-__all__ = ["ACTIVATIONS", "EncoderLayer", "SelfAttention", "TransformerEncoder", "WeightNormConv1d", "activation",
-           "linear", "onednn_linear_available"]
+__all__ = [
+    "ACTIVATIONS",
+    "EncoderLayer",
+    "SelfAttention",
+    "TransformerEncoder",
+    "WeightNormConv1d",
+    "activation",
+    "linear",
+    "onednn_linear_available",
+]

@@ -126,8 +126,9 @@ def normalize_rows(rows: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(rows, rows.shape[-1:], eps=LAYER_NORM_EPS)
 
 
-def audio_rows(samples: np.ndarray, num_frames: int | None = None, normalize: bool = True,
-               stack: int = STACK) -> tuple[np.ndarray, torch.Tensor]:
+def audio_rows(
+    samples: np.ndarray, num_frames: int | None = None, normalize: bool = True, stack: int = STACK
+) -> tuple[np.ndarray, torch.Tensor]:
     """Stacked filterbank rows of int16-scale samples, aligned and normalised as the reference does.
 
     Args:
@@ -165,7 +166,7 @@ def image_transform(gray: np.ndarray, mean: float, std: float, crop: int = 88) -
     """
     h, w = gray.shape[-2:]
     top, left = (h - crop) // 2, (w - crop) // 2
-    x = gray[:, top:top + crop, left:left + crop].astype(np.float64) / 255.0
+    x = gray[:, top : top + crop, left : left + crop].astype(np.float64) / 255.0
     return ((x - mean) / std).astype(np.float32)
 
 
@@ -210,8 +211,11 @@ def read_lip_frames(path: str | os.PathLike, size: int = FACE_SIZE) -> np.ndarra
     frames = []
     for frame in decode_video(path):
         if (frame.width, frame.height) != (size, size):
-            raise fail(path, f"mouth-crop frames are {frame.width}x{frame.height}; mAV-HuBERT reads "
-                             f"{size}x{size} crops (.lip.mp4 as `unit2av prepare` writes them)")
+            raise fail(
+                path,
+                f"mouth-crop frames are {frame.width}x{frame.height}; mAV-HuBERT reads "
+                f"{size}x{size} crops (.lip.mp4 as `unit2av prepare` writes them)",
+            )
         frames.append(bgr_to_gray(frame.to_ndarray(format="bgr24")))
     if not frames:
         raise fail(path, "mouth-crop video has no frames")
@@ -224,11 +228,26 @@ def check_lip_array(lip: np.ndarray, size: int = FACE_SIZE, source=None) -> np.n
     if lip.ndim == 4 and lip.shape[-1] == 3:
         lip = bgr_to_gray(lip)
     if lip.ndim != 3 or lip.shape[1:] != (size, size) or lip.dtype != np.uint8 or len(lip) == 0:
-        raise fail(source, f"mouth crops must be uint8 (T, {size}, {size}) grayscale frames, got "
-                           f"{lip.dtype} {tuple(lip.shape)}")
+        raise fail(
+            source,
+            f"mouth crops must be uint8 (T, {size}, {size}) grayscale frames, got {lip.dtype} {tuple(lip.shape)}",
+        )
     return lip
 
 
-__all__ = ["align_rows", "audio_rows", "bgr_to_gray", "check_lip_array", "fbank_matrix", "float_to_int16_scale",
-           "image_transform", "load_audio_int16", "logfbank", "normalize_rows", "num_fbank_frames", "num_rows",
-           "read_lip_frames", "stack_frames"]
+__all__ = [
+    "align_rows",
+    "audio_rows",
+    "bgr_to_gray",
+    "check_lip_array",
+    "fbank_matrix",
+    "float_to_int16_scale",
+    "image_transform",
+    "load_audio_int16",
+    "logfbank",
+    "normalize_rows",
+    "num_fbank_frames",
+    "num_rows",
+    "read_lip_frames",
+    "stack_frames",
+]

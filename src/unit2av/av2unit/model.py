@@ -79,23 +79,34 @@ class AVHubertConfig:
         if self.sim_type not in ("cosine", "dot"):
             raise ValueError(f"sim_type {self.sim_type!r} (cosine or dot)")
         if self.audio_feat_dim != 26 * self.stack_order_audio:
-            raise ValueError(f"audio_feat_dim {self.audio_feat_dim} != 26 filterbank bands x stack_order_audio "
-                             f"{self.stack_order_audio}")
+            raise ValueError(
+                f"audio_feat_dim {self.audio_feat_dim} != 26 filterbank bands x stack_order_audio "
+                f"{self.stack_order_audio}"
+            )
         if len(self.num_classes) < 1:
             raise ValueError("no label dictionaries (a fine-tuned model without label heads?)")
 
 
 def _encoder(cfg: AVHubertConfig, layers: int, manual_attention: bool) -> TransformerEncoder:
-    return TransformerEncoder(cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads, layers,
-                              cfg.conv_pos, cfg.conv_pos_groups, cfg.activation_fn, cfg.layer_norm_first,
-                              manual_attention)
+    return TransformerEncoder(
+        cfg.encoder_embed_dim,
+        cfg.encoder_ffn_embed_dim,
+        cfg.encoder_attention_heads,
+        layers,
+        cfg.conv_pos,
+        cfg.conv_pos_groups,
+        cfg.activation_fn,
+        cfg.layer_norm_first,
+        manual_attention,
+    )
 
 
 class SubModel(nn.Module):
     """One modality's front end: optional ResNet, ``proj`` to the model width, optional own encoder."""
 
-    def __init__(self, cfg: AVHubertConfig, input_dim: int, resnet: ResEncoder | None = None,
-                 manual_attention: bool = False):
+    def __init__(
+        self, cfg: AVHubertConfig, input_dim: int, resnet: ResEncoder | None = None, manual_attention: bool = False
+    ):
         super().__init__()
         self.resnet = resnet
         self.proj = nn.Linear(input_dim, cfg.encoder_embed_dim)
@@ -135,8 +146,9 @@ class AVHubert(nn.Module):
         heads = len(cfg.num_classes) if cfg.untie_final_proj else 1
         self.final_proj = nn.Linear(d, cfg.head_dim * heads)
 
-    def fuse_features(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None,
-                      frame_batch: int | None = None) -> torch.Tensor:
+    def fuse_features(
+        self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None, frame_batch: int | None = None
+    ) -> torch.Tensor:
         """Front ends, fusion, LayerNorm and ``post_extract_proj``: the encoder's input.
 
         Args:
@@ -159,9 +171,14 @@ class AVHubert(nn.Module):
         x = self.layer_norm(x)
         return self.post_extract_proj(x) if self.post_extract_proj is not None else x
 
-    def encode(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None,
-               frame_batch: int | None = None, max_frames: int | None = None,
-               overlap: int = WINDOW_OVERLAP) -> torch.Tensor:
+    def encode(
+        self,
+        audio: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        frame_batch: int | None = None,
+        max_frames: int | None = None,
+        overlap: int = WINDOW_OVERLAP,
+    ) -> torch.Tensor:
         """The fine-tuning feature path (``extract_finetune``): ``x (B, T, D)``.
 
         Args:
@@ -173,8 +190,10 @@ class AVHubert(nn.Module):
         x = self.fuse_features(audio, video, frame_batch)
         if max_frames is None or x.shape[1] <= max_frames:
             return self.encoder(x)
-        return torch.cat([self.encoder(x[:, s:e])[:, a - s:b - s] for s, e, a, b in
-                          windows(x.shape[1], max_frames, overlap)], dim=1)
+        return torch.cat(
+            [self.encoder(x[:, s:e])[:, a - s : b - s] for s, e, a, b in windows(x.shape[1], max_frames, overlap)],
+            dim=1,
+        )
 
     def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each label head's logits for encoder output ``x (B, T, D)`` -> ``[(B, T, C_h)]``."""

@@ -40,8 +40,9 @@ def _fold_bn(conv: nn.Conv2d | nn.Conv3d, bn: nn.modules.batchnorm._BatchNorm) -
     bias = bn.bias.detach() - bn.running_mean * scale
     if conv.bias is not None:
         bias = bias + conv.bias.detach() * scale
-    conv.weight = nn.Parameter(conv.weight.detach() * scale.view(-1, *([1] * (conv.weight.dim() - 1))),
-                               requires_grad=False)
+    conv.weight = nn.Parameter(
+        conv.weight.detach() * scale.view(-1, *([1] * (conv.weight.dim() - 1))), requires_grad=False
+    )
     conv.bias = nn.Parameter(bias, requires_grad=False)
 
 
@@ -145,7 +146,7 @@ class ResEncoder(nn.Module):
         c, h, w = x.shape[1], x.shape[3], x.shape[4]
         x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B * T, 64, H', W')
         step = frame_batch or len(x)
-        x = torch.cat([self.trunk(x[i:i + step]) for i in range(0, len(x), step)])  # (B * T, 512)
+        x = torch.cat([self.trunk(x[i : i + step]) for i in range(0, len(x), step)])  # (B * T, 512)
         return x.view(b, t, -1).transpose(1, 2)
 
     def _forward_fused(self, x: torch.Tensor, frame_batch: int | None) -> torch.Tensor:
@@ -161,9 +162,10 @@ class ResEncoder(nn.Module):
             step = frame_batch or t
             for s in range(0, t, step):
                 e = min(t, s + step)
-                frames = padded[s:e + kt - 1].unfold(0, kt, 1).permute(0, 3, 1, 2)  # (n, kt, H, W)
-                y = F.conv2d(frames.contiguous(memory_format=fmt), weight, conv.bias, conv.stride[1:],
-                             conv.padding[1:])  # (n, 64, H', W')
+                frames = padded[s : e + kt - 1].unfold(0, kt, 1).permute(0, 3, 1, 2)  # (n, kt, H, W)
+                y = F.conv2d(
+                    frames.contiguous(memory_format=fmt), weight, conv.bias, conv.stride[1:], conv.padding[1:]
+                )  # (n, 64, H', W')
                 y = F.max_pool2d(act(y), pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
                 out.append(self.trunk(y))  # (n, 512)
         return torch.cat(out).view(b, t, -1).transpose(1, 2)

@@ -39,9 +39,16 @@ class BatchResult:
         return 1 if self.counts.get("failed") else 0
 
 
-def run(jobs, out_dir: str | os.PathLike, engine: str = "local", workers: int | None = None,
-        max_retries: int = 2, retry_failed: bool = False, ray_address: str | None = None,
-        progress: bool = True) -> BatchResult:
+def run(
+    jobs,
+    out_dir: str | os.PathLike,
+    engine: str = "local",
+    workers: int | None = None,
+    max_retries: int = 2,
+    retry_failed: bool = False,
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> BatchResult:
     """Run a job file (or a list of job dicts) and write ``<out_dir>/report.jsonl``.
 
     The local engine spawns its workers: in a script, call ``run`` under ``if __name__ == "__main__":``.

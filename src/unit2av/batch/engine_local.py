@@ -103,8 +103,12 @@ class _Pool:
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # a spawned child takes the parent's environment at start
         try:
-            proc = self.ctx.Process(target=_worker_main, args=(child, self.threads, logging.getLogger().level),
-                                    daemon=True, name=f"unit2av-batch-{wid}")
+            proc = self.ctx.Process(
+                target=_worker_main,
+                args=(child, self.threads, logging.getLogger().level),
+                daemon=True,
+                name=f"unit2av-batch-{wid}",
+            )
             proc.start()
         finally:
             for k, v in saved.items():

@@ -53,8 +53,12 @@ def connect(address: str | None):
     """
     ray = import_ray()
     if not ray.is_initialized():
-        ray.init(address=address, runtime_env={"env_vars": {"TQDM_DISABLE": "1"}}, log_to_driver=True,
-                 configure_logging=False)
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},
+            log_to_driver=True,
+            configure_logging=False,
+        )
     return ray
 
 

@@ -98,16 +98,20 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
     if not isinstance(obj, dict):
         raise fail(where, f"a job is a JSON object, found {type(obj).__name__}")
     if "command" not in obj:
-        raise fail(where, "the job has no \"command\" key")
+        raise fail(where, 'the job has no "command" key')
     cmd: BatchCommand = get_command(obj["command"], where)
     allowed = cmd.parameters()
     params = {k: v for k, v in obj.items() if k != "command"}
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise fail(where, f"unknown key(s) {', '.join(map(repr, unknown))} for {cmd.name} "
-                          f"(it takes: {', '.join(allowed)})")
-    missing = [k for k, p in allowed.items()
-               if p.default is inspect.Parameter.empty and k not in params and k not in cmd.outputs]
+        raise fail(
+            where, f"unknown key(s) {', '.join(map(repr, unknown))} for {cmd.name} (it takes: {', '.join(allowed)})"
+        )
+    missing = [
+        k
+        for k, p in allowed.items()
+        if p.default is inspect.Parameter.empty and k not in params and k not in cmd.outputs
+    ]
     if missing:
         raise fail(where, f"missing key(s) {', '.join(map(repr, missing))} for {cmd.name}")
     for k in cmd.inputs + cmd.outputs + cmd.output_folders:
@@ -126,8 +130,10 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
     for k in cmd.output_folders:
         if params.get(k) is not None:
             params[k] = str(_resolve_out(params[k], out_dir, where, k))
-    same = {k: os.path.relpath(v, out_dir) if k in cmd.outputs + cmd.output_folders and v is not None else v
-            for k, v in params.items()}
+    same = {
+        k: os.path.relpath(v, out_dir) if k in cmd.outputs + cmd.output_folders and v is not None else v
+        for k, v in params.items()
+    }
     key = hashlib.sha1(json.dumps([cmd.name, same], sort_keys=True).encode()).hexdigest()[:16]
     model_key = json.dumps([cmd.name] + [params.get(k) for k in cmd.model_params])
     device = str(params.get("device", "auto"))

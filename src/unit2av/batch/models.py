@@ -109,17 +109,21 @@ class ModelCache:
 
         device, key = params.get("device", "auto"), str(params.get("device", "auto"))
         a_key = ("av2unit", self._file_key(params["av2unit_path"]), key)
-        t_key = ("utut", self._file_key(params["utut_path"]), params.get("utut_dict") and
-                 self._file_key(params["utut_dict"]), key)
+        t_key = (
+            "utut",
+            self._file_key(params["utut_path"]),
+            params.get("utut_dict") and self._file_key(params["utut_dict"]),
+            key,
+        )
         if a_key not in self._others:
             self._others[a_key] = load_av2unit(params["av2unit_path"], device=device)
             self.loads += 1
         if t_key not in self._others:
-            self._others[t_key] = load_translator(params["utut_path"], dict_path=params.get("utut_dict"),
-                                                  device=device)
+            self._others[t_key] = load_translator(params["utut_path"], dict_path=params.get("utut_dict"), device=device)
             self.loads += 1
-        renderer = self.lazy_renderer(params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device,
-                                      params.get("backend", "auto"))
+        renderer = self.lazy_renderer(
+            params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device, params.get("backend", "auto")
+        )
         return self._others[a_key], self._others[t_key], renderer
 
     def speaker_encoder(self, path, device):

@@ -55,8 +55,11 @@ class BatchCommand:
     def parameters(self) -> dict[str, inspect.Parameter]:
         """The function's keyword parameters a job may set (``hidden`` ones left out)."""
         sig = inspect.signature(self.resolve())
-        return {k: p for k, p in sig.parameters.items()
-                if k not in self.hidden and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {
+            k: p
+            for k, p in sig.parameters.items()
+            if k not in self.hidden and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
 
 
 def _stem(params: dict, key: str) -> str:
@@ -67,8 +70,11 @@ def _stem(params: dict, key: str) -> str:
 def _render_models(cache, params: dict) -> dict:
     """The worker's vocoder + face renderer and speaker encoder for ``render`` (loaded when first used)."""
     device = params.get("device", "auto")
-    extra = {"models": cache.lazy_renderer(params["unit2av_path"], params.get("config"), params.get("tgt_lang"),
-                                           device, params.get("backend", "auto"))}
+    extra = {
+        "models": cache.lazy_renderer(
+            params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device, params.get("backend", "auto")
+        )
+    }
     enc = params.get("speaker_encoder")
     if enc is None or isinstance(enc, (str, os.PathLike)):
         extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)
@@ -76,15 +82,16 @@ def _render_models(cache, params: dict) -> dict:
 
 
 def _render_summary(result) -> dict:
-    return {"video_seconds": round(result.num_frames / 25.0, 3),
-            "audio_seconds": round(result.num_samples / result.sample_rate, 3)}
+    return {
+        "video_seconds": round(result.num_frames / 25.0, 3),
+        "audio_seconds": round(result.num_samples / result.sample_rate, 3),
+    }
 
 
 RENDER = BatchCommand(
     name="render",
     function="unit2av.pipeline.render:render",
-    inputs=("in_unit_path", "in_vid_path", "in_bbox_path", "unit2av_path", "config", "speaker_encoder",
-            "speaker_wav"),
+    inputs=("in_unit_path", "in_vid_path", "in_bbox_path", "unit2av_path", "config", "speaker_encoder", "speaker_wav"),
     outputs=("out_vid_path",),
     derive={"out_vid_path": lambda p: f"{_stem(p, 'in_vid_path')}.{p.get('tgt_lang') or 'dub'}.mp4"},
     model_params=("unit2av_path", "config", "tgt_lang", "device", "backend", "speaker_encoder"),
@@ -97,8 +104,11 @@ RENDER = BatchCommand(
 # ----------------------------------------------------------------------------- synth
 def _synth_models(cache, params: dict) -> dict:
     device = params.get("device", "auto")
-    extra = {"model": cache.vocoder(params["checkpoint"], params.get("config"), params.get("lang"), device,
-                                    params.get("backend", "auto"))}
+    extra = {
+        "model": cache.vocoder(
+            params["checkpoint"], params.get("config"), params.get("lang"), device, params.get("backend", "auto")
+        )
+    }
     enc = params.get("speaker_encoder")
     if enc is None or isinstance(enc, (str, os.PathLike)):
         extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)
@@ -135,12 +145,30 @@ def _dub_models(cache, params: dict) -> dict:
 DUB = BatchCommand(
     name="dub",
     function="unit2av.pipeline.dub:dub",
-    inputs=("in_vid_path", "av2unit_path", "utut_path", "unit2av_path", "config", "in_bbox_path", "in_lip_path",
-            "utut_dict", "speaker_encoder"),
+    inputs=(
+        "in_vid_path",
+        "av2unit_path",
+        "utut_path",
+        "unit2av_path",
+        "config",
+        "in_bbox_path",
+        "in_lip_path",
+        "utut_dict",
+        "speaker_encoder",
+    ),
     outputs=("out_vid_path",),
     derive={"out_vid_path": lambda p: f"{_stem(p, 'in_vid_path')}.{p.get('tgt_lang') or 'dub'}.mp4"},
-    model_params=("av2unit_path", "utut_path", "utut_dict", "unit2av_path", "config", "tgt_lang", "device",
-                  "backend", "speaker_encoder"),
+    model_params=(
+        "av2unit_path",
+        "utut_path",
+        "utut_dict",
+        "unit2av_path",
+        "config",
+        "tgt_lang",
+        "device",
+        "backend",
+        "speaker_encoder",
+    ),
     hidden=("models",),
     models=_dub_models,
     summary=lambda result: _render_summary(result.render),

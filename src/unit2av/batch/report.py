@@ -43,8 +43,13 @@ def read_previous(out_dir: str | os.PathLike) -> dict[int, dict]:
 def earlier_failure(job: Job, previous: dict[int, dict]) -> dict | None:
     """The earlier run's failure of this very job (same resolved parameters), if it really ran and failed."""
     entry = previous.get(job.line)
-    if entry and entry.get("status") == "failed" and entry.get("key") == job.key and entry.get("reason") \
-            and entry.get("reason") != INTERRUPTED:
+    if (
+        entry
+        and entry.get("status") == "failed"
+        and entry.get("key") == job.key
+        and entry.get("reason")
+        and entry.get("reason") != INTERRUPTED
+    ):
         return entry
     return None
 
@@ -52,10 +57,16 @@ def earlier_failure(job: Job, previous: dict[int, dict]) -> dict | None:
 def entry_for(job: Job, status: str, result: dict | None = None) -> dict:
     """The report line of ``job``."""
     result = dict(result or {})
-    out = {"job": job.line, "status": status, "reason": result.pop("reason", None),
-           "output": str(job.outputs[0]) if len(job.outputs) == 1 else [str(o) for o in job.outputs],
-           "seconds": float(result.pop("seconds", 0.0)), "attempts": int(result.pop("attempts", job.attempts)),
-           "command": job.command, "key": job.key}
+    out = {
+        "job": job.line,
+        "status": status,
+        "reason": result.pop("reason", None),
+        "output": str(job.outputs[0]) if len(job.outputs) == 1 else [str(o) for o in job.outputs],
+        "seconds": float(result.pop("seconds", 0.0)),
+        "attempts": int(result.pop("attempts", job.attempts)),
+        "command": job.command,
+        "key": job.key,
+    }
     result.pop("status", None)
     result.pop("line", None)
     out.update(result)  # durations written
@@ -75,8 +86,10 @@ def summary_line(entries: list[dict], seconds: float, path: Path | None = None) 
     count = {s: sum(e["status"] == s for e in entries) for s in ("done", "skipped", "failed")}
     rate = 60.0 * count["done"] / seconds if seconds > 0 else 0.0
     where = f"; report: {path}" if path is not None else ""
-    return (f"batch: {count['done']} done, {count['skipped']} skipped, {count['failed']} failed of {len(entries)} "
-            f"jobs in {seconds:.1f} s ({rate:.1f} videos/min){where}")
+    return (
+        f"batch: {count['done']} done, {count['skipped']} skipped, {count['failed']} failed of {len(entries)} "
+        f"jobs in {seconds:.1f} s ({rate:.1f} videos/min){where}"
+    )
 
 
 class Progress:
@@ -99,13 +112,26 @@ class Progress:
                 log.info("job %d failed: %s", result["line"], result["reason"])
             self.bar.update(1)
         minutes = (time.perf_counter() - self.t0) / 60.0
-        self.bar.set_postfix(done=self.done, failed=self.failed, running=running,
-                             per_min=f"{self.done / minutes:.1f}" if minutes > 0 else "-", refresh=False)
+        self.bar.set_postfix(
+            done=self.done,
+            failed=self.failed,
+            running=running,
+            per_min=f"{self.done / minutes:.1f}" if minutes > 0 else "-",
+            refresh=False,
+        )
         self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
 
 
-__all__ = ["INTERRUPTED", "REPORT_NAME", "Progress", "earlier_failure", "entry_for", "read_previous",
-           "summary_line", "write_report"]
+__all__ = [
+    "INTERRUPTED",
+    "REPORT_NAME",
+    "Progress",
+    "earlier_failure",
+    "entry_for",
+    "read_previous",
+    "summary_line",
+    "write_report",
+]

@@ -20,10 +20,20 @@ class SynthResult:
     sample_rate: int
 
 
-def synth_one(input_file: str | os.PathLike, output_file: str | os.PathLike, checkpoint: str | os.PathLike,
-              config: str | os.PathLike | None = None, lang: str | None = None, speaker=None,
-              speaker_encoder=None, dur_prediction: bool = False, output_format: str = "int16",
-              device: str = "auto", backend: str = "auto", model=None) -> SynthResult:
+def synth_one(
+    input_file: str | os.PathLike,
+    output_file: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    lang: str | None = None,
+    speaker=None,
+    speaker_encoder=None,
+    dur_prediction: bool = False,
+    output_format: str = "int16",
+    device: str = "auto",
+    backend: str = "auto",
+    model=None,
+) -> SynthResult:
     """Synthesise one units file into ``output_file`` (written atomically).
 
     Args:

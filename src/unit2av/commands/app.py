@@ -23,18 +23,31 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
-    parser.add_argument("--root", default=".", help="folder whose videos, box files and units the page may "
-                                                    "open and save (default: the current folder)")
-    parser.add_argument("--models", default=None,
-                        help="folder of AV2AV model containers offered besides the bundled demo models")
-    parser.add_argument("--work-dir", "--work_dir", default=None,
-                        help="folder for renders and per-tab files (default: a temporary folder removed on exit)")
+    parser.add_argument(
+        "--root",
+        default=".",
+        help="folder whose videos, box files and units the page may open and save (default: the current folder)",
+    )
+    parser.add_argument(
+        "--models", default=None, help="folder of AV2AV model containers offered besides the bundled demo models"
+    )
+    parser.add_argument(
+        "--work-dir",
+        "--work_dir",
+        default=None,
+        help="folder for renders and per-tab files (default: a temporary folder removed on exit)",
+    )
     parser.add_argument("--device", default="auto", help="render device: auto (CUDA when available), cpu, cuda ...")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="inference path of renders, as `unit2av render --backend` (default auto)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="inference path of renders, as `unit2av render --backend` (default auto)",
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -59,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself
     ws = Workspace(args.root, args.models, args.work_dir)
     if not _is_loopback(args.host):
-        log.warning("listening on %s: anyone who can reach this address can read and write files under %s",
-                    args.host, ws.root)
+        log.warning(
+            "listening on %s: anyone who can reach this address can read and write files under %s", args.host, ws.root
+        )
     print(f"unit2av app: files under {ws.root}; open http://{args.host}:{args.port}", flush=True)
     try:
         launch(ws, args.host, args.port, RenderOptions(args.device, args.backend))

@@ -19,23 +19,63 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--in-vid-path", "--in_vid_path", dest="in_vid_path", required=True,
-                   help="source video (its audio track is read for the audio modality)")
-    p.add_argument("--out-unit-path", "--out_unit_path", dest="out_unit_path", required=True,
-                   help="unit file to write (text, as AV2AV writes it)")
-    p.add_argument("--av2unit-path", "--av2unit_path", dest="av2unit_path", required=True,
-                   help="mAV-HuBERT checkpoint (AV2AV's mavhubert_large_noise.pt)")
-    p.add_argument("--modalities", default="audio,video", choices=["audio,video", "audio", "video"],
-                   help="input modalities (default: audio,video)")
-    p.add_argument("--in-lip-path", "--in_lip_path", dest="in_lip_path", default=None,
-                   help="96x96 mouth crops of the video (.lip.mp4); default: made from the video")
-    p.add_argument("--in-bbox-path", "--in_bbox_path", dest="in_bbox_path", default=None,
-                   help="face boxes of the video (AV2AV .bbox.pkl) to make the mouth crops from")
-    p.add_argument("--out-lip-path", "--out_lip_path", dest="out_lip_path", default=None,
-                   help="where made mouth crops go (default: <video stem>.lip.mp4 beside the unit file)")
-    p.add_argument("--max-mismatch", "--max_mismatch", dest="max_mismatch", type=int, default=None,
-                   help="frames the audio and the mouth crops may differ by (default: 5; -1: any, padded/trimmed "
-                        "as the reference does)")
+    p.add_argument(
+        "--in-vid-path",
+        "--in_vid_path",
+        dest="in_vid_path",
+        required=True,
+        help="source video (its audio track is read for the audio modality)",
+    )
+    p.add_argument(
+        "--out-unit-path",
+        "--out_unit_path",
+        dest="out_unit_path",
+        required=True,
+        help="unit file to write (text, as AV2AV writes it)",
+    )
+    p.add_argument(
+        "--av2unit-path",
+        "--av2unit_path",
+        dest="av2unit_path",
+        required=True,
+        help="mAV-HuBERT checkpoint (AV2AV's mavhubert_large_noise.pt)",
+    )
+    p.add_argument(
+        "--modalities",
+        default="audio,video",
+        choices=["audio,video", "audio", "video"],
+        help="input modalities (default: audio,video)",
+    )
+    p.add_argument(
+        "--in-lip-path",
+        "--in_lip_path",
+        dest="in_lip_path",
+        default=None,
+        help="96x96 mouth crops of the video (.lip.mp4); default: made from the video",
+    )
+    p.add_argument(
+        "--in-bbox-path",
+        "--in_bbox_path",
+        dest="in_bbox_path",
+        default=None,
+        help="face boxes of the video (AV2AV .bbox.pkl) to make the mouth crops from",
+    )
+    p.add_argument(
+        "--out-lip-path",
+        "--out_lip_path",
+        dest="out_lip_path",
+        default=None,
+        help="where made mouth crops go (default: <video stem>.lip.mp4 beside the unit file)",
+    )
+    p.add_argument(
+        "--max-mismatch",
+        "--max_mismatch",
+        dest="max_mismatch",
+        type=int,
+        default=None,
+        help="frames the audio and the mouth crops may differ by (default: 5; -1: any, padded/trimmed "
+        "as the reference does)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--cpu", action="store_true", help="run on the CPU (AV2AV's flag; same as --device cpu)")
 
@@ -49,8 +89,11 @@ def _make_crops(video: Path, out_lip: Path, boxes: str | None) -> Path:
     except ModuleNotFoundError as e:
         if e.name != "unit2av.prepare.mouth":
             raise
-        raise fail(video, "no --in-lip-path given and this installation cannot make mouth crops; "
-                          "give the .lip.mp4 with --in-lip-path") from e
+        raise fail(
+            video,
+            "no --in-lip-path given and this installation cannot make mouth crops; "
+            "give the .lip.mp4 with --in-lip-path",
+        ) from e
     make_mouth_crops(video, out_lip, boxes=boxes)
     return out_lip
 

@@ -12,10 +12,18 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo", help="output folder (default: ./demo)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    p.add_argument("--train", action="store_true",
-                   help="run the Unit2A training demo (corpus, units, ~2 min vocoder training) instead")
-    p.add_argument("--train-seconds", "--train_seconds", type=float, default=120.0,
-                   help="--train: wall-clock training budget in seconds (default: 120)")
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="run the Unit2A training demo (corpus, units, ~2 min vocoder training) instead",
+    )
+    p.add_argument(
+        "--train-seconds",
+        "--train_seconds",
+        type=float,
+        default=120.0,
+        help="--train: wall-clock training budget in seconds (default: 120)",
+    )
     p.add_argument("--seed", type=int, default=0, help="--train: corpus, k-means and training seed")
 
 

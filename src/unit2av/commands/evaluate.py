@@ -14,32 +14,84 @@ from ..errors import fail
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--video", "-i", required=True,
-                   help="the dubbed video, a folder of videos, or a unit2av batch report.jsonl")
-    p.add_argument("--source", "--source_video", "--source-video", dest="source", default=None,
-                   help="the source video the dub was made from (a folder of them, matched by name, for many)")
-    p.add_argument("--bbox", "--in_bbox_path", "--in-bbox-path", dest="bbox", default=None,
-                   help="face boxes (.bbox.pkl) of the dub's or the source's frames (default: NAME.bbox.pkl "
-                        "beside the video); a folder for many videos")
+    p.add_argument(
+        "--video", "-i", required=True, help="the dubbed video, a folder of videos, or a unit2av batch report.jsonl"
+    )
+    p.add_argument(
+        "--source",
+        "--source_video",
+        "--source-video",
+        dest="source",
+        default=None,
+        help="the source video the dub was made from (a folder of them, matched by name, for many)",
+    )
+    p.add_argument(
+        "--bbox",
+        "--in_bbox_path",
+        "--in-bbox-path",
+        dest="bbox",
+        default=None,
+        help="face boxes (.bbox.pkl) of the dub's or the source's frames (default: NAME.bbox.pkl "
+        "beside the video); a folder for many videos",
+    )
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", default=None, help="what the dub says (WER / CER against it)")
-    text.add_argument("--text-file", "--text_file", dest="text_file", default=None,
-                      help="a UTF-8 file with what the dub says; a folder of NAME.txt for many videos")
+    text.add_argument(
+        "--text-file",
+        "--text_file",
+        dest="text_file",
+        default=None,
+        help="a UTF-8 file with what the dub says; a folder of NAME.txt for many videos",
+    )
     p.add_argument("--lang", default="en", help="language of the dubbed speech: en (PocketSphinx), ko (Vosk)")
-    p.add_argument("--asr-vocab", "--asr_vocab", dest="asr_vocab", default=None,
-                   help="a file of sentences, one a line: recognise with a closed vocabulary over them")
-    p.add_argument("--vosk-model", "--vosk_model", dest="vosk_model", default=None,
-                   help="a Vosk model folder to recognise with (any language) instead of the packaged ones")
-    p.add_argument("--reference-audio", "--reference_audio", dest="reference_audio", default=None,
-                   help="a time-aligned reference of the same utterance for STOI / ESTOI (a folder for many)")
-    p.add_argument("--speaker-wav", "--speaker_wav", dest="speaker_wav", default=None,
-                   help="the target voice for speaker similarity (default: the source's audio)")
-    p.add_argument("--jobs", default=None,
-                   help="with a batch report: the job file that made it (its render jobs' sources and boxes)")
-    p.add_argument("--skip", nargs="+", default=(), metavar="SECTION",
-                   help="sections not to measure: intelligibility voice audio_quality sync seams")
-    p.add_argument("--json", "--out", "-o", dest="json", default=None,
-                   help="write every figure: OUT.json (one document) or OUT.jsonl (a line per video + summary)")
+    p.add_argument(
+        "--asr-vocab",
+        "--asr_vocab",
+        dest="asr_vocab",
+        default=None,
+        help="a file of sentences, one a line: recognise with a closed vocabulary over them",
+    )
+    p.add_argument(
+        "--vosk-model",
+        "--vosk_model",
+        dest="vosk_model",
+        default=None,
+        help="a Vosk model folder to recognise with (any language) instead of the packaged ones",
+    )
+    p.add_argument(
+        "--reference-audio",
+        "--reference_audio",
+        dest="reference_audio",
+        default=None,
+        help="a time-aligned reference of the same utterance for STOI / ESTOI (a folder for many)",
+    )
+    p.add_argument(
+        "--speaker-wav",
+        "--speaker_wav",
+        dest="speaker_wav",
+        default=None,
+        help="the target voice for speaker similarity (default: the source's audio)",
+    )
+    p.add_argument(
+        "--jobs",
+        default=None,
+        help="with a batch report: the job file that made it (its render jobs' sources and boxes)",
+    )
+    p.add_argument(
+        "--skip",
+        nargs="+",
+        default=(),
+        metavar="SECTION",
+        help="sections not to measure: intelligibility voice audio_quality sync seams",
+    )
+    p.add_argument(
+        "--json",
+        "--out",
+        "-o",
+        dest="json",
+        default=None,
+        help="write every figure: OUT.json (one document) or OUT.jsonl (a line per video + summary)",
+    )
     p.add_argument("--device", default="auto", help="device of the speaker encoder: auto, cpu, cuda, ...")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
@@ -59,10 +111,23 @@ def _vocabulary(path: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import Evaluator, evaluate_all, expand_jobs, format_table, summarise, write_json
 
-    jobs = expand_jobs(args.video, source=args.source, bbox=args.bbox, text=args.text, text_file=args.text_file,
-                       reference_audio=args.reference_audio, speaker_wav=args.speaker_wav, jobs=args.jobs)
-    evaluator = Evaluator(lang=args.lang, vocabulary=_vocabulary(args.asr_vocab), vosk_model=args.vosk_model,
-                          device=args.device, skip=tuple(args.skip))
+    jobs = expand_jobs(
+        args.video,
+        source=args.source,
+        bbox=args.bbox,
+        text=args.text,
+        text_file=args.text_file,
+        reference_audio=args.reference_audio,
+        speaker_wav=args.speaker_wav,
+        jobs=args.jobs,
+    )
+    evaluator = Evaluator(
+        lang=args.lang,
+        vocabulary=_vocabulary(args.asr_vocab),
+        vosk_model=args.vosk_model,
+        device=args.device,
+        skip=tuple(args.skip),
+    )
     rows = evaluate_all(evaluator, jobs, progress=args.progress)
     summary = summarise(rows)
     print(format_table(rows, summary))

@@ -16,23 +16,44 @@ SHOW_MISSING = 10
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--audio_root", "--audio-root", help="zeroth-style audio tree A/<spk>/<utt>.wav")
-    src.add_argument("--video_root", "--video-root",
-                     help="talking-face clips for train-face: videos with <stem>.bbox.pkl and <stem>.pt units")
-    p.add_argument("--unit_root", "--unit-root", help="folder of *.pt unit files (searched recursively; "
-                   "with --video_root: default beside the videos)")
-    p.add_argument("--bbox_root", "--bbox-root",
-                   help="--video_root: folder of box pickles (default: beside the videos)")
+    src.add_argument(
+        "--video_root",
+        "--video-root",
+        help="talking-face clips for train-face: videos with <stem>.bbox.pkl and <stem>.pt units",
+    )
+    p.add_argument(
+        "--unit_root",
+        "--unit-root",
+        help="folder of *.pt unit files (searched recursively; with --video_root: default beside the videos)",
+    )
+    p.add_argument(
+        "--bbox_root", "--bbox-root", help="--video_root: folder of box pickles (default: beside the videos)"
+    )
     p.add_argument("--output_file", "--output-file", "--out", required=True, help="manifest to write (JSON lines)")
-    p.add_argument("--unit_suffix", "--unit-suffix", default=None,
-                   help="suffix after the utterance id in unit file names (default: longest matching id)")
+    p.add_argument(
+        "--unit_suffix",
+        "--unit-suffix",
+        default=None,
+        help="suffix after the utterance id in unit file names (default: longest matching id)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--valid_count", "--valid-count", type=int, default=None, help="hold out this many for validation")
-    g.add_argument("--valid_fraction", "--valid-fraction", type=float, default=None,
-                   help="hold out this fraction for validation")
-    p.add_argument("--valid_file", "--valid-file", default=None,
-                   help="validation manifest (default: OUTPUT_FILE with _valid before the extension)")
-    p.add_argument("--split_by", "--split-by", choices=("utterance", "speaker"), default="utterance",
-                   help="hold out random utterances or whole speakers (default: utterance)")
+    g.add_argument(
+        "--valid_fraction", "--valid-fraction", type=float, default=None, help="hold out this fraction for validation"
+    )
+    p.add_argument(
+        "--valid_file",
+        "--valid-file",
+        default=None,
+        help="validation manifest (default: OUTPUT_FILE with _valid before the extension)",
+    )
+    p.add_argument(
+        "--split_by",
+        "--split-by",
+        choices=("utterance", "speaker"),
+        default="utterance",
+        help="hold out random utterances or whole speakers (default: utterance)",
+    )
     p.add_argument("--seed", type=int, default=1234, help="split seed (default: 1234)")
 
 
@@ -78,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise fail(args.audio_root, "no unit file has matching audio (check --audio_root and --unit_suffix)")
     train, valid = result.entries, []
     if args.valid_count is not None or args.valid_fraction is not None:
-        train, valid = split_manifest(result.entries, args.valid_count, args.valid_fraction, args.split_by,
-                                      args.seed)
+        train, valid = split_manifest(result.entries, args.valid_count, args.valid_fraction, args.split_by, args.seed)
     write_manifest(train, args.output_file)
     print(f"wrote {len(train)} entries to {args.output_file}")
     if valid:

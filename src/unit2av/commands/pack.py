@@ -6,8 +6,13 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vocoder", action="append", default=[], metavar="LANG=CHECKPOINT",
-                   help="a vocoder under a language key, e.g. ko=cp_ko/g_best (repeatable)")
+    p.add_argument(
+        "--vocoder",
+        action="append",
+        default=[],
+        metavar="LANG=CHECKPOINT",
+        help="a vocoder under a language key, e.g. ko=cp_ko/g_best (repeatable)",
+    )
     p.add_argument("--face", required=True, help="face renderer checkpoint (f_best from train-face, or AV2AV)")
     p.add_argument("--out", required=True, help="output AV2AV container (.pt)")
     p.add_argument("--base", default=None, help="keep the other languages of this AV2AV container")

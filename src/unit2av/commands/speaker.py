@@ -12,11 +12,17 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", "--inputs", "-i", nargs="+", required=True,
-                   help="audio or video files, or folders of them")
+    p.add_argument(
+        "--input", "--inputs", "-i", nargs="+", required=True, help="audio or video files, or folders of them"
+    )
     p.add_argument("--out", "--out_dir", "--out-dir", "-o", required=True, help="output folder for <stem>.pt")
-    p.add_argument("--speaker-encoder", "--speaker_encoder", dest="speaker_encoder", default=None,
-                   help="encoder weights (default: Resemblyzer's pretrained GE2E weights, bundled)")
+    p.add_argument(
+        "--speaker-encoder",
+        "--speaker_encoder",
+        dest="speaker_encoder",
+        default=None,
+        help="encoder weights (default: Resemblyzer's pretrained GE2E weights, bundled)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ... (default: auto)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 

@@ -12,10 +12,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint_path", "--checkpoint-path", default="cp_sync", help="output folder (default: cp_sync)")
     p.add_argument("--input_training_file", "--input-training-file", required=True, help="training clip manifest")
     p.add_argument("--input_validation_file", "--input-validation-file", default=None, help="held-out clips")
-    for name in ("num_embeddings", "dim", "channels", "batch_size", "seed", "training_steps", "validation_interval",
-                 "checkpoint_interval", "valid_windows"):
-        p.add_argument(f"--{name}", f"--{name.replace('_', '-')}", type=int, default=getattr(d, name),
-                       help=f"(default: {getattr(d, name)})")
+    for name in (
+        "num_embeddings",
+        "dim",
+        "channels",
+        "batch_size",
+        "seed",
+        "training_steps",
+        "validation_interval",
+        "checkpoint_interval",
+        "valid_windows",
+    ):
+        p.add_argument(
+            f"--{name}",
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=getattr(d, name),
+            help=f"(default: {getattr(d, name)})",
+        )
     p.add_argument("--learning_rate", "--learning-rate", type=float, default=d.learning_rate)
     p.add_argument("--max_seconds", "--max-seconds", type=float, default=None, help="wall-clock training budget")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default: auto)")
@@ -30,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     r = train_sync(SyncConfig(**{k: v for k, v in vars(args).items() if k in names}))
     print(f"trained to step {r['steps']}; checkpoints in {args.checkpoint_path}")
     if r["last"]:
-        print(f"held-out accuracy {r['first']['accuracy']:.3f} at start -> {r['last']['accuracy']:.3f} "
-              f"(pairs ranked right: {r['last']['pair_accuracy']:.3f})")
+        print(
+            f"held-out accuracy {r['first']['accuracy']:.3f} at start -> {r['last']['accuracy']:.3f} "
+            f"(pairs ranked right: {r['last']['pair_accuracy']:.3f})"
+        )
     return 0

@@ -16,24 +16,54 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--in-unit-path", "--in_unit_path", dest="in_unit_path", nargs="+", required=True,
-                   help="unit file(s) (.txt or .pt with 'code'), or one folder of them")
-    p.add_argument("--out-unit-path", "--out_unit_path", dest="out_unit_path", nargs="+", required=True,
-                   help="output file(s), one per input, or a folder (<folder>/<input name>.txt)")
+    p.add_argument(
+        "--in-unit-path",
+        "--in_unit_path",
+        dest="in_unit_path",
+        nargs="+",
+        required=True,
+        help="unit file(s) (.txt or .pt with 'code'), or one folder of them",
+    )
+    p.add_argument(
+        "--out-unit-path",
+        "--out_unit_path",
+        dest="out_unit_path",
+        nargs="+",
+        required=True,
+        help="output file(s), one per input, or a folder (<folder>/<input name>.txt)",
+    )
     p.add_argument("--utut-path", "--utut_path", dest="utut_path", required=True, help="UTUT checkpoint (fairseq)")
-    p.add_argument("--utut-dict", "--utut_dict", dest="utut_dict", default=None,
-                   help="unit dict.txt (default: dict.txt beside the checkpoint, else the units 0..999)")
+    p.add_argument(
+        "--utut-dict",
+        "--utut_dict",
+        dest="utut_dict",
+        default=None,
+        help="unit dict.txt (default: dict.txt beside the checkpoint, else the units 0..999)",
+    )
     p.add_argument("--src-lang", "--src_lang", dest="src_lang", required=True, help="source language (en, es, ...)")
     p.add_argument("--tgt-lang", "--tgt_lang", dest="tgt_lang", required=True, help="target language")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the checkpoint's, 5 for UTUT)")
-    p.add_argument("--max-len-a", "--max_len_a", dest="max_len_a", type=float, default=None,
-                   help="max length = a * source tokens + b (default: the checkpoint's, 0)")
-    p.add_argument("--max-len-b", "--max_len_b", dest="max_len_b", type=int, default=None,
-                   help="(default: the checkpoint's, 200)")
+    p.add_argument(
+        "--max-len-a",
+        "--max_len_a",
+        dest="max_len_a",
+        type=float,
+        default=None,
+        help="max length = a * source tokens + b (default: the checkpoint's, 0)",
+    )
+    p.add_argument(
+        "--max-len-b", "--max_len_b", dest="max_len_b", type=int, default=None, help="(default: the checkpoint's, 200)"
+    )
     p.add_argument("--lenpen", type=float, default=None, help="length penalty (default: the checkpoint's, 1.0)")
     p.add_argument("--nbest", type=int, default=1, help="hypotheses written per input, one per line")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=1,
-                   help="inputs translated together (same results as one at a time)")
+    p.add_argument(
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=int,
+        default=1,
+        help="inputs translated together (same results as one at a time)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--cpu", action="store_true", help="run on the CPU (same as --device cpu)")
 
@@ -59,8 +89,9 @@ def _pairs(args) -> list[tuple[Path, Path]]:
                 raise fail(outs[0], f"{len(ins)} inputs need an output folder, not a file")
             pairs = [(f, outs[0] / f"{f.stem}.txt") for f in ins]
         else:
-            raise fail(None, f"{len(ins)} input file(s) but {len(outs)} output path(s): give one output per input, "
-                             "or a folder")
+            raise fail(
+                None, f"{len(ins)} input file(s) but {len(outs)} output path(s): give one output per input, or a folder"
+            )
     seen: dict[Path, Path] = {}
     for src, out in pairs:
         if out in seen:
@@ -92,8 +123,16 @@ def run(args: argparse.Namespace) -> int:
     n = args.batch_size
     bar = tqdm(total=len(pairs), desc="translate", unit="file", disable=len(pairs) < 2)
     for i in range(0, len(pairs), n):
-        hyps = tr.translate([u for u in units[i : i + n]], args.src_lang, args.tgt_lang, beam=args.beam,
-                            nbest=args.nbest, max_len_a=args.max_len_a, max_len_b=args.max_len_b, lenpen=args.lenpen)
+        hyps = tr.translate(
+            [u for u in units[i : i + n]],
+            args.src_lang,
+            args.tgt_lang,
+            beam=args.beam,
+            nbest=args.nbest,
+            max_len_a=args.max_len_a,
+            max_len_b=args.max_len_b,
+            lenpen=args.lenpen,
+        )
         for (_, out), hs in zip(pairs[i : i + n], hyps):
             write_bytes_atomic(out, "\n".join(h.text for h in hs).encode())
             bar.update(1)

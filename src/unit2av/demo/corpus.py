@@ -115,8 +115,9 @@ def _espeak_exe() -> str:
 
 def _voice_names(exe: str, which: str) -> set[str]:
     """Lower-case names espeak-ng accepts for ``--voices`` / ``--voices=variant`` entries."""
-    out = subprocess.run([exe, f"--voices{which}"], capture_output=True, text=True, timeout=ESPEAK_TIMEOUT_S,
-                         check=False).stdout
+    out = subprocess.run(
+        [exe, f"--voices{which}"], capture_output=True, text=True, timeout=ESPEAK_TIMEOUT_S, check=False
+    ).stdout
     names = set()
     for line in out.splitlines()[1:]:  # skip the header row
         cols = line.split()
@@ -140,8 +141,9 @@ def check_voice(voice: str) -> None:
         raise fail(exe, f"espeak-ng has no variant {variant!r} (see `espeak-ng --voices=variant`)")
 
 
-def synthesize_espeak(text: str, voice: str, speed: int = 160, pitch: int = 50,
-                      sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def synthesize_espeak(
+    text: str, voice: str, speed: int = 160, pitch: int = 50, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """Speak ``text`` with espeak-ng.
 
     Args:
@@ -182,9 +184,15 @@ def _as_voice(v: Voice | dict, index: int) -> Voice:
     raise Unit2AVError(f"voice #{index}: expected a Voice or a dict, got {type(v).__name__}")
 
 
-def make_corpus(out_dir: str | os.PathLike, voices: list[Voice | dict] | None = None,
-                sentences_per_voice: int = 6, sample_rate: int = SAMPLE_RATE, seed: int = 0,
-                chapters: int = 1, sentences: dict[str, list[str]] | None = None) -> list[dict]:
+def make_corpus(
+    out_dir: str | os.PathLike,
+    voices: list[Voice | dict] | None = None,
+    sentences_per_voice: int = 6,
+    sample_rate: int = SAMPLE_RATE,
+    seed: int = 0,
+    chapters: int = 1,
+    sentences: dict[str, list[str]] | None = None,
+) -> list[dict]:
     """Generate a zeroth-like corpus with espeak-ng.
 
     Utterance ``i`` of a speaker goes to chapter ``i % chapters + 1`` and is numbered
@@ -221,8 +229,7 @@ def make_corpus(out_dir: str | os.PathLike, voices: list[Voice | dict] | None = 
     records = []
     for v in voices:
         if v.lang not in offsets:
-            raise Unit2AVError(f"voice {v.voice!r} (speaker {v.speaker}): "
-                               f"no sentences for language {v.lang!r}")
+            raise Unit2AVError(f"voice {v.voice!r} (speaker {v.speaker}): no sentences for language {v.lang!r}")
         pool = pools[v.lang]
         for i in range(sentences_per_voice):
             text = pool[(offsets[v.lang] + i) % len(pool)]
@@ -230,11 +237,28 @@ def make_corpus(out_dir: str | os.PathLike, voices: list[Voice | dict] | None = 
             path = out_dir / v.speaker / f"{utt_id}.wav"
             wav = synthesize_espeak(text, v.voice, v.speed, v.pitch, sample_rate)
             save_wav(path, wav, sample_rate)
-            records.append({"speaker": v.speaker, "utt_id": utt_id, "path": str(path), "text": text,
-                            "voice": v.voice, "lang": v.lang, "num_samples": int(wav.shape[0])})
+            records.append(
+                {
+                    "speaker": v.speaker,
+                    "utt_id": utt_id,
+                    "path": str(path),
+                    "text": text,
+                    "voice": v.voice,
+                    "lang": v.lang,
+                    "num_samples": int(wav.shape[0]),
+                }
+            )
     log.info("wrote %d utterances of %d speakers under %s", len(records), len(voices), out_dir)
     return records
 
 
-__all__ = ["DEFAULT_VOICES", "EXTRA_VOICES", "SENTENCES", "Voice", "check_voice", "espeak_available",
-           "make_corpus", "synthesize_espeak"]
+__all__ = [
+    "DEFAULT_VOICES",
+    "EXTRA_VOICES",
+    "SENTENCES",
+    "Voice",
+    "check_voice",
+    "espeak_available",
+    "make_corpus",
+    "synthesize_espeak",
+]

@@ -65,8 +65,15 @@ def _astronaut() -> tuple[np.ndarray, FaceLayout]:
     data = resources.files("unit2av.assets").joinpath("astronaut_face.png").read_bytes()
     canvas = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # BGR
     m = CANVAS_MARGIN
-    layout = FaceLayout(mouth=(116 + m, 105 + m), mouth_half_width=19.0, max_opening=15.0, jaw_drop=7.0,
-                        chin_y=140 + m, face_sigma=30.0, box=(62 + m, 22 + m, 162 + m, 150 + m))
+    layout = FaceLayout(
+        mouth=(116 + m, 105 + m),
+        mouth_half_width=19.0,
+        max_opening=15.0,
+        jaw_drop=7.0,
+        chin_y=140 + m,
+        face_sigma=30.0,
+        box=(62 + m, 22 + m, 162 + m, 150 + m),
+    )
     # erase the photo's smile: fill the mouth area from the surrounding skin
     mask = np.zeros(canvas.shape[:2], np.uint8)
     cv2.ellipse(mask, (int(layout.mouth[0]), int(layout.mouth[1])), (25, 11), 0, 0, 360, 255, -1)
@@ -83,8 +90,15 @@ def _drawn() -> tuple[np.ndarray, FaceLayout]:
         cv2.ellipse(canvas, (c + dx, c - 8), (9, 5), 0, 0, 360, (250, 250, 250), -1, cv2.LINE_AA)
         cv2.circle(canvas, (c + dx, c - 8), 4, (60, 40, 30), -1, cv2.LINE_AA)
     cv2.line(canvas, (c, c - 2), (c - 4, c + 18), (110, 130, 175), 2, cv2.LINE_AA)  # nose
-    layout = FaceLayout(mouth=(c, c + 38), mouth_half_width=18.0, max_opening=14.0, jaw_drop=7.0,
-                        chin_y=c + 74, face_sigma=28.0, box=(c - 50, c - 58, c + 50, c + 72))
+    layout = FaceLayout(
+        mouth=(c, c + 38),
+        mouth_half_width=18.0,
+        max_opening=14.0,
+        jaw_drop=7.0,
+        chin_y=c + 74,
+        face_sigma=28.0,
+        box=(c - 50, c - 58, c + 50, c + 72),
+    )
     return canvas, layout
 
 
@@ -117,8 +131,8 @@ def mouth_track(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.nda
     n = max(1, math.ceil(len(wav) / SAMPLES_PER_FRAME))
     frames = np.zeros((n, SAMPLES_PER_FRAME), np.float32)
     flat = np.asarray(wav, np.float32).reshape(-1)
-    frames.reshape(-1)[:flat.size] = flat[:n * SAMPLES_PER_FRAME]
-    rms_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+    frames.reshape(-1)[: flat.size] = flat[: n * SAMPLES_PER_FRAME]
+    rms_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
     opening = np.clip((rms_db - QUIET_DB) / (LOUD_DB - QUIET_DB), 0, 1)
     power = np.abs(np.fft.rfft(frames * np.hanning(SAMPLES_PER_FRAME), axis=1)) ** 2  # (n, 321)
     freqs = np.fft.rfftfreq(SAMPLES_PER_FRAME, 1 / SAMPLE_RATE)
@@ -146,21 +160,23 @@ def _draw_mouth(img: np.ndarray, layout: FaceLayout, opening: float, roundness: 
     gap = 1.0 + opening * layout.max_opening
     t = np.linspace(-1, 1, 25)
     xs = mx + w * t
-    upper = my - 1.5 - 2.5 * (1 - t ** 2) * (0.3 + opening)
-    lower = my - 1.5 + gap * (1 - t ** 2) ** 0.8 + 0.5
+    upper = my - 1.5 - 2.5 * (1 - t**2) * (0.3 + opening)
+    lower = my - 1.5 + gap * (1 - t**2) ** 0.8 + 0.5
     pts = lambda x, y: np.round(np.stack([x, y], 1) * (1 << shift)).astype(np.int32)  # noqa: E731
     inner = np.concatenate([pts(xs, upper), pts(xs[::-1], lower[::-1])])
     lip = (110, 115, 190)  # BGR lip colour (pinkish red)
-    cv2.fillPoly(img, [np.concatenate([pts(xs, upper - 3.0), pts(xs[::-1], lower[::-1] + 3.5)])], lip,
-                 cv2.LINE_AA, shift)
+    cv2.fillPoly(
+        img, [np.concatenate([pts(xs, upper - 3.0), pts(xs[::-1], lower[::-1] + 3.5)])], lip, cv2.LINE_AA, shift
+    )
     cv2.fillPoly(img, [inner], (40, 25, 60), cv2.LINE_AA, shift)
     if gap > 4:
         teeth = np.concatenate([pts(xs[4:-4], upper[4:-4]), pts(xs[4:-4][::-1], upper[4:-4][::-1] + gap * 0.25)])
         cv2.fillPoly(img, [teeth], (225, 230, 235), cv2.LINE_AA, shift)
 
 
-def render_clip(wav: np.ndarray, face: tuple[np.ndarray, FaceLayout], seed: int = 0
-                ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+def render_clip(
+    wav: np.ndarray, face: tuple[np.ndarray, FaceLayout], seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Frames and boxes of a talking face saying ``wav`` (16 kHz).
 
     Returns:
@@ -184,15 +200,19 @@ def render_clip(wav: np.ndarray, face: tuple[np.ndarray, FaceLayout], seed: int 
         dx = CANVAS_MARGIN + HEAD_DRIFT_PX[0] * math.sin(2 * math.pi * t / HEAD_PERIOD_S[0] + phase[0])
         dy = CANVAS_MARGIN + HEAD_DRIFT_PX[1] * math.sin(2 * math.pi * t / HEAD_PERIOD_S[1] + phase[1])
         shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
-        frames.append(cv2.warpAffine(img, shift, (FRAME_SIZE, FRAME_SIZE), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE))
+        frames.append(
+            cv2.warpAffine(
+                img, shift, (FRAME_SIZE, FRAME_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+        )
         x1, y1, x2, y2 = layout.box
         boxes.append(np.asarray([x1 - dx, y1 - dy, x2 - dx, y2 - dy], np.float32))
     return frames, boxes, opening
 
 
-def write_clip(wav: np.ndarray, out_stem: str | os.PathLike, face: tuple[np.ndarray, FaceLayout],
-               seed: int = 0) -> dict:
+def write_clip(
+    wav: np.ndarray, out_stem: str | os.PathLike, face: tuple[np.ndarray, FaceLayout], seed: int = 0
+) -> dict:
     """Write ``<stem>.mp4`` (with the speech as audio) and ``<stem>.bbox.pkl``; returns a record."""
     from ..io.boxes import write_boxes
     from ..io.media import VideoWriter
@@ -205,12 +225,22 @@ def write_clip(wav: np.ndarray, out_stem: str | os.PathLike, face: tuple[np.ndar
         for frame in frames:
             writer.write(frame)
     write_boxes(boxes, bbox)
-    return {"video": str(video), "bbox": str(bbox), "num_frames": len(frames),
-            "opening": [round(float(x), 4) for x in opening]}
+    return {
+        "video": str(video),
+        "bbox": str(bbox),
+        "num_frames": len(frames),
+        "opening": [round(float(x), 4) for x in opening],
+    }
 
 
-def make_talking_faces(wavs: list[str | os.PathLike], out_dir: str | os.PathLike, kmeans_path=None,
-                       face: str = "astronaut", seed: int = 0, progress: bool = True) -> list[dict]:
+def make_talking_faces(
+    wavs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    kmeans_path=None,
+    face: str = "astronaut",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
     """A clip (video, boxes, units) for every 16 kHz wav, and ``out_dir/manifest.jsonl``.
 
     Args:

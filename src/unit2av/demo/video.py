@@ -120,8 +120,9 @@ def preview_image(frames, boxes, generated: dict[int, np.ndarray], picks: list[i
     return cv2.resize(img, None, fx=PREVIEW_SCALE, fy=PREVIEW_SCALE, interpolation=cv2.INTER_NEAREST)
 
 
-def run_video_demo(out_dir: str | os.PathLike = "demo", device: str = "auto",
-                   script: dict | None = None) -> VideoDemoResult:
+def run_video_demo(
+    out_dir: str | os.PathLike = "demo", device: str = "auto", script: dict | None = None
+) -> VideoDemoResult:
     """Write ``demo.mp4``, ``preview.png`` and ``spectrogram.png`` into ``out_dir``.
 
     Args:
@@ -151,13 +152,14 @@ def run_video_demo(out_dir: str | os.PathLike = "demo", device: str = "auto",
     pause_end = (spans[1][0] if len(spans) > 1 else spans[0][1]) // UNITS_PER_FRAME - 1  # units -> frames
     picks = preview_picks(pause_end, len(frames))
     result = render_video(face_model, wav, sr, codes, FrameList(frames), boxes, out / "demo.mp4", keep_faces=picks)
-    for name, img in (("preview.png", preview_image(frames, boxes, result.faces, picks)),
-                      ("spectrogram.png", spectrogram_image(wav, spans, sr, vocoder.hop))):
+    for name, img in (
+        ("preview.png", preview_image(frames, boxes, result.faces, picks)),
+        ("spectrogram.png", spectrogram_image(wav, spans, sr, vocoder.hop)),
+    ):
         ok, data = cv2.imencode(".png", img)
         write_bytes_atomic(out / name, data.tobytes())
     log.info("demo: %.1f s of speech, %d frames", len(wav) / sr, result.num_frames)
-    return VideoDemoResult(result.path, out / "preview.png", out / "spectrogram.png", len(wav) / sr,
-                           result.num_frames)
+    return VideoDemoResult(result.path, out / "preview.png", out / "spectrogram.png", len(wav) / sr, result.num_frames)
 
 
 __all__ = ["VideoDemoResult", "asset", "load_default_models", "run_video_demo"]

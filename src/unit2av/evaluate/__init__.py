@@ -13,5 +13,13 @@ from .inputs import VideoJob, expand_jobs
 from .report import format_table, summarise, write_json
 from .run import SECTIONS, Evaluator, evaluate_all
 
-__all__ = ["SECTIONS", "Evaluator", "VideoJob", "evaluate_all", "expand_jobs", "format_table", "summarise",
-           "write_json"]
+__all__ = [
+    "SECTIONS",
+    "Evaluator",
+    "VideoJob",
+    "evaluate_all",
+    "expand_jobs",
+    "format_table",
+    "summarise",
+    "write_json",
+]

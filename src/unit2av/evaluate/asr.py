@@ -128,8 +128,11 @@ class PocketSphinx:
                     entries.append(line)
         known = {re.sub(r"\(\d+\)$", "", e.split(" ", 1)[0]) for e in entries}
         if vocab - known:
-            log.warning("closed vocabulary: %d words not in the pronouncing dictionary, dropped: %s",
-                        len(vocab - known), " ".join(sorted(vocab - known)[:10]))
+            log.warning(
+                "closed vocabulary: %d words not in the pronouncing dictionary, dropped: %s",
+                len(vocab - known),
+                " ".join(sorted(vocab - known)[:10]),
+            )
         kept = [" ".join(w for w in words(s) if w in known) for s in vocabulary]
         (folder / "closed.arpa").write_text(bigram_arpa(kept), encoding="utf-8")
         (folder / "closed.dict").write_text("".join(entries), encoding="utf-8")
@@ -165,8 +168,7 @@ class Vosk:
         self._vosk, self.model = vosk, vosk.Model(str(model_dir))
         self.grammar = None
         if vocabulary is not None:
-            self.grammar = json.dumps(sorted({w for s in vocabulary for w in words(s)}) + ["[unk]"],
-                                      ensure_ascii=False)
+            self.grammar = json.dumps(sorted({w for s in vocabulary for w in words(s)}) + ["[unk]"], ensure_ascii=False)
 
     def transcribe(self, wav: np.ndarray) -> str:
         """(T,) float 16 kHz speech -> transcript."""

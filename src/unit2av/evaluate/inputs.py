@@ -99,16 +99,27 @@ def read_report(path: Path, jobs: str | os.PathLike | None = None) -> list[tuple
             if not isinstance(row, dict) or row.get("status") not in DONE_STATUSES or not row.get("output"):
                 continue
             outputs = row["output"] if isinstance(row["output"], list) else [row["output"]]
-            known = {k: v for k, v in {**row, **params.get(row.get("job"), {})}.items()
-                     if k in ("in_vid_path", "in_bbox_path") and v}
+            known = {
+                k: v
+                for k, v in {**row, **params.get(row.get("job"), {})}.items()
+                if k in ("in_vid_path", "in_bbox_path") and v
+            }
             for out in map(Path, outputs):
                 if out.suffix.lower() in VIDEO_EXTENSIONS:
                     rows.append((out if out.is_absolute() else path.parent / out, known))
     return rows
 
 
-def expand_jobs(video: str | os.PathLike, source=None, bbox=None, text: str | None = None, text_file=None,
-                reference_audio=None, speaker_wav=None, jobs=None) -> list[VideoJob]:
+def expand_jobs(
+    video: str | os.PathLike,
+    source=None,
+    bbox=None,
+    text: str | None = None,
+    text_file=None,
+    reference_audio=None,
+    speaker_wav=None,
+    jobs=None,
+) -> list[VideoJob]:
     """The videos to measure, with their side files.
 
     Args:

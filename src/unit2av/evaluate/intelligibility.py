@@ -16,8 +16,9 @@ from .extras import require
 MAX_LAG_S = 0.1  # largest shift searched when aligning the reference, seconds
 
 
-def align(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
-          max_lag_s: float = MAX_LAG_S) -> tuple[np.ndarray, np.ndarray, int]:
+def align(
+    reference: np.ndarray, degraded: np.ndarray, sample_rate: int, max_lag_s: float = MAX_LAG_S
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Shift ``degraded`` onto ``reference`` by the cross-correlation peak.
 
     Args:
@@ -56,9 +57,11 @@ def stoi_scores(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -
     """
     pystoi = require("pystoi", "stoi", "STOI / ESTOI")
     ref, deg, lag = align(reference, degraded, sample_rate)
-    return {"stoi": float(pystoi.stoi(ref, deg, sample_rate, extended=False)),
-            "estoi": float(pystoi.stoi(ref, deg, sample_rate, extended=True)),
-            "reference_lag_ms": 1000.0 * lag / sample_rate}
+    return {
+        "stoi": float(pystoi.stoi(ref, deg, sample_rate, extended=False)),
+        "estoi": float(pystoi.stoi(ref, deg, sample_rate, extended=True)),
+        "reference_lag_ms": 1000.0 * lag / sample_rate,
+    }
 
 
 __all__ = ["MAX_LAG_S", "align", "stoi_scores"]

@@ -40,8 +40,9 @@ class DNSMOS:
         ort = require("onnxruntime", "quality", "DNSMOS")
         path = package_dir("speechmos", "quality", "DNSMOS").joinpath(*MODEL)
         if not path.is_file():
-            raise MissingExtra(f"DNSMOS model {'/'.join(MODEL)} not in the installed speechmos: "
-                               "pip install 'unit2av[quality]'")
+            raise MissingExtra(
+                f"DNSMOS model {'/'.join(MODEL)} not in the installed speechmos: pip install 'unit2av[quality]'"
+            )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -57,10 +58,9 @@ class DNSMOS:
             audio = np.concatenate([audio, audio])
         hops = int(np.floor(len(audio) / SAMPLE_RATE) - WINDOW_S) + 1  # as DNSMOS counts them
         starts = [int(i * HOP_S * SAMPLE_RATE) for i in range(hops)]
-        batch = np.stack([audio[s:s + need] for s in starts if s + need <= len(audio)])  # (N, 144160)
+        batch = np.stack([audio[s : s + need] for s in starts if s + need <= len(audio)])  # (N, 144160)
         raw = self.session.run(None, {self.input: batch})[0]  # (N, 3): sig, bak, ovrl
-        return {f"dnsmos_{k}": float(np.mean(np.polyval(CALIBRATION[k], raw[:, i])))
-                for i, k in enumerate(CALIBRATION)}
+        return {f"dnsmos_{k}": float(np.mean(np.polyval(CALIBRATION[k], raw[:, i]))) for i, k in enumerate(CALIBRATION)}
 
 
 __all__ = ["CALIBRATION", "DNSMOS"]

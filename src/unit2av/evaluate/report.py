@@ -22,18 +22,48 @@ def empty_row(job) -> dict:
         "video": str(job.video),
         "source": str(job.source) if job.source is not None else None,
         "bbox": str(job.bbox) if job.bbox is not None else None,
-        "frames": None, "fps": None, "duration_s": None,
-        "intelligibility": {"recogniser": None, "transcript": None, "reference_text": None, "wer": None,
-                            "cer": None, "source_transcript": None, "source_wer": None, "source_cer": None,
-                            "stoi": None, "estoi": None, "reference_lag_ms": None},
-        "voice": {"speaker_similarity": None, "f0_median_hz": None, "voiced_share": None,
-                  "source_f0_median_hz": None, "source_voiced_share": None},
+        "frames": None,
+        "fps": None,
+        "duration_s": None,
+        "intelligibility": {
+            "recogniser": None,
+            "transcript": None,
+            "reference_text": None,
+            "wer": None,
+            "cer": None,
+            "source_transcript": None,
+            "source_wer": None,
+            "source_cer": None,
+            "stoi": None,
+            "estoi": None,
+            "reference_lag_ms": None,
+        },
+        "voice": {
+            "speaker_similarity": None,
+            "f0_median_hz": None,
+            "voiced_share": None,
+            "source_f0_median_hz": None,
+            "source_voiced_share": None,
+        },
         "audio_quality": {"dnsmos_sig": None, "dnsmos_bak": None, "dnsmos_ovrl": None, "source_dnsmos_ovrl": None},
-        "sync": {"offset_frames": None, "confidence": None, "peak_confidence": None, "correlation": None,
-                 "peak_lag_frames": None, "expected_lag_frames": None, "frames_used": None,
-                 "source_peak_lag_frames": None, "source_peak_confidence": None},
-        "seams": {"border_edge_ratio": None, "mouth_sharpness": None, "mouth_sharpness_ratio": None,
-                  "source_border_edge_ratio": None, "frames_used": None},
+        "sync": {
+            "offset_frames": None,
+            "confidence": None,
+            "peak_confidence": None,
+            "correlation": None,
+            "peak_lag_frames": None,
+            "expected_lag_frames": None,
+            "frames_used": None,
+            "source_peak_lag_frames": None,
+            "source_peak_confidence": None,
+        },
+        "seams": {
+            "border_edge_ratio": None,
+            "mouth_sharpness": None,
+            "mouth_sharpness_ratio": None,
+            "source_border_edge_ratio": None,
+            "frames_used": None,
+        },
         "notes": [],
         "error": None,
     }
@@ -80,8 +110,7 @@ def summarise(rows: list[dict]) -> dict:
         offsets = [(abs(r["sync"]["offset_frames"]), r["video"]) for r in rows if _number(r["sync"]["offset_frames"])]
         if offsets:
             worst["sync.offset_frames"] = max(offsets)[1]
-    return {"videos": len(rows), "failed": sum(r.get("error") is not None for r in rows), "mean": mean,
-            "worst": worst}
+    return {"videos": len(rows), "failed": sum(r.get("error") is not None for r in rows), "mean": mean, "worst": worst}
 
 
 def format_table(rows: list[dict], summary: dict | None = None) -> str:
@@ -104,9 +133,14 @@ def format_table(rows: list[dict], summary: dict | None = None) -> str:
         lines.append(name + "  " + "  ".join(cell(r[c[1]].get(c[2]), c[3]).rjust(w) for c, w in zip(used, widths)))
     if summary is not None and len(rows) > 1:
         mean = summary["mean"]
-        lines.append("mean".ljust(name_w) + "  " + "  ".join(
-            cell(mean.get(c[1], {}).get(c[2]), c[3] if c[3] != "{:+d}" else "{:+.1f}").rjust(w)
-            for c, w in zip(used, widths)))
+        lines.append(
+            "mean".ljust(name_w)
+            + "  "
+            + "  ".join(
+                cell(mean.get(c[1], {}).get(c[2]), c[3] if c[3] != "{:+d}" else "{:+.1f}").rjust(w)
+                for c, w in zip(used, widths)
+            )
+        )
     return "\n".join(lines)
 
 

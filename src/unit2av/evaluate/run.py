@@ -48,8 +48,15 @@ class Evaluator:
         speaker_encoder: an already loaded ``SpeakerEncoder`` (``None``: loaded on first use).
     """
 
-    def __init__(self, lang: str = "en", vocabulary: list[str] | None = None, vosk_model: str | None = None,
-                 device: str = "auto", skip: tuple[str, ...] = (), speaker_encoder=None):
+    def __init__(
+        self,
+        lang: str = "en",
+        vocabulary: list[str] | None = None,
+        vosk_model: str | None = None,
+        device: str = "auto",
+        skip: tuple[str, ...] = (),
+        speaker_encoder=None,
+    ):
         unknown = set(skip) - set(SECTIONS)
         if unknown:
             raise fail(None, f"unknown section(s) to skip: {', '.join(sorted(unknown))} (from {', '.join(SECTIONS)})")
@@ -175,8 +182,10 @@ class Evaluator:
                 row["sync"].update(source_peak_lag_frames=expected, source_peak_confidence=src_sync["peak_confidence"])
             row["sync"].update(sync_scores(patches, wav, SAMPLE_RATE, info.fps, expected))
             if row["sync"]["offset_frames"] is None:
-                row["notes"].append(f"sync: fewer than {MIN_PAIRS} frame pairs with a face box at some lag "
-                                    "(the video is too short or the boxes too sparse for the lag search)")
+                row["notes"].append(
+                    f"sync: fewer than {MIN_PAIRS} frame pairs with a face box at some lag "
+                    "(the video is too short or the boxes too sparse for the lag search)"
+                )
         if "seams" not in self.skip:
             row["seams"].update(seam_scores(measures, src_measures))
             if src_measures is None:

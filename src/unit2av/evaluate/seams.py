@@ -78,7 +78,7 @@ def mouth_sharpness(frame: np.ndarray, box) -> float | None:
     x1, y1, x2, y2 = b
     bw, bh = x2 - x1, y2 - y1
     fx1, fy1, fx2, fy2 = MOUTH_ROI
-    roi = g[y1 + int(fy1 * bh):y1 + int(fy2 * bh), x1 + int(fx1 * bw):x1 + int(fx2 * bw)]
+    roi = g[y1 + int(fy1 * bh) : y1 + int(fy2 * bh), x1 + int(fx1 * bw) : x1 + int(fx2 * bw)]
     return float(cv2.Laplacian(roi, cv2.CV_32F).var()) if roi.size else None
 
 
@@ -112,9 +112,13 @@ def seam_scores(measures: list, source_measures: list | None = None) -> dict:
     """
     steps = [m[0] for m in measures]
     sharp = [m[1] for m in measures if m[1] is not None]
-    out = {"border_edge_ratio": _ratio(steps), "mouth_sharpness": float(np.mean(sharp)) if sharp else None,
-           "mouth_sharpness_ratio": None, "source_border_edge_ratio": None,
-           "frames_used": sum(s is not None for s in steps)}
+    out = {
+        "border_edge_ratio": _ratio(steps),
+        "mouth_sharpness": float(np.mean(sharp)) if sharp else None,
+        "mouth_sharpness_ratio": None,
+        "source_border_edge_ratio": None,
+        "frames_used": sum(s is not None for s in steps),
+    }
     if source_measures is not None:
         out["source_border_edge_ratio"] = _ratio([s[0] for s in source_measures])
         out["mouth_sharpness_ratio"] = _ratio([(m[1], s[1]) for m, s in zip(measures, source_measures)])

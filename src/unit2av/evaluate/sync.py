@@ -55,8 +55,9 @@ def mouth_patch(frame: np.ndarray, box) -> np.ndarray:
     w, h = x2 - x1, y2 - y1
     src = np.float32([[x1 + fx1 * w, y1 + fy1 * h], [x1 + fx2 * w, y1 + fy1 * h], [x1 + fx1 * w, y1 + fy2 * h]])
     dst = np.float32([[0, 0], [PATCH[0], 0], [0, PATCH[1]]])
-    patch = cv2.warpAffine(frame, cv2.getAffineTransform(src, dst), PATCH, flags=cv2.INTER_AREA,
-                           borderMode=cv2.BORDER_REPLICATE)  # (32, 64, 3) BGR
+    patch = cv2.warpAffine(
+        frame, cv2.getAffineTransform(src, dst), PATCH, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )  # (32, 64, 3) BGR
     return cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
@@ -79,7 +80,7 @@ def speech_energy(wav: np.ndarray, sample_rate: int, fps: float, num: int) -> np
     sos = butter(4, BAND_HZ, btype="band", fs=sample_rate, output="sos")
     band = sosfilt(sos, np.asarray(wav, np.float64)) if len(wav) > 0 else np.zeros(0)
     edges = np.round(np.arange(num + 1) * sample_rate / fps).astype(np.int64)
-    power = np.cumsum(np.concatenate([[0.0], band ** 2]))
+    power = np.cumsum(np.concatenate([[0.0], band**2]))
     lo, hi = np.minimum(edges[:-1], len(band)), np.minimum(edges[1:], len(band))
     mean = (power[hi] - power[lo]) / np.maximum(hi - lo, 1)
     return 10.0 * np.log10(mean + ENERGY_FLOOR)
@@ -108,8 +109,14 @@ def lag_correlations(motion: np.ndarray, energy: np.ndarray, max_offset: int) ->
     return out
 
 
-def sync_scores(patches: np.ndarray, wav: np.ndarray, sample_rate: int, fps: float,
-                expected_lag: int | None = None, max_offset: int = MAX_OFFSET) -> dict:
+def sync_scores(
+    patches: np.ndarray,
+    wav: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    expected_lag: int | None = None,
+    max_offset: int = MAX_OFFSET,
+) -> dict:
     """Offset and confidence of the soundtrack against the mouth (see the module docstring).
 
     Args:
@@ -130,19 +137,38 @@ def sync_scores(patches: np.ndarray, wav: np.ndarray, sample_rate: int, fps: flo
     energy = speech_energy(wav, sample_rate, fps, len(motion))
     r = lag_correlations(motion, energy, max_offset)
     expected = NATURAL_LAG_FRAMES if expected_lag is None else int(expected_lag)
-    result = {"offset_frames": None, "confidence": None, "peak_confidence": None, "correlation": None,
-              "peak_lag_frames": None, "expected_lag_frames": expected,
-              "frames_used": int(np.isfinite(motion).sum())}
+    result = {
+        "offset_frames": None,
+        "confidence": None,
+        "peak_confidence": None,
+        "correlation": None,
+        "peak_lag_frames": None,
+        "expected_lag_frames": expected,
+        "frames_used": int(np.isfinite(motion).sum()),
+    }
     if len(r) < 3 or expected not in r:
         return result
     lags = np.array(sorted(r))
     values = np.array([r[k] for k in lags])
     median = float(np.median(values))
     peak = int(lags[np.argmax(values)])
-    result.update(offset_frames=peak - expected, confidence=r[expected] - median,
-                  peak_confidence=float(values.max()) - median, correlation=r[expected], peak_lag_frames=peak)
+    result.update(
+        offset_frames=peak - expected,
+        confidence=r[expected] - median,
+        peak_confidence=float(values.max()) - median,
+        correlation=r[expected],
+        peak_lag_frames=peak,
+    )
     return result
 
 
-__all__ = ["MAX_OFFSET", "MOUTH_ROI", "NATURAL_LAG_FRAMES", "lag_correlations", "mouth_motion", "mouth_patch",
-           "speech_energy", "sync_scores"]
+__all__ = [
+    "MAX_OFFSET",
+    "MOUTH_ROI",
+    "NATURAL_LAG_FRAMES",
+    "lag_correlations",
+    "mouth_motion",
+    "mouth_patch",
+    "speech_energy",
+    "sync_scores",
+]

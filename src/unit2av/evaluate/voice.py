@@ -27,8 +27,10 @@ def pitch_stats(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict:
     hop = HOP_SAMPLES * sample_rate // SAMPLE_RATE
     track = frame_f0(torch.from_numpy(np.asarray(wav, np.float32)), sample_rate, hop)
     voiced = track[track > 0]
-    return {"f0_median_hz": float(voiced.median()) if voiced.numel() else None,
-            "voiced_share": float((track > 0).float().mean()) if track.numel() else 0.0}
+    return {
+        "f0_median_hz": float(voiced.median()) if voiced.numel() else None,
+        "voiced_share": float((track > 0).float().mean()) if track.numel() else 0.0,
+    }
 
 
 def speaker_similarity(encoder, wav: np.ndarray, speaker_wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:

@@ -36,8 +36,9 @@ def renderer_size(state: dict[str, torch.Tensor], source=None) -> tuple[int, int
     return int(table.shape[0]), int(table.shape[1])
 
 
-def load_face_renderer(checkpoint: str | os.PathLike | dict, device: str | torch.device = "cpu",
-                       source=None) -> FaceRenderer:
+def load_face_renderer(
+    checkpoint: str | os.PathLike | dict, device: str | torch.device = "cpu", source=None
+) -> FaceRenderer:
     """Build the face renderer a checkpoint holds, in eval mode.
 
     Args:

@@ -71,8 +71,13 @@ def read_face_manifest(path: str | os.PathLike) -> list[FaceClip]:
         video = Path(_resolve(obj["video"], path.parent))
         bbox = obj.get("bbox", obj.get("bbox_path"))
         units = obj.get("units", obj.get("unit_path"))
-        clips.append(FaceClip(str(video), _resolve(bbox, path.parent) if bbox else str(video.with_suffix(".bbox.pkl")),
-                              _resolve(units, path.parent) if units else str(video.with_suffix(".pt"))))
+        clips.append(
+            FaceClip(
+                str(video),
+                _resolve(bbox, path.parent) if bbox else str(video.with_suffix(".bbox.pkl")),
+                _resolve(units, path.parent) if units else str(video.with_suffix(".pt")),
+            )
+        )
     if not clips:
         raise fail(path, "clip manifest has no lines")
     return clips
@@ -83,8 +88,11 @@ def write_face_manifest(clips: list[FaceClip], path: str | os.PathLike) -> None:
     write_bytes_atomic(path, ("".join(c.to_json() + "\n" for c in clips)).encode())
 
 
-def build_face_manifest(video_root: str | os.PathLike, unit_root: str | os.PathLike | None = None,
-                        bbox_root: str | os.PathLike | None = None) -> tuple[list[FaceClip], list[str]]:
+def build_face_manifest(
+    video_root: str | os.PathLike,
+    unit_root: str | os.PathLike | None = None,
+    bbox_root: str | os.PathLike | None = None,
+) -> tuple[list[FaceClip], list[str]]:
     """Pair every video under ``video_root`` with its box pickle and units file.
 
     Boxes and units are looked for at the same relative path under ``bbox_root`` / ``unit_root``
@@ -178,8 +186,9 @@ class FaceWindows(Dataset):
     ``MIN_SYNC_SHIFT`` frames away (for sync training), ``clip`` and ``start`` ints.
     """
 
-    def __init__(self, clips: list[FaceClip], seed: int = 0, num_embeddings: int | None = None,
-                 cache_clips: int = CACHE_CLIPS):
+    def __init__(
+        self, clips: list[FaceClip], seed: int = 0, num_embeddings: int | None = None, cache_clips: int = CACHE_CLIPS
+    ):
         from tqdm import tqdm
 
         self.seed, self.data, self.cache_clips = seed, [], cache_clips
@@ -212,7 +221,7 @@ class FaceWindows(Dataset):
         return crops
 
     def _units(self, code: np.ndarray, start: int) -> torch.Tensor:
-        u = code[start * UNITS_PER_FRAME:start * UNITS_PER_FRAME + UNITS_PER_WINDOW]
+        u = code[start * UNITS_PER_FRAME : start * UNITS_PER_FRAME + UNITS_PER_WINDOW]
         if u.size < UNITS_PER_WINDOW:  # the units may end a little before the video
             u = np.concatenate([u, np.full(UNITS_PER_WINDOW - u.size, code[-1])])
         return torch.from_numpy(u.astype(np.int64))
@@ -225,10 +234,15 @@ class FaceWindows(Dataset):
     def window(self, clip: int, start: int, ref_start: int, shift_start: int | None = None) -> dict:
         """The item for explicit window positions (frames)."""
         code, crops = self.data[clip][2], self.crops(clip)
-        target = to_tensor(crops[start:start + FRAMES_PER_WINDOW])
-        reference = to_tensor(crops[ref_start:ref_start + FRAMES_PER_WINDOW])
-        item = {"units": self._units(code, start), "faces": renderer_input(target, reference), "target": target,
-                "clip": clip, "start": start}
+        target = to_tensor(crops[start : start + FRAMES_PER_WINDOW])
+        reference = to_tensor(crops[ref_start : ref_start + FRAMES_PER_WINDOW])
+        item = {
+            "units": self._units(code, start),
+            "faces": renderer_input(target, reference),
+            "target": target,
+            "clip": clip,
+            "start": start,
+        }
         item["shifted"] = self._units(code, start if shift_start is None else shift_start)
         return item
 
@@ -247,8 +261,14 @@ class FaceWindows(Dataset):
             rng = np.random.default_rng([self.seed, 7919, c])
             picks = starts[np.linspace(0, starts.size - 1, min(per_clip, starts.size)).round().astype(int)]
             for s in picks:
-                out.append((c, int(s), self._other(rng, starts, int(s), FRAMES_PER_WINDOW),
-                            self._other(rng, starts, int(s), MIN_SYNC_SHIFT)))
+                out.append(
+                    (
+                        c,
+                        int(s),
+                        self._other(rng, starts, int(s), FRAMES_PER_WINDOW),
+                        self._other(rng, starts, int(s), MIN_SYNC_SHIFT),
+                    )
+                )
         return out
 
 
@@ -273,8 +293,13 @@ class StepKeys(Sampler):
     """
 
     def __init__(self, start_step: int, batch_size: int, total_steps: int, rank: int = 0, world_size: int = 1):
-        self.start, self.batch, self.total, self.rank, self.world = start_step, batch_size, total_steps, rank, \
-            world_size
+        self.start, self.batch, self.total, self.rank, self.world = (
+            start_step,
+            batch_size,
+            total_steps,
+            rank,
+            world_size,
+        )
 
     def __iter__(self):
         for step in range(self.start, self.total):
@@ -285,6 +310,17 @@ class StepKeys(Sampler):
         return max(0, self.total - self.start) * self.batch
 
 
-__all__ = ["FaceClip", "FaceWindows", "FixedWindows", "StepKeys", "build_face_manifest", "decode_crops",
-           "index_clip", "load_clip",
-           "read_face_manifest", "renderer_input", "to_tensor", "write_face_manifest"]
+__all__ = [
+    "FaceClip",
+    "FaceWindows",
+    "FixedWindows",
+    "StepKeys",
+    "build_face_manifest",
+    "decode_crops",
+    "index_clip",
+    "load_clip",
+    "read_face_manifest",
+    "renderer_input",
+    "to_tensor",
+    "write_face_manifest",
+]

@@ -38,8 +38,7 @@ OUTPUT_CHANNELS = 32  # hidden channels of the output block
 class ConvBlock(nn.Module):
     """Conv2d -> BatchNorm2d (-> + input) -> ReLU; Wav2Lip's ``Conv2d`` (keys ``conv_block.0/1``)."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, padding: int,
-                 residual: bool = False):
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, padding: int, residual: bool = False):
         super().__init__()
         self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel_size, stride, padding), nn.BatchNorm2d(cout))
         self.residual = residual
@@ -52,11 +51,11 @@ class ConvBlock(nn.Module):
 class UpBlock(nn.Module):
     """ConvTranspose2d -> BatchNorm2d -> ReLU; Wav2Lip's ``Conv2dTranspose``."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, padding: int,
-                 output_padding: int = 0):
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, padding: int, output_padding: int = 0):
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ConvTranspose2d(cin, cout, kernel_size, stride, padding, output_padding), nn.BatchNorm2d(cout))
+            nn.ConvTranspose2d(cin, cout, kernel_size, stride, padding, output_padding), nn.BatchNorm2d(cout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv_block(x))
@@ -75,30 +74,34 @@ def scaled(channels: int, width: int) -> int:
 def _encoder(width: int) -> nn.ModuleList:
     """96x96x6 -> 1x1xC in seven stages (spatial sizes in the comments); C = 512 at width 512."""
     c = [scaled(ch, width) for ch in ENCODER_CHANNELS]
-    return nn.ModuleList([
-        nn.Sequential(ConvBlock(FACE_CHANNELS, c[0], 7, 1, 3)),  # 96
-        nn.Sequential(ConvBlock(c[0], c[1], 3, 2, 1), *_res(c[1], 2)),  # 48
-        nn.Sequential(ConvBlock(c[1], c[2], 3, 2, 1), *_res(c[2], 3)),  # 24
-        nn.Sequential(ConvBlock(c[2], c[3], 3, 2, 1), *_res(c[3], 2)),  # 12
-        nn.Sequential(ConvBlock(c[3], c[4], 3, 2, 1), *_res(c[4], 2)),  # 6
-        nn.Sequential(ConvBlock(c[4], c[5], 3, 2, 1), *_res(c[5], 1)),  # 3
-        nn.Sequential(ConvBlock(c[5], c[6], 3, 1, 0), ConvBlock(c[6], c[6], 1, 1, 0)),  # 1
-    ])
+    return nn.ModuleList(
+        [
+            nn.Sequential(ConvBlock(FACE_CHANNELS, c[0], 7, 1, 3)),  # 96
+            nn.Sequential(ConvBlock(c[0], c[1], 3, 2, 1), *_res(c[1], 2)),  # 48
+            nn.Sequential(ConvBlock(c[1], c[2], 3, 2, 1), *_res(c[2], 3)),  # 24
+            nn.Sequential(ConvBlock(c[2], c[3], 3, 2, 1), *_res(c[3], 2)),  # 12
+            nn.Sequential(ConvBlock(c[3], c[4], 3, 2, 1), *_res(c[4], 2)),  # 6
+            nn.Sequential(ConvBlock(c[4], c[5], 3, 2, 1), *_res(c[5], 1)),  # 3
+            nn.Sequential(ConvBlock(c[5], c[6], 3, 1, 0), ConvBlock(c[6], c[6], 1, 1, 0)),  # 1
+        ]
+    )
 
 
 def _decoder(width: int) -> nn.ModuleList:
     """Bottleneck 1x1xwidth -> 96x96; each stage's output is concatenated with the encoder skip."""
     e = [scaled(ch, width) for ch in ENCODER_CHANNELS]
     d = [scaled(ch, width) for ch in DECODER_CHANNELS]
-    return nn.ModuleList([
-        nn.Sequential(ConvBlock(width, d[0], 1, 1, 0)),  # 1
-        nn.Sequential(UpBlock(d[0] + e[6], d[1], 3, 1, 0), *_res(d[1], 1)),  # 3
-        nn.Sequential(UpBlock(d[1] + e[5], d[2], 3, 2, 1, 1), *_res(d[2], 2)),  # 6
-        nn.Sequential(UpBlock(d[2] + e[4], d[3], 3, 2, 1, 1), *_res(d[3], 2)),  # 12
-        nn.Sequential(UpBlock(d[3] + e[3], d[4], 3, 2, 1, 1), *_res(d[4], 2)),  # 24
-        nn.Sequential(UpBlock(d[4] + e[2], d[5], 3, 2, 1, 1), *_res(d[5], 2)),  # 48
-        nn.Sequential(UpBlock(d[5] + e[1], d[6], 3, 2, 1, 1), *_res(d[6], 2)),  # 96
-    ])
+    return nn.ModuleList(
+        [
+            nn.Sequential(ConvBlock(width, d[0], 1, 1, 0)),  # 1
+            nn.Sequential(UpBlock(d[0] + e[6], d[1], 3, 1, 0), *_res(d[1], 1)),  # 3
+            nn.Sequential(UpBlock(d[1] + e[5], d[2], 3, 2, 1, 1), *_res(d[2], 2)),  # 6
+            nn.Sequential(UpBlock(d[2] + e[4], d[3], 3, 2, 1, 1), *_res(d[3], 2)),  # 12
+            nn.Sequential(UpBlock(d[3] + e[3], d[4], 3, 2, 1, 1), *_res(d[4], 2)),  # 24
+            nn.Sequential(UpBlock(d[4] + e[2], d[5], 3, 2, 1, 1), *_res(d[5], 2)),  # 48
+            nn.Sequential(UpBlock(d[5] + e[1], d[6], 3, 2, 1, 1), *_res(d[6], 2)),  # 96
+        ]
+    )
 
 
 class FaceRenderer(nn.Module):
@@ -119,13 +122,18 @@ class FaceRenderer(nn.Module):
         self.width = int(width)
         self.face_encoder_blocks = _encoder(self.width)
         self.unit_embed = nn.Embedding(num_embeddings, self.width)
-        self.unit2lip = nn.TransformerEncoderLayer(self.width, NUM_HEADS, dim_feedforward=FFN_RATIO * self.width,
-                                                   activation="relu", norm_first=False, batch_first=False)
+        self.unit2lip = nn.TransformerEncoderLayer(
+            self.width,
+            NUM_HEADS,
+            dim_feedforward=FFN_RATIO * self.width,
+            activation="relu",
+            norm_first=False,
+            batch_first=False,
+        )
         self.face_decoder_blocks = _decoder(self.width)
         skip = scaled(DECODER_CHANNELS[-1], self.width) + scaled(ENCODER_CHANNELS[0], self.width)
         hidden = scaled(OUTPUT_CHANNELS, self.width)
-        self.output_block = nn.Sequential(ConvBlock(skip, hidden, 3, 1, 1), nn.Conv2d(hidden, 3, 1, 1, 0),
-                                          nn.Sigmoid())
+        self.output_block = nn.Sequential(ConvBlock(skip, hidden, 3, 1, 1), nn.Conv2d(hidden, 3, 1, 1, 0), nn.Sigmoid())
 
     @property
     def num_embeddings(self) -> int:
@@ -171,5 +179,13 @@ class FaceRenderer(nn.Module):
         return self.output_block(x)
 
 
-__all__ = ["EMBED_DIM", "FACE_CHANNELS", "FACE_SIZE", "FRAMES_PER_WINDOW", "NUM_UNITS", "UNITS_PER_FRAME",
-           "UNITS_PER_WINDOW", "FaceRenderer"]
+__all__ = [
+    "EMBED_DIM",
+    "FACE_CHANNELS",
+    "FACE_SIZE",
+    "FRAMES_PER_WINDOW",
+    "NUM_UNITS",
+    "UNITS_PER_FRAME",
+    "UNITS_PER_WINDOW",
+    "FaceRenderer",
+]

@@ -165,8 +165,9 @@ def build_face_state(cfg: FaceTrainConfig, opts: FaceTrainOptions, dist: Dist) -
         generator = FaceRenderer(cfg.num_embeddings, cfg.width)
     generator = generator.to(device).train()
     betas = (cfg.adam_b1, cfg.adam_b2)
-    state = FaceTrainState(cfg, opts, dist, device, generator,
-                           torch.optim.Adam(generator.parameters(), cfg.learning_rate, betas=betas))
+    state = FaceTrainState(
+        cfg, opts, dist, device, generator, torch.optim.Adam(generator.parameters(), cfg.learning_rate, betas=betas)
+    )
     if cfg.adv_weight > 0:
         state.disc = QualityDiscriminator(cfg.disc_channels).to(device).train()
         state.optim_d = torch.optim.Adam(state.disc.parameters(), cfg.disc_learning_rate, betas=betas)
@@ -175,8 +176,10 @@ def build_face_state(cfg: FaceTrainConfig, opts: FaceTrainOptions, dist: Dist) -
             raise fail(None, "sync_weight > 0 needs a sync expert: pass --sync_expert (train one with train-sync)")
         state.sync = load_sync_expert(opts.sync_expert, device)
         if state.sync.num_embeddings < cfg.num_embeddings:
-            raise fail(opts.sync_expert, f"sync expert knows {state.sync.num_embeddings} units, "
-                                         f"the renderer {cfg.num_embeddings}")
+            raise fail(
+                opts.sync_expert,
+                f"sync expert knows {state.sync.num_embeddings} units, the renderer {cfg.num_embeddings}",
+            )
     state.amp = training.amp_enabled(opts.amp, device)
     state.scaler_g, state.scaler_d = (torch.amp.GradScaler(device.type, enabled=state.amp) for _ in range(2))
     torch.manual_seed(cfg.seed + dist.rank)  # per-rank randomness (dropout) from here on
@@ -199,11 +202,18 @@ def save_face_checkpoint(state: FaceTrainState, folder: str | os.PathLike, tag: 
     folder = Path(folder)
     tag = tag or f"{state.step:08d}"
     save_torch(renderer_container(state.g, state.cfg, state.step), folder / f"f_{tag}")
-    fo = {"optim_g": state.optim_g.state_dict(), "steps": state.step, "best_val_error": float(state.best_val_error),
-          "config": state.cfg.to_dict(), "rng": rng_state(), "unit2av": FORMAT_MARKER,
-          "disc": None if state.d is None else state.d.state_dict(),
-          "optim_d": None if state.optim_d is None else state.optim_d.state_dict(),
-          "scaler_g": state.scaler_g.state_dict(), "scaler_d": state.scaler_d.state_dict()}
+    fo = {
+        "optim_g": state.optim_g.state_dict(),
+        "steps": state.step,
+        "best_val_error": float(state.best_val_error),
+        "config": state.cfg.to_dict(),
+        "rng": rng_state(),
+        "unit2av": FORMAT_MARKER,
+        "disc": None if state.d is None else state.d.state_dict(),
+        "optim_d": None if state.optim_d is None else state.optim_d.state_dict(),
+        "scaler_g": state.scaler_g.state_dict(),
+        "scaler_d": state.scaler_d.state_dict(),
+    }
     save_torch(fo, folder / f"fo_{tag}")
     log.info("saved %s", folder / f"f_{tag}")
     return folder / f"fo_{tag}"
@@ -245,6 +255,16 @@ def load_face_checkpoint(state: FaceTrainState, fo_path: str | os.PathLike) -> N
     log.info("resumed from %s: step %d", fo_path, state.step)
 
 
-__all__ = ["FaceTrainConfig", "FaceTrainOptions", "FaceTrainState", "build_face_state", "face_config_from_dict",
-           "latest_face_checkpoint", "load_face_checkpoint", "load_face_config", "load_sync_expert",
-           "renderer_container", "save_face_checkpoint"]
+__all__ = [
+    "FaceTrainConfig",
+    "FaceTrainOptions",
+    "FaceTrainState",
+    "build_face_state",
+    "face_config_from_dict",
+    "latest_face_checkpoint",
+    "load_face_checkpoint",
+    "load_face_config",
+    "load_sync_expert",
+    "renderer_container",
+    "save_face_checkpoint",
+]

@@ -36,18 +36,25 @@ class SyncExpert(nn.Module):
         self.num_embeddings, self.dim, self.channels = num_embeddings, dim, channels
         self.unit_embed = nn.Embedding(num_embeddings, UNIT_EMBED)
         self.unit_encoder = nn.Sequential(
-            nn.Conv1d(UNIT_EMBED, dim, 3, 1, 1), nn.ReLU(),  # 20 steps
-            nn.Conv1d(dim, dim, 3, 2, 1), nn.ReLU(),  # 10 (one per frame)
-            nn.Conv1d(dim, dim, 3, 2, 1), nn.ReLU(),  # 5
-            nn.Conv1d(dim, dim, 5, 1, 0))  # 1
-        c = [min(dim, channels * 2 ** i) for i in range(5)]
+            nn.Conv1d(UNIT_EMBED, dim, 3, 1, 1),
+            nn.ReLU(),  # 20 steps
+            nn.Conv1d(dim, dim, 3, 2, 1),
+            nn.ReLU(),  # 10 (one per frame)
+            nn.Conv1d(dim, dim, 3, 2, 1),
+            nn.ReLU(),  # 5
+            nn.Conv1d(dim, dim, 5, 1, 0),
+        )  # 1
+        c = [min(dim, channels * 2**i) for i in range(5)]
         self.mouth_encoder = nn.Sequential(
             _conv2d(3 * FRAMES_PER_WINDOW, c[0], (1, 2)),  # 48 x 48
-            _conv2d(c[0], c[1], 2), _conv2d(c[1], c[1], 1),  # 24
-            _conv2d(c[1], c[2], 2), _conv2d(c[2], c[2], 1),  # 12
+            _conv2d(c[0], c[1], 2),
+            _conv2d(c[1], c[1], 1),  # 24
+            _conv2d(c[1], c[2], 2),
+            _conv2d(c[2], c[2], 1),  # 12
             _conv2d(c[2], c[3], 2),  # 6
             _conv2d(c[3], c[4], 2),  # 3
-            nn.Conv2d(c[4], dim, 3, 1, 0))  # 1
+            nn.Conv2d(c[4], dim, 3, 1, 0),
+        )  # 1
 
     def config(self) -> dict:
         return {"num_embeddings": self.num_embeddings, "dim": self.dim, "channels": self.channels}
@@ -67,7 +74,7 @@ class SyncExpert(nn.Module):
 
 def mouth_stack(faces: torch.Tensor) -> torch.Tensor:
     """(W * 10, 3, 96, 96) faces (window-major) -> (W, 30, 48, 96) lower halves stacked per window."""
-    lower = faces[:, :, FACE_SIZE // 2:]  # (W * 10, 3, 48, 96)
+    lower = faces[:, :, FACE_SIZE // 2 :]  # (W * 10, 3, 48, 96)
     return lower.reshape(-1, FRAMES_PER_WINDOW * 3, *lower.shape[2:])
 
 

@@ -119,8 +119,14 @@ def validate(state: FaceTrainState, loader: DataLoader, keep: int = 0) -> tuple[
             for w in range(batch["units"].shape[0]):
                 if len(examples) < keep:
                     sl = slice(w * 10, w * 10 + 10)
-                    examples.append({"masked": faces[sl, :3].cpu(), "reference": faces[sl, 3:].cpu(),
-                                     "generated": out[sl].cpu(), "target": target[sl].cpu()})
+                    examples.append(
+                        {
+                            "masked": faces[sl, :3].cpu(),
+                            "reference": faces[sl, 3:].cpu(),
+                            "generated": out[sl].cpu(),
+                            "target": target[sl].cpu(),
+                        }
+                    )
     finally:
         g.train()
     return {"lower_l1": lower / max(count, 1), "l1": full / max(count, 1)}, examples
@@ -140,8 +146,13 @@ def _run_validation(state: FaceTrainState, valid: DataLoader, writer, folder: Pa
     for j, ex in enumerate(examples):
         writer.add_image(f"validation/input_generated_target_{j}", image_grid(ex), state.step, dataformats="HWC")
     error = errors["lower_l1"]
-    log.info("step %d: validation mouth L1 %.4f, face L1 %.4f (best %.4f)", state.step, error, errors["l1"],
-             state.best_val_error)
+    log.info(
+        "step %d: validation mouth L1 %.4f, face L1 %.4f (best %.4f)",
+        state.step,
+        error,
+        errors["l1"],
+        state.best_val_error,
+    )
     if record_validation(state, error):
         save_face_checkpoint(state, folder, "best")
     return error
@@ -178,12 +189,23 @@ def make_face_loaders(state: FaceTrainState) -> tuple[FaceWindows, DataLoader | 
 def _loop(state: FaceTrainState, train_set: FaceWindows, valid, writer, folder: Path) -> None:
     opts, cfg = state.opts, state.cfg
     keys = StepKeys(state.step, cfg.batch_size, opts.training_steps, state.dist.rank, state.dist.world_size)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=keys, num_workers=opts.num_workers,
-                        pin_memory=state.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        sampler=keys,
+        num_workers=opts.num_workers,
+        pin_memory=state.device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )  # keeps the global RNG untouched
     deadline = Deadline(opts.max_seconds)
-    pbar = tqdm(total=opts.training_steps, initial=state.step, desc="train-face", unit="step",
-                disable=not state.dist.main, dynamic_ncols=True)
+    pbar = tqdm(
+        total=opts.training_steps,
+        initial=state.step,
+        desc="train-face",
+        unit="step",
+        disable=not state.dist.main,
+        dynamic_ncols=True,
+    )
     try:
         for batch in loader:
             losses = train_step(state, batch)

@@ -75,8 +75,9 @@ def read_boxes(path: str | os.PathLike) -> list[np.ndarray | None]:
         else:
             boxes.append(box.astype(np.float32))
     if empty:
-        log.warning("%s: %d boxes with no area (x2 <= x1 or y2 <= y1; first: frame %d) read as None", path,
-                    len(empty), empty[0])
+        log.warning(
+            "%s: %d boxes with no area (x2 <= x1 or y2 <= y1; first: frame %d) read as None", path, len(empty), empty[0]
+        )
     return boxes
 
 
@@ -101,8 +102,9 @@ def clip_boxes(boxes: list, width: int, height: int, source=None) -> list[Box | 
     return clipped
 
 
-def load_boxes(path: str | os.PathLike, num_frames: int, width: int, height: int,
-               video_path: str | os.PathLike | None = None) -> list[Box | None]:
+def load_boxes(
+    path: str | os.PathLike, num_frames: int, width: int, height: int, video_path: str | os.PathLike | None = None
+) -> list[Box | None]:
     """Read a box file for a video: one clipped integer box or ``None`` per frame.
 
     Args:

@@ -70,8 +70,11 @@ def vocoder_state(container: dict, lang: str | None, path) -> dict[str, torch.Te
         return container["audio"]
     if _is_state_dict(container) and "dict.weight" in container:
         return container
-    raise fail(path, "no vocoder found: expected {'generator': ...}, {'audio': {lang: ...}} or a state dict "
-                     f"(top-level keys: {', '.join(sorted(map(str, container))[:6])})")
+    raise fail(
+        path,
+        "no vocoder found: expected {'generator': ...}, {'audio': {lang: ...}} or a state dict "
+        f"(top-level keys: {', '.join(sorted(map(str, container))[:6])})",
+    )
 
 
 def face_state(container: dict, path) -> dict[str, torch.Tensor]:
@@ -99,8 +102,9 @@ def embedded_vocoder_config(container: dict, lang: str | None) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], path,
-                       may_lack: tuple[str, ...] = ()) -> None:
+def load_state_checked(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], path, may_lack: tuple[str, ...] = ()
+) -> None:
     """``load_state_dict`` with a one-line error naming the first mismatched keys and shapes.
 
     Args:
@@ -111,8 +115,11 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], p
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.startswith(may_lack)]
     unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
-             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     problems = []
     for label, items in (("shape mismatch", wrong), ("missing keys", missing), ("unexpected keys", unexpected)):
         if items:

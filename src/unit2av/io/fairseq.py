@@ -58,8 +58,7 @@ class _Refused(Exception):
     """A global outside the allow-list (carries its dotted name)."""
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                    metadata=None):
+def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     """Safe ``torch._utils._rebuild_tensor_v2``: a view of a storage read from the zip."""
     if not isinstance(storage, _Storage):
         raise pickle.UnpicklingError("tensor without a storage")
@@ -140,10 +139,26 @@ def _plain(obj):
 
 # fairseq's config groups; an old ``args`` Namespace is spread over them the way fairseq's
 # convert_namespace_to_omegaconf does for legacy models: every group sees every argument.
-_GROUPS = ("common", "dataset", "distributed_training", "optimization", "checkpoint", "generation",
-           "model", "task", "criterion", "optimizer", "lr_scheduler")
-_GROUP_NAME = {"model": "arch", "task": "task", "criterion": "criterion", "optimizer": "optimizer",
-               "lr_scheduler": "lr_scheduler"}
+_GROUPS = (
+    "common",
+    "dataset",
+    "distributed_training",
+    "optimization",
+    "checkpoint",
+    "generation",
+    "model",
+    "task",
+    "criterion",
+    "optimizer",
+    "lr_scheduler",
+)
+_GROUP_NAME = {
+    "model": "arch",
+    "task": "task",
+    "criterion": "criterion",
+    "optimizer": "optimizer",
+    "lr_scheduler": "lr_scheduler",
+}
 
 
 def args_to_cfg(args: dict) -> dict:
@@ -183,8 +198,11 @@ class FairseqCheckpoint:
 
 def _open_zip(path: Path) -> tuple[zipfile.ZipFile, str]:
     if not zipfile.is_zipfile(path):
-        raise fail(path, "not a torch zip checkpoint (truncated, or not a checkpoint at all; checkpoints "
-                         "saved by torch < 1.6 in the legacy format are not supported)")
+        raise fail(
+            path,
+            "not a torch zip checkpoint (truncated, or not a checkpoint at all; checkpoints "
+            "saved by torch < 1.6 in the legacy format are not supported)",
+        )
     try:
         zf = zipfile.ZipFile(path)
         tops = [m.group(1) for m in map(_DATA_PKL.match, zf.namelist()) if m]
@@ -218,10 +236,25 @@ def unpickle_fairseq(path: str | os.PathLike, what: str = "fairseq checkpoint"):
         with zf, zf.open(f"{top}/data.pkl") as f:
             return _FairseqUnpickler(f, zf, top).load()
     except _Refused as e:
-        raise fail(path, f"refuses global {e} in the {what}: only tensors, OrderedDict, numpy scalars, "
-                         "argparse.Namespace and fairseq Dictionary may appear (the file may be malicious)") from None
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, RuntimeError, OSError, MemoryError, OverflowError) as e:
+        raise fail(
+            path,
+            f"refuses global {e} in the {what}: only tensors, OrderedDict, numpy scalars, "
+            "argparse.Namespace and fairseq Dictionary may appear (the file may be malicious)",
+        ) from None
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+        OSError,
+        MemoryError,
+        OverflowError,
+    ) as e:
         raise fail(path, f"cannot read {what}: {type(e).__name__}: {e}") from e
 
 
@@ -258,9 +291,16 @@ def load_fairseq_checkpoint(path: str | os.PathLike, what: str = "fairseq checkp
     task_state = obj.get("task_state") or {}
     dicts = task_state.get("dictionaries", []) if isinstance(task_state, dict) else []
     dictionaries = [_dictionary_symbols(d, path) for d in (dicts or [])]
-    return FairseqCheckpoint(path=path, cfg=cfg, model=model, dictionaries=dictionaries,
-                             keys=tuple(str(k) for k in obj))
+    return FairseqCheckpoint(
+        path=path, cfg=cfg, model=model, dictionaries=dictionaries, keys=tuple(str(k) for k in obj)
+    )
 
 
-__all__ = ["FairseqCheckpoint", "FairseqDictionary", "FairseqNamespace", "args_to_cfg",
-           "load_fairseq_checkpoint", "unpickle_fairseq"]
+__all__ = [
+    "FairseqCheckpoint",
+    "FairseqDictionary",
+    "FairseqNamespace",
+    "args_to_cfg",
+    "load_fairseq_checkpoint",
+    "unpickle_fairseq",
+]

@@ -186,8 +186,9 @@ def decode_video(path: str | os.PathLike, seek_pts: int | None = None) -> Iterat
         container.close()
 
 
-def read_audio_track(path: str | os.PathLike, sample_rate: int | None = None, trim: bool = False,
-                     int16: bool = False) -> tuple[np.ndarray, int]:
+def read_audio_track(
+    path: str | os.PathLike, sample_rate: int | None = None, trim: bool = False, int16: bool = False
+) -> tuple[np.ndarray, int]:
     """Decode a file's first audio stream to mono float32.
 
     Args:
@@ -259,8 +260,16 @@ class VideoWriter:
         crf: libx264 quality (lower is better).
     """
 
-    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float = VIDEO_FPS,
-                 audio: np.ndarray | None = None, audio_rate: int | None = None, crf: int = DEFAULT_CRF):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: float = VIDEO_FPS,
+        audio: np.ndarray | None = None,
+        audio_rate: int | None = None,
+        crf: int = DEFAULT_CRF,
+    ):
         if audio is not None and not audio_rate:
             raise ValueError("audio_rate is required with audio")
         self.path = Path(path)
@@ -291,15 +300,22 @@ class VideoWriter:
             self._stack.close()
             raise
         if (self.enc_width, self.enc_height) != (self.width, self.height):
-            log.info("%s: padding %dx%d to even %dx%d for yuv420p", self.path, self.width, self.height,
-                     self.enc_width, self.enc_height)
+            log.info(
+                "%s: padding %dx%d to even %dx%d for yuv420p",
+                self.path,
+                self.width,
+                self.height,
+                self.enc_width,
+                self.enc_height,
+            )
         return self
 
     def write(self, frame_bgr: np.ndarray) -> None:
         """Encode one (height, width, 3) uint8 BGR frame."""
         if frame_bgr.shape != (self.height, self.width, 3) or frame_bgr.dtype != np.uint8:
-            raise ValueError(f"frame {frame_bgr.shape} {frame_bgr.dtype}, expected "
-                             f"({self.height}, {self.width}, 3) uint8")
+            raise ValueError(
+                f"frame {frame_bgr.shape} {frame_bgr.dtype}, expected ({self.height}, {self.width}, 3) uint8"
+            )
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             pad = ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0))
             frame_bgr = np.pad(frame_bgr, pad, mode="edge")
@@ -316,7 +332,7 @@ class VideoWriter:
         end = len(self.audio) if until is None else min(until, len(self.audio))
         end = end if until is None else self._audio_pos + (end - self._audio_pos) // AAC_CHUNK * AAC_CHUNK
         while self._audio_pos < end:
-            chunk = self.audio[self._audio_pos:min(end, self._audio_pos + AAC_CHUNK)]
+            chunk = self.audio[self._audio_pos : min(end, self._audio_pos + AAC_CHUNK)]
             frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
             frame.sample_rate = int(self.audio_rate)
             frame.pts = self._audio_pos
@@ -339,5 +355,14 @@ class VideoWriter:
                 raise
         self._stack.__exit__(exc_type, exc, tb)
 
-__all__ = ["VideoInfo", "VideoWriter", "decode_video", "is_image", "iter_frames", "probe_video", "read_audio_track",
-           "to_bgr"]
+
+__all__ = [
+    "VideoInfo",
+    "VideoWriter",
+    "decode_video",
+    "is_image",
+    "iter_frames",
+    "probe_video",
+    "read_audio_track",
+    "to_bgr",
+]

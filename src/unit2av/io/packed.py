@@ -61,11 +61,11 @@ def read_packed_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise fail(path, f"cannot read packed weights ({e.strerror or e})") from e
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
         raise fail(path, "not a packed state dict")
-    (n,) = struct.unpack("<I", data[len(MAGIC):len(MAGIC) + 4])
+    (n,) = struct.unpack("<I", data[len(MAGIC) : len(MAGIC) + 4])
     start = len(MAGIC) + 4
     try:
-        entries = json.loads(data[start:start + n])["tensors"]
-        raw = lzma.decompress(data[start + n:])
+        entries = json.loads(data[start : start + n])["tensors"]
+        raw = lzma.decompress(data[start + n :])
         specs = [(str(name), tuple(int(s) for s in shape), DTYPES[dtype]) for name, shape, dtype in entries]
     except (ValueError, KeyError, TypeError, lzma.LZMAError) as e:
         raise fail(path, f"corrupt packed state dict ({type(e).__name__})") from e
@@ -81,7 +81,7 @@ def read_packed_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         pos = 0
         for name, shape, np_dtype in group:
             size = int(np.prod(shape)) * width
-            state[name] = torch.from_numpy(values[pos:pos + size].view(np_dtype).reshape(shape).copy())
+            state[name] = torch.from_numpy(values[pos : pos + size].view(np_dtype).reshape(shape).copy())
             pos += size
     if offset != len(raw):
         raise fail(path, "corrupt packed state dict (trailing data)")

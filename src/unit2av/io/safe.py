@@ -58,8 +58,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -170,8 +171,17 @@ def load_plain_pickle(path: str | os.PathLike, what: str = "box pickle"):
         data = path.read_bytes()
         obj = _BoxUnpickler(io.BytesIO(data)).load()
         _check_plain(obj)
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError, IndexError,
-            KeyError, MemoryError, OverflowError) as e:
+    except (
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        EOFError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        OverflowError,
+    ) as e:
         raise fail(path, f"refused {what}: not a plain list of boxes ({e})") from e
     return obj
 

@@ -96,8 +96,11 @@ def read_units(path: str | os.PathLike, num_embeddings: int | None = None, dedup
     if ids.numel() == 0:
         raise fail(path, "no valid unit ids (the sequence is empty)")
     if num_embeddings is not None and int(ids.max()) >= num_embeddings:
-        raise fail(path, f"unit id {int(ids.max())} is out of range: the vocoder has {num_embeddings} units (0.."
-                         f"{num_embeddings - 1}); check the id offset of your units (fairseq dictionaries add 4)")
+        raise fail(
+            path,
+            f"unit id {int(ids.max())} is out of range: the vocoder has {num_embeddings} units (0.."
+            f"{num_embeddings - 1}); check the id offset of your units (fairseq dictionaries add 4)",
+        )
     if deduplicate:
         ids = torch.unique_consecutive(ids)
     return Units(ids, units.spkr, path)

@@ -76,14 +76,28 @@ def _write_text(path: Path, text: str) -> None:
     write_bytes_atomic(path, (text + "\n").encode())
 
 
-def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lang: str, tgt_lang: str,
-        av2unit_path: str | os.PathLike, utut_path: str | os.PathLike, unit2av_path: str | os.PathLike,
-        config: str | os.PathLike | None = None, modalities: str = "audio,video",
-        in_bbox_path: str | os.PathLike | None = None, in_lip_path: str | os.PathLike | None = None,
-        keep_intermediate: str | os.PathLike | None = None, utut_dict: str | os.PathLike | None = None,
-        beam: int | None = None, speaker_encoder=None, device: str = "auto",
-        batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather", backend: str = "auto",
-        models: tuple | None = None) -> DubResult:
+def dub(
+    in_vid_path: str | os.PathLike,
+    out_vid_path: str | os.PathLike,
+    src_lang: str,
+    tgt_lang: str,
+    av2unit_path: str | os.PathLike,
+    utut_path: str | os.PathLike,
+    unit2av_path: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    modalities: str = "audio,video",
+    in_bbox_path: str | os.PathLike | None = None,
+    in_lip_path: str | os.PathLike | None = None,
+    keep_intermediate: str | os.PathLike | None = None,
+    utut_dict: str | os.PathLike | None = None,
+    beam: int | None = None,
+    speaker_encoder=None,
+    device: str = "auto",
+    batch_size: int = DEFAULT_BATCH_FRAMES,
+    blend: str = "feather",
+    backend: str = "auto",
+    models: tuple | None = None,
+) -> DubResult:
     """Dub a talking-face video into another language (AV2AV's whole pipeline).
 
     Args:
@@ -115,13 +129,17 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
     chosen = parse_modalities(modalities, True, True)
     # Load every model first: a bad checkpoint or language fails before minutes of work.
     if models is None:
-        models = (load_av2unit(av2unit_path, device=device),
-                  load_translator(utut_path, dict_path=utut_dict, device=device), None)
+        models = (
+            load_av2unit(av2unit_path, device=device),
+            load_translator(utut_path, dict_path=utut_dict, device=device),
+            None,
+        )
     av2unit, translator, renderer = models
     for lang in (src_lang, tgt_lang):
         translator.vocab.lang_index(lang)
-    renderer = tuple(renderer) if renderer is not None else load_renderer(unit2av_path, config, tgt_lang, device,
-                                                                          backend)
+    renderer = (
+        tuple(renderer) if renderer is not None else load_renderer(unit2av_path, config, tgt_lang, device, backend)
+    )
     keep = Path(keep_intermediate) if keep_intermediate is not None else None
     with tempfile.TemporaryDirectory(prefix="unit2av_dub_") as tmp:
         work = keep or Path(tmp)
@@ -144,9 +162,22 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
         tgt_file = work / f"{video.stem}.{tgt_lang}.txt"
         _write_text(tgt_file, best.text)
         _stage(5, STAGES[4])
-        result = render(tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, config=config,
-                        speaker_encoder=speaker_encoder, dur_prediction=True, device=device,
-                        batch_size=batch_size, blend=blend, models=renderer, backend=backend)
+        result = render(
+            tgt_file,
+            video,
+            boxes,
+            out_vid_path,
+            tgt_lang,
+            unit2av_path,
+            config=config,
+            speaker_encoder=speaker_encoder,
+            dur_prediction=True,
+            device=device,
+            batch_size=batch_size,
+            blend=blend,
+            models=renderer,
+            backend=backend,
+        )
         files = {}
         if keep is not None:
             files = {"boxes": boxes, "source_units": src_file, "target_units": tgt_file}
@@ -155,8 +186,13 @@ def dub(in_vid_path: str | os.PathLike, out_vid_path: str | os.PathLike, src_lan
             if result.wav is not None:
                 files["speech"] = keep / f"{video.stem}.{tgt_lang}.wav"
                 save_wav(files["speech"], np.asarray(result.wav), result.sample_rate, fmt="float")
-    log.info("wrote %s: %d frames, %.2f s of %s speech", result.path, result.num_frames,
-             result.num_samples / result.sample_rate, tgt_lang)
+    log.info(
+        "wrote %s: %d frames, %.2f s of %s speech",
+        result.path,
+        result.num_frames,
+        result.num_samples / result.sample_rate,
+        tgt_lang,
+    )
     return DubResult(result.path, source_units, list(best.units), result, files)
 
 

@@ -53,8 +53,11 @@ class FrameReader:
             self._it.close()
         key = next(((i, pts) for i, pts in reversed(self._keyframes) if i <= target), None)
         if not self._seekable or key is None or key[0] == 0:
-            self._it, self._pos, self._check_pts = (iter_frames(self.path) if self.still
-                                                    else decode_video(self.path)), 0, None
+            self._it, self._pos, self._check_pts = (
+                (iter_frames(self.path) if self.still else decode_video(self.path)),
+                0,
+                None,
+            )
         else:
             self._it, self._pos, self._check_pts = decode_video(self.path, seek_pts=key[1]), key[0], key[1]
 
@@ -66,8 +69,9 @@ class FrameReader:
         if self._check_pts is not None:  # first frame after a seek: must be the key frame asked for
             landed, expected, self._check_pts = frame.pts, self._check_pts, None
             if landed != expected:
-                log.debug("%s: seek landed on pts %s, not frame %d; decoding from the start", self.path,
-                          landed, self._pos)
+                log.debug(
+                    "%s: seek landed on pts %s, not frame %d; decoding from the start", self.path, landed, self._pos
+                )
                 self._seekable = False  # this file's time stamps do not allow exact seeking
                 self._open_at(0)
                 return self._next()

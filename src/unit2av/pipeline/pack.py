@@ -38,8 +38,12 @@ def parse_vocoder_specs(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def pack(vocoders: dict[str, str | os.PathLike], face: str | os.PathLike, out: str | os.PathLike,
-         base: str | os.PathLike | None = None) -> dict:
+def pack(
+    vocoders: dict[str, str | os.PathLike],
+    face: str | os.PathLike,
+    out: str | os.PathLike,
+    base: str | os.PathLike | None = None,
+) -> dict:
     """Write the AV2AV container atomically.
 
     Every vocoder is loaded once with its config (``vocoder_from_container``'s rule: embedded,
@@ -77,8 +81,11 @@ def pack(vocoders: dict[str, str | os.PathLike], face: str | os.PathLike, out: s
         raise fail(None, "nothing to pack: give at least one --vocoder LANG=CHECKPOINT (or --base)")
     face_c = container(face)
     load_face_renderer(face_c, source=face)  # refuse a renderer that does not fit its layout
-    obj = {"audio": audio, "video": face_state(face_c, face),
-           "vocoder_configs": {lang: json.loads(json.dumps(cfg.to_dict())) for lang, cfg in configs.items()}}
+    obj = {
+        "audio": audio,
+        "video": face_state(face_c, face),
+        "vocoder_configs": {lang: json.loads(json.dumps(cfg.to_dict())) for lang, cfg in configs.items()},
+    }
     if isinstance(face_c.get("face_config"), dict):
         obj["face_config"] = face_c["face_config"]
     _warn_incompatible(configs, obj["video"], out)
@@ -95,8 +102,11 @@ def _warn_incompatible(configs: dict[str, VocoderConfig], face: dict, out) -> No
         configs: each language's vocoder config.
         face: the renderer's state dict.
     """
-    problems = [f"vocoder '{lang}' (AV2AV, fairseq): {why}" for lang, cfg in sorted(configs.items())
-                if (why := original_incompatibility(cfg))]
+    problems = [
+        f"vocoder '{lang}' (AV2AV, fairseq): {why}"
+        for lang, cfg in sorted(configs.items())
+        if (why := original_incompatibility(cfg))
+    ]
     if why := av2av_incompatibility(face):
         problems.append(f"face renderer (AV2AV): {why}")
     if problems:

@@ -36,7 +36,7 @@ def crop_windows(frames: list[np.ndarray], boxes: list[Box | None]) -> np.ndarra
         face = crop_face(frame, box).transpose(2, 0, 1).astype(np.float32) / 255.0  # (96, 96, 3) -> (3, 96, 96)
         out[i, 3:] = face
         out[i, :3] = face
-        out[i, :3, FACE_SIZE // 2:] = 0.0  # hide the mouth: the renderer draws it
+        out[i, :3, FACE_SIZE // 2 :] = 0.0  # hide the mouth: the renderer draws it
     return out
 
 
@@ -85,8 +85,7 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, blend: str = "feat
         return
     alpha = feather_mask(box, frame.shape[1], frame.shape[0])
     region = frame[y1:y2, x1:x2].astype(np.float32)
-    frame[y1:y2, x1:x2] = np.clip(region + alpha * (patch.astype(np.float32) - region) + 0.5, 0, 255).astype(
-        np.uint8)
+    frame[y1:y2, x1:x2] = np.clip(region + alpha * (patch.astype(np.float32) - region) + 0.5, 0, 255).astype(np.uint8)
 
 
 __all__ = ["BLENDS", "crop_windows", "faces_to_uint8", "feather_mask", "paste_face"]

@@ -60,8 +60,9 @@ def voice_encoder(encoder=None, device: str | torch.device = "cpu"):
     return encoder
 
 
-def resolve_speaker(vocoder: UnitVocoder, value, encoder=None, device: str | torch.device = "cpu",
-                    source=None) -> torch.Tensor | None:
+def resolve_speaker(
+    vocoder: UnitVocoder, value, encoder=None, device: str | torch.device = "cpu", source=None
+) -> torch.Tensor | None:
     """The vocoder's speaker input: (1, 1, embedder_dim) float, (1, 1) long id, or ``None``.
 
     Args:

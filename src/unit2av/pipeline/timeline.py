@@ -80,5 +80,4 @@ def unit_windows(codes: torch.Tensor, windows: int) -> torch.Tensor:
     return codes[:total].view(windows, UNITS_PER_WINDOW)  # (W, 20)
 
 
-__all__ = ["frame_schedule", "num_output_frames", "num_windows", "ping_pong",
-           "retime_indices", "unit_windows"]
+__all__ = ["frame_schedule", "num_output_frames", "num_windows", "ping_pong", "retime_indices", "unit_windows"]

@@ -1,7 +1,7 @@
 """Draw face boxes: a contact sheet (PNG) of every N-th frame, or the whole video with boxes.
 
-    contact_sheet("in.mp4", boxes, "sheet.png", every=5)   # boxes in green, frame numbers below
-    overlay_video("in.mp4", boxes, "overlay.mp4")          # same drawing on every frame, audio kept
+contact_sheet("in.mp4", boxes, "sheet.png", every=5)   # boxes in green, frame numbers below
+overlay_video("in.mp4", boxes, "overlay.mp4")          # same drawing on every frame, audio kept
 """
 
 from __future__ import annotations
@@ -52,19 +52,27 @@ def draw_box(frame: np.ndarray, box, index: int | None = None, scale: float = 1.
         label = f"{index}" if box is not None else f"{index} no box"
         (tw, _), _ = cv2.getTextSize(label, FONT, FONT_SCALE, 1)
         cv2.rectangle(out, (0, h - LABEL_HEIGHT), (tw + 6, h), (0, 0, 0), -1)
-        cv2.putText(out, label, (3, h - 4), FONT, FONT_SCALE,
-                    LABEL_COLOR if box is not None else NONE_COLOR, 1, cv2.LINE_AA)
+        cv2.putText(
+            out, label, (3, h - 4), FONT, FONT_SCALE, LABEL_COLOR if box is not None else NONE_COLOR, 1, cv2.LINE_AA
+        )
     return out
 
 
 def _check_lengths(video, boxes: list, num_frames: int) -> None:
     if len(boxes) != num_frames:
-        log.warning("%s: %d frames but %d boxes; frames past the boxes are drawn without one",
-                    video, num_frames, len(boxes))
+        log.warning(
+            "%s: %d frames but %d boxes; frames past the boxes are drawn without one", video, num_frames, len(boxes)
+        )
 
 
-def contact_sheet(video: str | os.PathLike, boxes: list, out: str | os.PathLike, every: int | None = None,
-                  columns: int = SHEET_COLUMNS, tile_width: int = SHEET_TILE_WIDTH) -> Path:
+def contact_sheet(
+    video: str | os.PathLike,
+    boxes: list,
+    out: str | os.PathLike,
+    every: int | None = None,
+    columns: int = SHEET_COLUMNS,
+    tile_width: int = SHEET_TILE_WIDTH,
+) -> Path:
     """Write a PNG grid of every ``every``-th frame with its box and frame number.
 
     Args:
@@ -96,11 +104,12 @@ def contact_sheet(video: str | os.PathLike, boxes: list, out: str | os.PathLike,
         raise fail(video, "no frames could be decoded")
     cols = min(columns, len(tiles))
     rows = math.ceil(len(tiles) / cols)
-    sheet = np.full((SHEET_GAP + rows * (th + SHEET_GAP), SHEET_GAP + cols * (tw + SHEET_GAP), 3),
-                    SHEET_BACKGROUND, dtype=np.uint8)
+    sheet = np.full(
+        (SHEET_GAP + rows * (th + SHEET_GAP), SHEET_GAP + cols * (tw + SHEET_GAP), 3), SHEET_BACKGROUND, dtype=np.uint8
+    )
     for k, tile in enumerate(tiles):
         x0, y0 = sheet_tile_origin(k, tw, th, cols)
-        sheet[y0:y0 + th, x0:x0 + tw] = tile
+        sheet[y0 : y0 + th, x0 : x0 + tw] = tile
     ok, encoded = cv2.imencode(Path(out).suffix.lower() or ".png", sheet)
     if not ok:
         raise fail(out, "cannot encode the contact sheet")
@@ -111,8 +120,10 @@ def contact_sheet(video: str | os.PathLike, boxes: list, out: str | os.PathLike,
 
 def sheet_tile_origin(k: int, tile_width: int, tile_height: int, columns: int) -> tuple[int, int]:
     """Top-left ``(x, y)`` of tile ``k`` in a sheet laid out by ``contact_sheet``."""
-    return (SHEET_GAP + (k % columns) * (tile_width + SHEET_GAP),
-            SHEET_GAP + (k // columns) * (tile_height + SHEET_GAP))
+    return (
+        SHEET_GAP + (k % columns) * (tile_width + SHEET_GAP),
+        SHEET_GAP + (k // columns) * (tile_height + SHEET_GAP),
+    )
 
 
 def overlay_video(video: str | os.PathLike, boxes: list, out: str | os.PathLike, progress: bool = True) -> Path:
@@ -130,14 +141,16 @@ def overlay_video(video: str | os.PathLike, boxes: list, out: str | os.PathLike,
     _check_lengths(video, boxes, info.num_frames)
     audio, rate = read_audio_track(video) if info.has_audio else (None, None)
     with VideoWriter(out, info.width, info.height, fps=info.fps, audio=audio, audio_rate=rate) as writer:
-        for i, frame in enumerate(tqdm(iter_frames(video), total=info.num_frames, desc="overlay",
-                                       unit="frame", disable=not progress)):
+        for i, frame in enumerate(
+            tqdm(iter_frames(video), total=info.num_frames, desc="overlay", unit="frame", disable=not progress)
+        ):
             writer.write(draw_box(frame, boxes[i] if i < len(boxes) else None, i))
     return Path(out)
 
 
-def show_boxes(video: str | os.PathLike, boxes: list, out: str | os.PathLike, every: int | None = None,
-               progress: bool = True) -> Path:
+def show_boxes(
+    video: str | os.PathLike, boxes: list, out: str | os.PathLike, every: int | None = None, progress: bool = True
+) -> Path:
     """A contact sheet when ``out`` ends in an image suffix, else an overlay video."""
     suffix = Path(out).suffix.lower()
     if suffix in (".png", ".jpg", ".jpeg"):

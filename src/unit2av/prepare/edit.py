@@ -1,8 +1,8 @@
 """Edit and inspect box pickles: set frame ranges to ``None``, keep ranges, summarise.
 
-    boxes = edit_boxes(read_boxes("b.pkl"), none=[(41, 84)], keep=[])   # ranges are [start, end)
-    edit_box_file("b.pkl", none=["41:84", "161:224"])                    # in place, keeps b.pkl.bak
-    summary = format_box_info(box_info(read_boxes("b.pkl"), width=224, height=224))  # text for a console
+boxes = edit_boxes(read_boxes("b.pkl"), none=[(41, 84)], keep=[])   # ranges are [start, end)
+edit_box_file("b.pkl", none=["41:84", "161:224"])                    # in place, keeps b.pkl.bak
+summary = format_box_info(box_info(read_boxes("b.pkl"), width=224, height=224))  # text for a console
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def parse_range(text: str, num_frames: int, path=None) -> tuple[int, int]:
     except ValueError:
         raise fail(path, f"bad frame range {text!r}: expected START:END (end exclusive), e.g. 41:84") from None
     if start < 0 or end > num_frames or start >= end:
-        raise fail(path, f"frame range {text} is outside the clip: it has {num_frames} frames "
-                         f"(valid ranges lie within 0:{num_frames}, end exclusive)")
+        raise fail(
+            path,
+            f"frame range {text} is outside the clip: it has {num_frames} frames "
+            f"(valid ranges lie within 0:{num_frames}, end exclusive)",
+        )
     return start, end
 
 
@@ -73,8 +76,9 @@ def edit_boxes(boxes: list, none: list[tuple[int, int]] = (), keep: list[tuple[i
     return out
 
 
-def edit_box_file(path: str | os.PathLike, none: list[str] = (), keep: list[str] = (),
-                  out: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
+def edit_box_file(
+    path: str | os.PathLike, none: list[str] = (), keep: list[str] = (), out: str | os.PathLike | None = None
+) -> tuple[Path, Path | None]:
     """Edit a box pickle: ``none``/``keep`` ranges as ``"A:B"`` strings.
 
     Args:
@@ -126,8 +130,9 @@ def box_info(boxes: list, width: int | None = None, height: int | None = None) -
     """
     track = ft.from_box_list(boxes)  # (N, 4), NaN rows for None
     present = track[~np.isnan(track).any(axis=1)]
-    info = BoxInfo(frames=len(boxes), none_count=int(np.isnan(track).any(axis=1).sum()),
-                   none_ranges=ft.none_ranges(track))
+    info = BoxInfo(
+        frames=len(boxes), none_count=int(np.isnan(track).any(axis=1).sum()), none_ranges=ft.none_ranges(track)
+    )
     if len(present):
         w, h = present[:, 2] - present[:, 0], present[:, 3] - present[:, 1]
         info.width = (float(w.min()), float(w.mean()), float(w.max()))
@@ -147,14 +152,18 @@ def _fmt_ranges(ranges: list[tuple[int, int]], limit: int = 12) -> str:
 
 def format_box_info(info: BoxInfo) -> str:
     """Human-readable lines for ``box_info``'s result."""
-    lines = [f"frames: {info.frames}",
-             f"None: {info.none_count}" + (f" in ranges {_fmt_ranges(info.none_ranges)} (end exclusive)"
-                                           if info.none_ranges else "")]
+    lines = [
+        f"frames: {info.frames}",
+        f"None: {info.none_count}"
+        + (f" in ranges {_fmt_ranges(info.none_ranges)} (end exclusive)" if info.none_ranges else ""),
+    ]
     if info.width:
         lines.append("box width  min/mean/max: {:.1f} / {:.1f} / {:.1f} px".format(*info.width))
         lines.append("box height min/mean/max: {:.1f} / {:.1f} / {:.1f} px".format(*info.height))
     if info.frame_size is not None:
         runs = ft.true_runs(np.isin(np.arange(info.frames), info.outside))
-        lines.append(f"boxes outside the {info.frame_size[0]}x{info.frame_size[1]} frame: {len(info.outside)}"
-                     + (f" (frames {_fmt_ranges(runs)})" if runs else ""))
+        lines.append(
+            f"boxes outside the {info.frame_size[0]}x{info.frame_size[1]} frame: {len(info.outside)}"
+            + (f" (frames {_fmt_ranges(runs)})" if runs else "")
+        )
     return "\n".join(lines)

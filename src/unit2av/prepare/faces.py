@@ -46,8 +46,13 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, cascade: str = HAAR_CASCADE, scale_factor: float = HAAR_SCALE_FACTOR,
-                 min_neighbors: int = HAAR_MIN_NEIGHBORS, min_face_fraction: float = MIN_FACE_FRACTION):
+    def __init__(
+        self,
+        cascade: str = HAAR_CASCADE,
+        scale_factor: float = HAAR_SCALE_FACTOR,
+        min_neighbors: int = HAAR_MIN_NEIGHBORS,
+        min_face_fraction: float = MIN_FACE_FRACTION,
+    ):
         path = Path(cv2.data.haarcascades) / cascade
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
@@ -59,8 +64,9 @@ class HaarDetector:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         side = max(1, int(min(gray.shape) * self.min_face_fraction))
-        found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
-                                              minNeighbors=self.min_neighbors, minSize=(side, side))
+        found = self.cascade.detectMultiScale(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side)
+        )
         boxes = np.asarray(found, dtype=np.float64).reshape(-1, 4)  # (K, 4) as x, y, w, h
         boxes[:, 2:] += boxes[:, :2]
         return boxes
@@ -85,8 +91,7 @@ class DlibDetector:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(frame[:, :, ::-1])
         found = self.detector(rgb, self.upsample)
-        return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in found],
-                        dtype=np.float64).reshape(-1, 4)
+        return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in found], dtype=np.float64).reshape(-1, 4)
 
 
 def dlib_available() -> bool:
@@ -167,8 +172,11 @@ def detect_frames(frames, detector, resize_factor: float = 1.0) -> list[np.ndarr
     for frame in frames:
         if resize_factor != 1.0:
             h, w = frame.shape[:2]
-            small = cv2.resize(frame, (max(1, round(w / resize_factor)), max(1, round(h / resize_factor))),
-                               interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                frame,
+                (max(1, round(w / resize_factor)), max(1, round(h / resize_factor))),
+                interpolation=cv2.INTER_AREA,
+            )
             out.append(detector(small) * resize_factor)
         else:
             out.append(detector(frame))
@@ -177,12 +185,12 @@ def detect_frames(frames, detector, resize_factor: float = 1.0) -> list[np.ndarr
 
 def track_detections(detections: list[np.ndarray], opts: DetectOptions) -> np.ndarray:
     """Per-frame detections -> the tracked face's detector box per frame ``(N, 4)`` (NaN: none)."""
-    return ft.track_one_face(detections, face_index=opts.face_index, largest=opts.largest,
-                             reacquire_after=opts.max_gap)
+    return ft.track_one_face(detections, face_index=opts.face_index, largest=opts.largest, reacquire_after=opts.max_gap)
 
 
-def postprocess(detections: list[np.ndarray], opts: DetectOptions, width: int,
-                height: int, landmarks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def postprocess(
+    detections: list[np.ndarray], opts: DetectOptions, width: int, height: int, landmarks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame detections -> one box per frame: track, fill gaps, smooth, restyle, pad.
 
     Args:
@@ -204,8 +212,9 @@ def postprocess(detections: list[np.ndarray], opts: DetectOptions, width: int,
     return raw, (ft.clamp_boxes(track, width, height) if opts.clamp else track)
 
 
-def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
-                 progress: bool = True, landmarks: bool | None = None) -> DetectResult:
+def detect_video(
+    video: str | os.PathLike, opts: DetectOptions | None = None, progress: bool = True, landmarks: bool | None = None
+) -> DetectResult:
     """Detect and follow one face through a video.
 
     Args:
@@ -232,8 +241,12 @@ def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
     if landmarks is None:
         landmarks = opts.box_style == "av2av" and lm.landmarks_available()
     if opts.box_style == "av2av":
-        log.info("av2av boxes from %s", "face landmarks" if landmarks else
-                 f"the {opts.detector} detector's calibration (for landmarks: pip install 'unit2av[{lm.MOUTH_EXTRA}]')")
+        log.info(
+            "av2av boxes from %s",
+            "face landmarks"
+            if landmarks
+            else f"the {opts.detector} detector's calibration (for landmarks: pip install 'unit2av[{lm.MOUTH_EXTRA}]')",
+        )
     detections: list[np.ndarray] = []
     start = time.perf_counter()
     batch: list[np.ndarray] = []
@@ -253,10 +266,23 @@ def detect_video(video: str | os.PathLike, opts: DetectOptions | None = None,
     seconds = time.perf_counter() - start
     raw, track = postprocess(detections, opts, info.width, info.height, landmarks=points)
     source = "landmarks" if landmarks and opts.box_style == "av2av" else "detector"
-    result = DetectResult(ft.to_box_list(track), len(detections), int((~np.isnan(raw).any(axis=1)).sum()),
-                          opts.detector, seconds, landmarks=points, box_source=source)
-    log.info("%s: %s detector, %d frames, %.1f frames/s, %d without a face", video, opts.detector,
-             result.num_frames, result.fps, result.missing)
+    result = DetectResult(
+        ft.to_box_list(track),
+        len(detections),
+        int((~np.isnan(raw).any(axis=1)).sum()),
+        opts.detector,
+        seconds,
+        landmarks=points,
+        box_source=source,
+    )
+    log.info(
+        "%s: %s detector, %d frames, %.1f frames/s, %d without a face",
+        video,
+        opts.detector,
+        result.num_frames,
+        result.fps,
+        result.missing,
+    )
     return result
 
 
@@ -271,5 +297,15 @@ def _check_options(opts: DetectOptions) -> None:
         raise fail(None, "--face-index must be >= 0")
 
 
-__all__ = ["DETECTORS", "DetectOptions", "DetectResult", "DlibDetector", "HaarDetector", "detect_frames",
-           "detect_video", "make_detector", "postprocess", "track_detections"]
+__all__ = [
+    "DETECTORS",
+    "DetectOptions",
+    "DetectResult",
+    "DlibDetector",
+    "HaarDetector",
+    "detect_frames",
+    "detect_video",
+    "make_detector",
+    "postprocess",
+    "track_detections",
+]

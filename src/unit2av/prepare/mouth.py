@@ -40,16 +40,18 @@ STABLE_POINTS = (28, 33, 36, 39, 42, 45, 48, 54)  # nose bridge, nose tip, eye c
 # Those 8 points of the mean face ``20words_mean_face.npy`` (68 x 2, on the 256x256 canvas) of
 # Pingchuan Ma's lip-reading preparation, as shipped in mpc001/auto_avsr (Apache-2.0), whose
 # retinaface preparation AV2AV used; only these 16 numbers are used.
-REFERENCE_POINTS = np.array([
-    (128.48854473271905, 106.92459505614299),  # 28
-    (128.87017960974802, 137.30253355584708),  # 33
-    (92.52245552947952, 94.36876013925871),  # 36
-    (112.7724172413806, 94.94360869870115),  # 39
-    (145.52511509158018, 94.5349986248377),  # 42
-    (166.67710071343456, 93.56562295717796),  # 45
-    (107.16760614090083, 157.19606764242243),  # 48
-    (152.19284005377082, 156.98711116207943),  # 54
-])
+REFERENCE_POINTS = np.array(
+    [
+        (128.48854473271905, 106.92459505614299),  # 28
+        (128.87017960974802, 137.30253355584708),  # 33
+        (92.52245552947952, 94.36876013925871),  # 36
+        (112.7724172413806, 94.94360869870115),  # 39
+        (145.52511509158018, 94.5349986248377),  # 42
+        (166.67710071343456, 93.56562295717796),  # 45
+        (107.16760614090083, 157.19606764242243),  # 48
+        (152.19284005377082, 156.98711116207943),  # 54
+    ]
+)
 
 
 @dataclass
@@ -122,8 +124,9 @@ def crop_mouth(frame: np.ndarray, points: np.ndarray, size: int = FACE_SIZE) -> 
     x0 = int(round(min(max(cx - size / 2, 0), CANVAS - size)))
     y0 = int(round(min(max(cy - size / 2, 0), CANVAS - size)))
     shifted = m - np.array([[0, 0, x0], [0, 0, y0]])  # warp straight into the window: same pixels, less work
-    return cv2.warpAffine(frame, shifted, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0)
+    return cv2.warpAffine(
+        frame, shifted, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
 def _frame_ranges(mask: np.ndarray) -> str:
@@ -149,14 +152,24 @@ def complete_landmarks(points: np.ndarray, max_gap: int, source) -> np.ndarray:
     filled = lm.fill_landmark_gaps(points, max_gap)
     left = np.isnan(filled).any(axis=(1, 2))
     if left.any():
-        raise fail(source, f"no face found for the mouth crops in frames {_frame_ranges(left)} (0-based; gaps "
-                           f"over {max_gap} frames are not interpolated: raise --max-gap or cut those frames)")
+        raise fail(
+            source,
+            f"no face found for the mouth crops in frames {_frame_ranges(left)} (0-based; gaps "
+            f"over {max_gap} frames are not interpolated: raise --max-gap or cut those frames)",
+        )
     return filled
 
 
-def make_mouth_crops(video_path: str | os.PathLike, out_lip_path: str | os.PathLike | None = None, boxes=None,
-                     landmarks: np.ndarray | None = None, detect=None, max_gap: int | None = None,
-                     return_gray: bool = False, progress: bool = True) -> MouthCrops:
+def make_mouth_crops(
+    video_path: str | os.PathLike,
+    out_lip_path: str | os.PathLike | None = None,
+    boxes=None,
+    landmarks: np.ndarray | None = None,
+    detect=None,
+    max_gap: int | None = None,
+    return_gray: bool = False,
+    progress: bool = True,
+) -> MouthCrops:
     """Make the 96x96 mouth crops of a video; write them as ``.lip.mp4`` and/or return them.
 
     Args:
@@ -190,8 +203,7 @@ def make_mouth_crops(video_path: str | os.PathLike, out_lip_path: str | os.PathL
     lm.landmark_model_path()  # one-line error naming the extra before any work
     info = probe_video(video)
     if abs(info.fps - VIDEO_FPS) > 0.01:
-        log.warning("%s: %.2f frames/s; the crops are written one per frame at %d frames/s", video, info.fps,
-                    VIDEO_FPS)
+        log.warning("%s: %.2f frames/s; the crops are written one per frame at %d frames/s", video, info.fps, VIDEO_FPS)
     if landmarks is None and boxes is not None:
         if isinstance(boxes, (str, os.PathLike)):
             from ..io.boxes import read_boxes
@@ -220,12 +232,26 @@ def make_mouth_crops(video_path: str | os.PathLike, out_lip_path: str | os.PathL
                 bar.update(1)
             if count != len(smoothed):
                 raise fail(video, f"decoded {count} frames but have landmarks for {len(smoothed)}")
-    result = MouthCrops(Path(out_lip_path) if out_lip_path else None, count, detected, gray,
-                        time.perf_counter() - start)
-    log.info("%s: %d mouth crops (%d frames interpolated) in %.1f s", result.path or video, count,
-             result.interpolated, result.seconds)
+    result = MouthCrops(
+        Path(out_lip_path) if out_lip_path else None, count, detected, gray, time.perf_counter() - start
+    )
+    log.info(
+        "%s: %d mouth crops (%d frames interpolated) in %.1f s",
+        result.path or video,
+        count,
+        result.interpolated,
+        result.seconds,
+    )
     return result
 
 
-__all__ = ["MouthCrops", "REFERENCE_POINTS", "STABLE_POINTS", "align_transform", "complete_landmarks",
-           "crop_mouth", "make_mouth_crops", "smooth_landmarks"]
+__all__ = [
+    "MouthCrops",
+    "REFERENCE_POINTS",
+    "STABLE_POINTS",
+    "align_transform",
+    "complete_landmarks",
+    "crop_mouth",
+    "make_mouth_crops",
+    "smooth_landmarks",
+]

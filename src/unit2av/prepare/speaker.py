@@ -123,8 +123,12 @@ def trim_long_silences(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.nd
     return frames[keep].reshape(-1)
 
 
-def partial_starts(n_frames: int, partial_frames: int = PARTIAL_FRAMES, overlap: float = PARTIAL_OVERLAP,
-                   min_coverage: float = MIN_COVERAGE) -> list[int]:
+def partial_starts(
+    n_frames: int,
+    partial_frames: int = PARTIAL_FRAMES,
+    overlap: float = PARTIAL_OVERLAP,
+    min_coverage: float = MIN_COVERAGE,
+) -> list[int]:
     """First frame of each partial utterance covering ``n_frames`` mel frames.
 
     Full partials every ``partial_frames * (1 - overlap)`` frames; one more, zero-padded
@@ -152,8 +156,14 @@ class SpeakerEncoder(nn.Module):
         ``forward``: mels ``(B, frames, mel_channels)`` -> ``(B, embedding_size)``, unit norm.
     """
 
-    def __init__(self, mel_channels: int = MEL_CHANNELS, hidden_size: int = 256, num_layers: int = 3,
-                 embedding_size: int = 256, sample_rate: int = SAMPLE_RATE):
+    def __init__(
+        self,
+        mel_channels: int = MEL_CHANNELS,
+        hidden_size: int = 256,
+        num_layers: int = 3,
+        embedding_size: int = 256,
+        sample_rate: int = SAMPLE_RATE,
+    ):
         super().__init__()
         self.sample_rate = sample_rate
         self.n_fft = sample_rate * MEL_WINDOW_MS // 1000
@@ -185,8 +195,16 @@ class SpeakerEncoder(nn.Module):
         Returns:
             ``(1 + T // hop, mel_channels)``.
         """
-        spec = torch.stft(wav, self.n_fft, hop_length=self.hop, win_length=self.n_fft, window=self.window,
-                          center=True, pad_mode="constant", return_complex=True)  # (F, frames)
+        spec = torch.stft(
+            wav,
+            self.n_fft,
+            hop_length=self.hop,
+            win_length=self.n_fft,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )  # (F, frames)
         power = spec.real.pow(2) + spec.imag.pow(2)
         return (self.mel_basis @ power).T  # (frames, mels)
 
@@ -240,7 +258,7 @@ class SpeakerEncoder(nn.Module):
         device = self.linear.weight.device
         with _cpu_threads(1 if device.type == "cpu" else None):
             mels = self.mel_frames(torch.from_numpy(wav).to(device))  # (frames, mels)
-            batch = torch.stack([mels[s:s + PARTIAL_FRAMES] for s in starts])  # (partials, 160, mels)
+            batch = torch.stack([mels[s : s + PARTIAL_FRAMES] for s in starts])  # (partials, 160, mels)
             partials = self(batch)  # (partials, embedding)
         mean = partials.mean(dim=0)
         return (mean / (mean.norm() + EPS)).cpu().numpy().astype(np.float32)
@@ -279,8 +297,12 @@ class SpeakerEncoder(nn.Module):
             raise fail(path, "not a GE2E speaker encoder: keys lstm.weight_ih_l0 / linear.weight missing")
         hidden = sd["lstm.weight_hh_l0"].shape[1] if "lstm.weight_hh_l0" in sd else 0
         layers = len([k for k in sd if k.startswith("lstm.weight_ih_l")])
-        model = cls(mel_channels=sd["lstm.weight_ih_l0"].shape[1], hidden_size=hidden, num_layers=layers,
-                    embedding_size=sd["linear.weight"].shape[0])
+        model = cls(
+            mel_channels=sd["lstm.weight_ih_l0"].shape[1],
+            hidden_size=hidden,
+            num_layers=layers,
+            embedding_size=sd["linear.weight"].shape[0],
+        )
         try:
             missing, unexpected = model.load_state_dict(sd, strict=False)
         except RuntimeError as e:  # shape mismatch
@@ -292,8 +314,9 @@ class SpeakerEncoder(nn.Module):
         return model.to(resolve_device(device)).eval()
 
 
-def embed_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, encoder: SpeakerEncoder,
-                progress: bool = True) -> list[Path]:
+def embed_files(
+    inputs: list[str | os.PathLike], out_dir: str | os.PathLike, encoder: SpeakerEncoder, progress: bool = True
+) -> list[Path]:
     """Write ``<out_dir>/<stem>.pt`` = FloatTensor (256,) for each audio or video file.
 
     Args:
@@ -346,5 +369,13 @@ def _cpu_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-__all__ = ["SpeakerEncoder", "cosine_similarity", "default_weights", "embed_files", "normalize_volume",
-           "partial_starts", "resemblyzer_weights", "trim_long_silences"]
+__all__ = [
+    "SpeakerEncoder",
+    "cosine_similarity",
+    "default_weights",
+    "embed_files",
+    "normalize_volume",
+    "partial_starts",
+    "resemblyzer_weights",
+    "trim_long_silences",
+]

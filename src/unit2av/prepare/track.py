@@ -56,8 +56,13 @@ def _pick_start(dets: np.ndarray, face_index: int | None) -> int | None:
     return int(np.argsort(dets[:, 0], kind="stable")[face_index])
 
 
-def track_one_face(detections: list[np.ndarray], face_index: int | None = None, largest: bool = False,
-                   min_iou: float = TRACK_MIN_IOU, reacquire_after: int = 10) -> np.ndarray:
+def track_one_face(
+    detections: list[np.ndarray],
+    face_index: int | None = None,
+    largest: bool = False,
+    min_iou: float = TRACK_MIN_IOU,
+    reacquire_after: int = 10,
+) -> np.ndarray:
     """Follow one face through per-frame detections.
 
     The track starts on the largest face of the first frame with a face (or, with ``face_index``,

@@ -59,8 +59,16 @@ def _features_of(extractor: FeatureExtractor, path: Path) -> tuple[np.ndarray, n
     return wav, feats[:n]
 
 
-def fit_kmeans(audio_files: Sequence[str | os.PathLike], k: int, cfg=None, features: str = "logmel",
-               max_frames: int = 100_000, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict:
+def fit_kmeans(
+    audio_files: Sequence[str | os.PathLike],
+    k: int,
+    cfg=None,
+    features: str = "logmel",
+    max_frames: int = 100_000,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
     """Fit k-means on standardised frame features of ``audio_files``.
 
     Args:
@@ -93,16 +101,22 @@ def fit_kmeans(audio_files: Sequence[str | os.PathLike], k: int, cfg=None, featu
     if data.shape[0] > max_frames:
         data = data[rng.choice(data.shape[0], max_frames, replace=False)]
     data = (data - mean) / std
-    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=max(1024, 4 * k),
-                         max_iter=200).fit(data)
-    log.info("k-means: %d clusters on %d frames of %d files (inertia %.1f)", k, data.shape[0], len(feats),
-             km.inertia_)
-    return {"format": KMEANS_FORMAT, "version": KMEANS_VERSION, "feature": extractor.spec,
-            "feature_params": extractor.params(), "sample_rate": extractor.sample_rate,
-            "code_hop_size": extractor.hop_size, "k": int(k),
-            "centers": torch.from_numpy(km.cluster_centers_.astype(np.float32)),
-            "mean": torch.from_numpy(mean.astype(np.float32)), "std": torch.from_numpy(std.astype(np.float32)),
-            "num_files": len(feats), "num_frames": int(sum(f.shape[0] for f in feats))}
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=max(1024, 4 * k), max_iter=200).fit(data)
+    log.info("k-means: %d clusters on %d frames of %d files (inertia %.1f)", k, data.shape[0], len(feats), km.inertia_)
+    return {
+        "format": KMEANS_FORMAT,
+        "version": KMEANS_VERSION,
+        "feature": extractor.spec,
+        "feature_params": extractor.params(),
+        "sample_rate": extractor.sample_rate,
+        "code_hop_size": extractor.hop_size,
+        "k": int(k),
+        "centers": torch.from_numpy(km.cluster_centers_.astype(np.float32)),
+        "mean": torch.from_numpy(mean.astype(np.float32)),
+        "std": torch.from_numpy(std.astype(np.float32)),
+        "num_files": len(feats),
+        "num_frames": int(sum(f.shape[0] for f in feats)),
+    }
 
 
 def save_kmeans(kmeans: dict, path: str | os.PathLike) -> None:
@@ -118,11 +132,16 @@ def load_kmeans(path: str | os.PathLike) -> dict:
     """
     km = load_torch(path, what="k-means file")
     if not isinstance(km, dict) or km.get("format") != KMEANS_FORMAT:
-        raise fail(path, f"not a unit2av k-means file (no format={KMEANS_FORMAT!r}; "
-                         "write one with `unit2av units fit`)")
+        raise fail(
+            path, f"not a unit2av k-means file (no format={KMEANS_FORMAT!r}; write one with `unit2av units fit`)"
+        )
     centers, mean, std = km.get("centers"), km.get("mean"), km.get("std")
-    if not all(isinstance(t, torch.Tensor) for t in (centers, mean, std)) or centers.dim() != 2 \
-            or mean.shape != (centers.shape[1],) or std.shape != mean.shape:
+    if (
+        not all(isinstance(t, torch.Tensor) for t in (centers, mean, std))
+        or centers.dim() != 2
+        or mean.shape != (centers.shape[1],)
+        or std.shape != mean.shape
+    ):
         raise fail(path, "k-means file: centers (K, D), mean (D,) and std (D,) tensors expected")
     if not isinstance(km.get("feature"), str) or not isinstance(km.get("code_hop_size"), int):
         raise fail(path, "k-means file: 'feature' (str) and 'code_hop_size' (int) expected")
@@ -148,8 +167,12 @@ def assign_units(kmeans: dict, feats: np.ndarray) -> torch.Tensor:
     return dist.argmin(dim=1).long()
 
 
-def extract_units(kmeans: dict | None, audio_path: str | os.PathLike, speaker_encoder=None,
-                  extractor: FeatureExtractor | UnitSource | None = None) -> dict:
+def extract_units(
+    kmeans: dict | None,
+    audio_path: str | os.PathLike,
+    speaker_encoder=None,
+    extractor: FeatureExtractor | UnitSource | None = None,
+) -> dict:
     """Units (and optionally a speaker embedding) of one audio or video file.
 
     Args:
@@ -177,9 +200,16 @@ def extract_units(kmeans: dict | None, audio_path: str | os.PathLike, speaker_en
 WORKER_CHUNK = 16  # files per worker task (each task loads the models once)
 
 
-def _extract_chunk(kmeans_path: str | None, jobs: list[tuple[str, str]], features: str | None,
-                   encoder_path: str | None, speaker: bool, device: str, threads: int,
-                   source: UnitSource | None = None) -> list[str]:
+def _extract_chunk(
+    kmeans_path: str | None,
+    jobs: list[tuple[str, str]],
+    features: str | None,
+    encoder_path: str | None,
+    speaker: bool,
+    device: str,
+    threads: int,
+    source: UnitSource | None = None,
+) -> list[str]:
     """Worker task: extract ``(audio, out)`` pairs; models are loaded once per task (or ``source`` reused)."""
     if threads > 0:
         torch.set_num_threads(threads)
@@ -198,9 +228,17 @@ def _extract_chunk(kmeans_path: str | None, jobs: list[tuple[str, str]], feature
     return [out for _, out in jobs]
 
 
-def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.PathLike, out_root: str | os.PathLike,
-                   speaker: bool = False, speaker_encoder: str | os.PathLike | None = None, workers: int = 1,
-                   features: str | None = None, device: str = "cpu", progress: bool = True) -> list[Path]:
+def extract_folder(
+    kmeans_path: str | os.PathLike | None,
+    audio_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    speaker: bool = False,
+    speaker_encoder: str | os.PathLike | None = None,
+    workers: int = 1,
+    features: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[Path]:
     """Write ``<out_root>/<path relative to audio_root, suffix .pt>`` for every audio file.
 
     Args:
@@ -226,8 +264,9 @@ def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.P
     source = None
     if is_unit_source(features):
         if kmeans_path is not None:
-            raise Unit2AVError(f"{features.partition(':')[0]} units come from the model's own label heads; "
-                               "drop the k-means file")
+            raise Unit2AVError(
+                f"{features.partition(':')[0]} units come from the model's own label heads; drop the k-means file"
+            )
         source = make_unit_source(features, device) if workers <= 1 else None  # loaded once here; workers load theirs
         if workers > 1:
             make_unit_source(features, "cpu")  # fail early on a bad checkpoint
@@ -242,7 +281,7 @@ def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.P
         raise fail(audio_root, "only mouth-crop videos (.lip.mp4) found, no speech")
     jobs = [(str(f), str((out_root / f.relative_to(audio_root)).with_suffix(".pt"))) for f in files]
     enc = None if speaker_encoder is None else str(speaker_encoder)
-    chunks = [jobs[i:i + WORKER_CHUNK] for i in range(0, len(jobs), WORKER_CHUNK)]
+    chunks = [jobs[i : i + WORKER_CHUNK] for i in range(0, len(jobs), WORKER_CHUNK)]
     bar = tqdm(total=len(jobs), desc="units", unit="file", disable=not progress)
     if workers <= 1:
         for chunk in chunks:
@@ -251,8 +290,7 @@ def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.P
     else:
         # "spawn": forked children of a process that already ran torch can deadlock
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_extract_chunk, kmeans_path, c, features, enc, speaker, device, 1)
-                       for c in chunks]
+            futures = [pool.submit(_extract_chunk, kmeans_path, c, features, enc, speaker, device, 1) for c in chunks]
             for fut in futures:
                 bar.update(len(fut.result()))
     bar.close()
@@ -260,6 +298,22 @@ def extract_folder(kmeans_path: str | os.PathLike | None, audio_root: str | os.P
     return [Path(out) for _, out in jobs]
 
 
-__all__ = ["FEATURES", "UNIT_SOURCES", "FeatureExtractor", "LogMelFeatures", "UnitSource", "assign_units",
-           "extract_folder", "extract_units", "extractor_for", "fit_kmeans", "is_unit_source", "load_kmeans",
-           "make_feature_extractor", "make_unit_source", "register_feature", "register_unit_source", "save_kmeans"]
+__all__ = [
+    "FEATURES",
+    "UNIT_SOURCES",
+    "FeatureExtractor",
+    "LogMelFeatures",
+    "UnitSource",
+    "assign_units",
+    "extract_folder",
+    "extract_units",
+    "extractor_for",
+    "fit_kmeans",
+    "is_unit_source",
+    "load_kmeans",
+    "make_feature_extractor",
+    "make_unit_source",
+    "register_feature",
+    "register_unit_source",
+    "save_kmeans",
+]

@@ -29,7 +29,6 @@ from ..timing import SAMPLE_RATE  # the prepared wav's rate (units and the speak
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class PrepareResult:
     """Paths written by ``prepare_video`` (``units`` is ``None`` without a k-means file)."""
@@ -45,9 +44,16 @@ class PrepareResult:
     lip_problem: str = ""  # why there are no mouth crops (empty when made or not asked for)
 
 
-def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: str | os.PathLike | None = None,
-                  detect=None, speaker_encoder: str | os.PathLike | None = None, device: str = "cpu",
-                  progress: bool = True, lip: bool = True) -> PrepareResult:
+def prepare_video(
+    video: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    kmeans: str | os.PathLike | None = None,
+    detect=None,
+    speaker_encoder: str | os.PathLike | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    lip: bool = True,
+) -> PrepareResult:
     """Write the audio, speaker embedding, face boxes and units of one video.
 
     Args:
@@ -107,8 +113,9 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
         from .mouth import make_mouth_crops
 
         try:
-            lip_path = make_mouth_crops(video, out_dir / f"{stem}.lip.mp4", landmarks=result.landmarks,
-                                        detect=detect, progress=progress).path
+            lip_path = make_mouth_crops(
+                video, out_dir / f"{stem}.lip.mp4", landmarks=result.landmarks, detect=detect, progress=progress
+            ).path
         except Unit2AVError as e:  # e.g. no face for too long: the other outputs are still useful
             lip_problem = str(e)
     elif lip:
@@ -125,12 +132,14 @@ def prepare_video(video: str | os.PathLike, out_dir: str | os.PathLike, kmeans: 
         units_path = out_dir / f"{stem}.pt"
         save_torch(unit, units_path)
         log.info("%s: %d units", units_path, len(unit["code"]))
-    return PrepareResult(video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing,
-                         lip_path, lip_problem)
+    return PrepareResult(
+        video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing, lip_path, lip_problem
+    )
 
 
-def render_command(result: PrepareResult, checkpoint: str = "CHECKPOINT.pt", lang: str = "en",
-                   out: str | None = None) -> str:
+def render_command(
+    result: PrepareResult, checkpoint: str = "CHECKPOINT.pt", lang: str = "en", out: str | None = None
+) -> str:
     """The ``unit2av render`` command line for a prepared video (placeholders where unknown).
 
     Args:
@@ -141,9 +150,22 @@ def render_command(result: PrepareResult, checkpoint: str = "CHECKPOINT.pt", lan
     """
     units = str(result.units) if result.units is not None else "UNITS.pt"
     out = out or str(result.wav.with_name(f"{result.video.stem}.dubbed.mp4"))
-    parts = ["unit2av", "render", "--in-unit-path", units, "--in-vid-path", str(result.video),
-             "--in-bbox-path", str(result.bbox), "--out-vid-path", out, "--tgt-lang", lang,
-             "--unit2av-path", checkpoint]
+    parts = [
+        "unit2av",
+        "render",
+        "--in-unit-path",
+        units,
+        "--in-vid-path",
+        str(result.video),
+        "--in-bbox-path",
+        str(result.bbox),
+        "--out-vid-path",
+        out,
+        "--tgt-lang",
+        lang,
+        "--unit2av-path",
+        checkpoint,
+    ]
     return " ".join(shlex.quote(p) for p in parts)
 
 

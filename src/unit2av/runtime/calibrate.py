@@ -86,9 +86,12 @@ def cache_key(kind: str, model: nn.Module, device: torch.device) -> str:
 
 
 # ------------------------------------------------------------------------------ timing
-def measure(candidates: dict[str, Callable[[], object]], rounds: int = ROUNDS,
-            clock: Callable[[], float] = time.perf_counter,
-            sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+def measure(
+    candidates: dict[str, Callable[[], object]],
+    rounds: int = ROUNDS,
+    clock: Callable[[], float] = time.perf_counter,
+    sync: Callable[[], None] = lambda: None,
+) -> dict[str, list[float]]:
     """Seconds per call of every candidate: a warm-up call each, then ``rounds`` interleaved rounds.
 
     Args:
@@ -106,7 +109,7 @@ def measure(candidates: dict[str, Callable[[], object]], rounds: int = ROUNDS,
         sync()
         times: dict[str, list[float]] = {name: [] for name in names}
         for r in range(rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 t0 = clock()
                 candidates[name]()
                 sync()
@@ -138,8 +141,9 @@ def read_cache(path: Path) -> dict[str, dict]:
         log.warning("ignoring the unreadable backend cache %s (%s); calibrating again", path, e)
         return {}
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
-        log.warning("ignoring the backend cache %s: not a version-%d cache file; calibrating again", path,
-                    CACHE_VERSION)
+        log.warning(
+            "ignoring the backend cache %s: not a version-%d cache file; calibrating again", path, CACHE_VERSION
+        )
         return {}
     return {k: v for k, v in data["entries"].items() if isinstance(v, dict) and isinstance(v.get("backend"), str)}
 
@@ -154,8 +158,14 @@ def write_cache(path: Path, key: str, entry: dict) -> None:
         log.warning("cannot write the backend cache %s (%s); the choice holds for this process only", path, e)
 
 
-def choose(kind: str, model: nn.Module, candidates: Callable[[], dict[str, Callable[[], object]]],
-           device: torch.device, names: tuple[str, ...], rounds: int = ROUNDS) -> str:
+def choose(
+    kind: str,
+    model: nn.Module,
+    candidates: Callable[[], dict[str, Callable[[], object]]],
+    device: torch.device,
+    names: tuple[str, ...],
+    rounds: int = ROUNDS,
+) -> str:
     """The path ``backend="auto"`` runs for ``model`` on this machine: cached, else measured now.
 
     Args:
@@ -185,8 +195,17 @@ def choose(kind: str, model: nn.Module, candidates: Callable[[], dict[str, Calla
         times = measure(candidates(), rounds, sync=sync)
         choice, r = pick(times), ratios(times)
         log.info("%s paths, time / eager: %s -> %s", kind, ", ".join(f"{n} {v:.2f}" for n, v in r.items()), choice)
-        write_cache(path, key, {"backend": choice, "ratios": r, "seconds": {n: min(t) for n, t in times.items()},
-                                "rounds": rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        write_cache(
+            path,
+            key,
+            {
+                "backend": choice,
+                "ratios": r,
+                "seconds": {n: min(t) for n, t in times.items()},
+                "rounds": rounds,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
     _memo[str(path), key] = choice
     return choice
 
@@ -196,5 +215,19 @@ def forget() -> None:
     _memo.clear()
 
 
-__all__ = ["BASELINE", "ENV_DISABLE", "FALLBACK", "cache_key", "cache_path", "choose", "device_name", "enabled",
-           "forget", "measure", "pick", "ratios", "read_cache", "write_cache"]
+__all__ = [
+    "BASELINE",
+    "ENV_DISABLE",
+    "FALLBACK",
+    "cache_key",
+    "cache_path",
+    "choose",
+    "device_name",
+    "enabled",
+    "forget",
+    "measure",
+    "pick",
+    "ratios",
+    "read_cache",
+    "write_cache",
+]

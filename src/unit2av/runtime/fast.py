@@ -49,8 +49,9 @@ def fast_vocoder(model: UnitVocoder, backend: str = "auto", threads: int | None 
     backend = _check_backend(backend)
     device = next(model.parameters()).device
     if backend == "auto":
-        backend = calibrate.choose("vocoder", model, lambda: _vocoder_candidates(model, device), device,
-                                   AUTO_CANDIDATES)
+        backend = calibrate.choose(
+            "vocoder", model, lambda: _vocoder_candidates(model, device), device, AUTO_CANDIDATES
+        )
     if backend == "eager":
         return model
     body: nn.Module = FastGenerator(model, channels_last=backend != "folded").eval()
@@ -113,8 +114,11 @@ def _face_candidates(model: FaceRenderer, device: torch.device) -> dict:
     units = torch.randint(0, model.num_embeddings, (1, UNITS_PER_WINDOW), generator=g).to(device)  # (1, 20)
     faces = torch.rand(FRAMES_PER_WINDOW, FACE_CHANNELS, FACE_SIZE, FACE_SIZE, generator=g).to(device)  # (10, 6, H, W)
     folded, last = FastFaceRenderer(model, channels_last=False), FastFaceRenderer(model)
-    return {"eager": lambda: model(units, faces), "folded": lambda: folded(units, faces),
-            "torch": lambda: last(units, faces)}
+    return {
+        "eager": lambda: model(units, faces),
+        "folded": lambda: folded(units, faces),
+        "torch": lambda: last(units, faces),
+    }
 
 
 def _compiled_or(fn, example: tuple):
@@ -125,8 +129,11 @@ def _compiled_or(fn, example: tuple):
             compiled(*example)
         return compiled
     except Exception as e:  # no C++ compiler, unsupported platform, ...: the eager path still works
-        log.warning("torch.compile unavailable (%s: %s); using the folded eager path", type(e).__name__,
-                    str(e).splitlines()[0][:200] if str(e) else "")
+        log.warning(
+            "torch.compile unavailable (%s: %s); using the folded eager path",
+            type(e).__name__,
+            str(e).splitlines()[0][:200] if str(e) else "",
+        )
         return fn
 
 

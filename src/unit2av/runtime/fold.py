@@ -49,11 +49,15 @@ def _folded(conv: nn.Module, scale: float = 1.0, two_d: bool = True) -> nn.Modul
     k, d, p, s = conv.kernel_size[0], conv.dilation[0], conv.padding[0], conv.stride[0]
     transposed = isinstance(conv, nn.ConvTranspose1d)
     if not two_d:
-        layer = (nn.ConvTranspose1d(conv.in_channels, conv.out_channels, k, s, p, conv.output_padding[0], dilation=d)
-                 if transposed else nn.Conv1d(conv.in_channels, conv.out_channels, k, s, p, d))
+        layer = (
+            nn.ConvTranspose1d(conv.in_channels, conv.out_channels, k, s, p, conv.output_padding[0], dilation=d)
+            if transposed
+            else nn.Conv1d(conv.in_channels, conv.out_channels, k, s, p, d)
+        )
     elif transposed:
-        layer = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, (1, k), (1, s), (0, p),
-                                   (0, conv.output_padding[0]), dilation=(1, d))
+        layer = nn.ConvTranspose2d(
+            conv.in_channels, conv.out_channels, (1, k), (1, s), (0, p), (0, conv.output_padding[0]), dilation=(1, d)
+        )
         w = w.unsqueeze(2)  # (in, out, 1, k)
     else:
         layer = nn.Conv2d(conv.in_channels, conv.out_channels, (1, k), (1, s), (0, p), (1, d))
@@ -90,10 +94,12 @@ class FastGenerator(nn.Module):
         self.ups = nn.ModuleList(fold(u, 1.0 if i == 0 else 1.0 / k) for i, u in enumerate(model.ups))
         self.blocks = nn.ModuleList(
             nn.ModuleList(nn.ModuleList([fold(c1), fold(c2)]) for c1, c2 in zip(rb.convs1, rb.convs2))
-            for rb in model.resblocks)
+            for rb in model.resblocks
+        )
         self.conv_post = fold(model.conv_post, 1.0 / k)
-        self.source_downs = (nn.ModuleList(fold(d) for d in model.source_downs)
-                             if getattr(model, "f0_source", False) else None)
+        self.source_downs = (
+            nn.ModuleList(fold(d) for d in model.source_downs) if getattr(model, "f0_source", False) else None
+        )
 
     def _stage(self, x: torch.Tensor, blocks: nn.ModuleList) -> torch.Tensor:
         """Sum (not mean) of the parallel residual blocks over x (B, C, 1, T) or (B, C, T)."""
@@ -123,7 +129,7 @@ class FastGenerator(nn.Module):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             if source is not None:
                 x += fit_length(self.source_downs[i](source), x.shape[-1])
-            x = self._stage(x, self.blocks[i * self.num_kernels:(i + 1) * self.num_kernels])
+            x = self._stage(x, self.blocks[i * self.num_kernels : (i + 1) * self.num_kernels])
         x = torch.tanh_(self.conv_post(F.leaky_relu_(x, POST_SLOPE)))  # (B, 1, [1,] T * hop)
         return x.squeeze(2).contiguous() if self.channels_last else x
 

@@ -79,8 +79,17 @@ def _onnx_bytes(module: nn.Module, args: tuple, inputs: list[str], outputs: list
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape checks and the deprecated exporter
-        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=OPSET, input_names=inputs,
-                          output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(
+            module.eval(),
+            args,
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
     return buf.getvalue()
 
 
@@ -105,8 +114,9 @@ def vocoder_onnx_bytes(model: UnitVocoder, body: bool = False) -> bytes:
     model = _cpu_plain(model)
     if body:
         x = torch.randn(1, model.body.conv_pre.in_channels, EXAMPLE_UNITS)  # (B, C, T)
-        return _onnx_bytes(BodyGraph(model), (x,), ["x"], ["wav"], {"x": {0: "batch", 2: "frames"},
-                                                                     "wav": {0: "batch", 2: "samples"}})
+        return _onnx_bytes(
+            BodyGraph(model), (x,), ["x"], ["wav"], {"x": {0: "batch", 2: "frames"}, "wav": {0: "batch", 2: "samples"}}
+        )
     code = torch.randint(0, model.dict.num_embeddings, (1, EXAMPLE_UNITS))  # (B, T)
     axes = {"code": {0: "batch", 1: "frames"}, "wav": {0: "batch", 2: "samples"}}
     if model.speaker is None:
@@ -170,13 +180,20 @@ class OrtFaceRenderer(FaceRenderer):
         """(W, 20) units, (W * 10, 6, 96, 96) faces -> (W * 10, 3, 96, 96)."""
         if faces.dim() == 5:  # (W, 6, 10, H, W) -> (W * 10, 6, H, W)
             faces = faces.permute(0, 2, 1, 3, 4).reshape(-1, *faces.shape[1:2], *faces.shape[3:])
-        feeds = {"units": units.detach().cpu().long().numpy(),
-                 "faces": np.ascontiguousarray(faces.detach().cpu().float().numpy())}
+        feeds = {
+            "units": units.detach().cpu().long().numpy(),
+            "faces": np.ascontiguousarray(faces.detach().cpu().float().numpy()),
+        }
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, what: str = "vocoder",
-                      config: str | os.PathLike | None = None, lang: str | None = None) -> Path:
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    what: str = "vocoder",
+    config: str | os.PathLike | None = None,
+    lang: str | None = None,
+) -> Path:
     """Export a checkpoint's vocoder, vocoder body or face renderer to ONNX, written atomically.
 
     Args:
@@ -198,13 +215,24 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, wha
     else:
         model = load_vocoder(checkpoint, config, lang=lang)
         if what == "vocoder-body" and model.f0_source:
-            raise fail(checkpoint, "this vocoder has an f0 excitation (f0_source), which the body graph cannot take: "
-                                   "export the whole vocoder (--what vocoder)")
+            raise fail(
+                checkpoint,
+                "this vocoder has an f0 excitation (f0_source), which the body graph cannot take: "
+                "export the whole vocoder (--what vocoder)",
+            )
         data = vocoder_onnx_bytes(model, body=what == "vocoder-body")
     write_bytes_atomic(out, data)
     log.info("wrote %s (%s, %.1f MB)", out, what, len(data) / 2**20)
     return Path(out)
 
 
-__all__ = ["WHAT", "OrtFaceRenderer", "OrtModule", "export_checkpoint", "face_onnx_bytes", "onnxruntime_available",
-           "ort_session", "vocoder_onnx_bytes"]
+__all__ = [
+    "WHAT",
+    "OrtFaceRenderer",
+    "OrtModule",
+    "export_checkpoint",
+    "face_onnx_bytes",
+    "onnxruntime_available",
+    "ort_session",
+    "vocoder_onnx_bytes",
+]

@@ -58,8 +58,11 @@ class Translator:
         Raises:
             Unit2AVError: beam < 1, a negative length limit.
         """
-        over = {k: v for k, v in dict(beam=beam, max_len_a=max_len_a, max_len_b=max_len_b, lenpen=lenpen).items()
-                if v is not None}
+        over = {
+            k: v
+            for k, v in dict(beam=beam, max_len_a=max_len_a, max_len_b=max_len_b, lenpen=lenpen).items()
+            if v is not None
+        }
         s = replace(self.defaults, **over)
         if s.beam < 1:
             raise fail(None, f"beam must be at least 1 (got {s.beam})")
@@ -77,9 +80,18 @@ class Translator:
             raise fail(path, f"units must be a 1-D integer sequence (got a {tuple(units.shape)} {units.dtype} tensor)")
         return self.vocab.encode_source(dedup(units), src_lang, path)
 
-    def translate(self, units, src_lang: str, tgt_lang: str, beam: int | None = None, nbest: int = 1,
-                  max_len_a: float | None = None, max_len_b: int | None = None, lenpen: float | None = None,
-                  use_cache: bool = True):
+    def translate(
+        self,
+        units,
+        src_lang: str,
+        tgt_lang: str,
+        beam: int | None = None,
+        nbest: int = 1,
+        max_len_a: float | None = None,
+        max_len_b: int | None = None,
+        lenpen: float | None = None,
+        use_cache: bool = True,
+    ):
         """Translate one unit sequence, or a batch of them.
 
         Args:
@@ -98,8 +110,11 @@ class Translator:
         Raises:
             Unit2AVError: unknown language, a unit outside the vocabulary, an empty sequence, bad settings.
         """
-        batch = isinstance(units, (list, tuple)) and len(units) > 0 and all(
-            isinstance(u, (list, tuple, torch.Tensor, np.ndarray)) for u in units)
+        batch = (
+            isinstance(units, (list, tuple))
+            and len(units) > 0
+            and all(isinstance(u, (list, tuple, torch.Tensor, np.ndarray)) for u in units)
+        )
         seqs = list(units) if batch else [units]
         s = self.settings(beam, max_len_a, max_len_b, lenpen)
         if not 1 <= nbest <= s.beam:
@@ -110,24 +125,34 @@ class Translator:
         lengths = torch.tensor([len(x) for x in src])
         longest = self.model.cfg.max_source_positions
         if int(lengths.max()) > longest:
-            raise fail(None, f"a source of {int(lengths.max()) - 3} units (after removing repeats) is longer than "
-                             f"the model's {longest - 3}-unit limit; split it")
+            raise fail(
+                None,
+                f"a source of {int(lengths.max()) - 3} units (after removing repeats) is longer than "
+                f"the model's {longest - 3}-unit limit; split it",
+            )
         tokens = torch.full((len(src), int(lengths.max())), PAD, dtype=torch.long)
         for i, x in enumerate(src):
             tokens[i, : len(x)] = x
-        hyps = beam_search(self.model, tokens.to(self.device), lengths, eos, self.vocab.suppressed(tgt_lang), s,
-                           use_cache=use_cache)
+        hyps = beam_search(
+            self.model, tokens.to(self.device), lengths, eos, self.vocab.suppressed(tgt_lang), s, use_cache=use_cache
+        )
         out = [[self._finish(h) for h in hs[:nbest]] for hs in hyps]
         return out if batch else out[0]
 
     def _finish(self, h: Hypothesis) -> Hypothesis:
         tok = h.tokens.cpu()
-        return replace(h, tokens=tok, positional_scores=h.positional_scores.cpu(), text=self.vocab.string(tok),
-                       units=self.vocab.units(tok))
+        return replace(
+            h,
+            tokens=tok,
+            positional_scores=h.positional_scores.cpu(),
+            text=self.vocab.string(tok),
+            units=self.vocab.units(tok),
+        )
 
 
-def load_translator(path: str | os.PathLike, dict_path: str | os.PathLike | None = None,
-                    device: str | torch.device | None = "auto") -> Translator:
+def load_translator(
+    path: str | os.PathLike, dict_path: str | os.PathLike | None = None, device: str | torch.device | None = "auto"
+) -> Translator:
     """Load a UTUT checkpoint (fairseq, read safely) for ``translate``.
 
     Args:
@@ -144,12 +169,20 @@ def load_translator(path: str | os.PathLike, dict_path: str | os.PathLike | None
     task = ck.cfg.get("task") or {}
     langs = [x.strip() for x in str(task.get("langs") or "").split(",") if x.strip()]
     if not langs:
-        raise fail(ck.path, f"no language list (cfg.task.langs) in this checkpoint (task '{task.get('_name')}'): "
-                            "not a UTUT checkpoint")
+        raise fail(
+            ck.path,
+            f"no language list (cfg.task.langs) in this checkpoint (task '{task.get('_name')}'): not a UTUT checkpoint",
+        )
     vocab = build_vocabulary(ck.path, langs, model.cfg.vocab_size, dict_path)
     dev = resolve_device(device)
-    log.info("UTUT %s: %d+%d layers, width %d, %d languages", ck.path, model.cfg.encoder_layers,
-             model.cfg.decoder_layers, model.cfg.encoder_embed_dim, len(langs))
+    log.info(
+        "UTUT %s: %d+%d layers, width %d, %d languages",
+        ck.path,
+        model.cfg.encoder_layers,
+        model.cfg.decoder_layers,
+        model.cfg.encoder_embed_dim,
+        len(langs),
+    )
     return Translator(model.to(dev), vocab, gen, ck.path, dev)
 
 

@@ -32,8 +32,10 @@ def _bool(m: dict, key: str, default: bool) -> bool:
 
 def _describe(ck: FairseqCheckpoint) -> str:
     model, task = ck.cfg.get("model") or {}, ck.cfg.get("task") or {}
-    return (f"a '{model.get('_name') or model.get('arch') or 'unknown'}' model for task "
-            f"'{task.get('_name') or task.get('task') or 'unknown'}'")
+    return (
+        f"a '{model.get('_name') or model.get('arch') or 'unknown'}' model for task "
+        f"'{task.get('_name') or task.get('task') or 'unknown'}'"
+    )
 
 
 def bart_config(ck: FairseqCheckpoint) -> BartConfig:
@@ -43,14 +45,26 @@ def bart_config(ck: FairseqCheckpoint) -> BartConfig:
         Unit2AVError: not an encoder-decoder transformer with BART's keys, or an unsupported option.
     """
     sd, m = ck.model, ck.cfg.get("model") or {}
-    needed = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "encoder.embed_positions.weight",
-              "decoder.embed_positions.weight")
+    needed = (
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
+        "encoder.embed_positions.weight",
+        "decoder.embed_positions.weight",
+    )
     if not all(k in sd for k in needed) or not isinstance(m, dict):
-        raise fail(ck.path, f"not a UTUT/BART translation checkpoint: it is {_describe(ck)} "
-                            f"(state dict keys such as {', '.join(list(sd)[:3])})")
-    for key, bad in (("encoder_learned_pos", False), ("decoder_learned_pos", False),
-                     ("no_token_positional_embeddings", True), ("adaptive_softmax_cutoff", "any"),
-                     ("cross_self_attention", True), ("adaptive_input", True)):
+        raise fail(
+            ck.path,
+            f"not a UTUT/BART translation checkpoint: it is {_describe(ck)} "
+            f"(state dict keys such as {', '.join(list(sd)[:3])})",
+        )
+    for key, bad in (
+        ("encoder_learned_pos", False),
+        ("decoder_learned_pos", False),
+        ("no_token_positional_embeddings", True),
+        ("adaptive_softmax_cutoff", "any"),
+        ("cross_self_attention", True),
+        ("adaptive_input", True),
+    ):
         v = m.get(key)
         if v is not None and (v == bad or (bad == "any" and v)):
             raise fail(ck.path, f"unsupported BART option {key}={v} ({_describe(ck)})")
@@ -61,8 +75,10 @@ def bart_config(ck: FairseqCheckpoint) -> BartConfig:
     enc_d, dec_d = sd["encoder.embed_tokens.weight"].shape[1], sd["decoder.embed_tokens.weight"].shape[1]
     cfg = BartConfig(
         vocab_size=sd["encoder.embed_tokens.weight"].shape[0],
-        encoder_layers=count("encoder"), decoder_layers=count("decoder"),
-        encoder_embed_dim=enc_d, decoder_embed_dim=dec_d,
+        encoder_layers=count("encoder"),
+        decoder_layers=count("decoder"),
+        encoder_embed_dim=enc_d,
+        decoder_embed_dim=dec_d,
         encoder_ffn_embed_dim=sd["encoder.layers.0.fc1.weight"].shape[0] if count("encoder") else 4 * enc_d,
         decoder_ffn_embed_dim=sd["decoder.layers.0.fc1.weight"].shape[0] if count("decoder") else 4 * dec_d,
         encoder_attention_heads=int(m.get("encoder_attention_heads") or max(1, enc_d // 64)),
@@ -85,8 +101,10 @@ def bart_config(ck: FairseqCheckpoint) -> BartConfig:
             raise fail(ck.path, f"{side} width {d} is not divisible by its {h} attention heads")
         nb, cb = getattr(cfg, f"{side}_normalize_before"), m.get(f"{side}_normalize_before")
         if cb is not None and bool(cb) != nb:
-            raise fail(ck.path, f"cfg.model.{side}_normalize_before={cb} but the weights "
-                                f"{'have' if nb else 'lack'} {side}.layer_norm")
+            raise fail(
+                ck.path,
+                f"cfg.model.{side}_normalize_before={cb} but the weights {'have' if nb else 'lack'} {side}.layer_norm",
+            )
     return cfg
 
 
@@ -104,8 +122,11 @@ def load_state(model: BartModel, sd: dict[str, torch.Tensor], path) -> None:
     unexpected = [k for k in given if k not in own]
     if missing or unexpected:
         raise fail(path, f"not a UTUT/BART state dict: missing keys {missing[:4]}, unexpected keys {unexpected[:4]}")
-    wrong = [f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-             if k in given and given[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in given and given[k].shape != v.shape
+    ]
     if wrong:
         raise fail(path, f"UTUT state dict shapes do not match its config: {'; '.join(wrong[:3])}")
     for k in _OPTIONAL - set(given):
@@ -129,6 +150,7 @@ def load_utut(path, what: str = WHAT) -> tuple[BartModel, FairseqCheckpoint, Sea
     if torch.float16 in dtypes:
         log.info("%s: fp16 weights, computing in float32", ck.path)
     g = ck.cfg.get("generation") or {}
-    gen = SearchSettings(**{f.name: type(f.default)(g[f.name]) for f in fields(SearchSettings)
-                            if g.get(f.name) is not None})
+    gen = SearchSettings(
+        **{f.name: type(f.default)(g[f.name]) for f in fields(SearchSettings) if g.get(f.name) is not None}
+    )
     return model.eval(), ck, gen

@@ -213,11 +213,24 @@ class Encoder(_Side):
     def __init__(self, cfg: BartConfig, embed_tokens: nn.Embedding):
         super().__init__()
         d = cfg.encoder_embed_dim
-        self._init_side(embed_tokens, d, cfg.max_source_positions, cfg.layernorm_embedding,
-                        cfg.encoder_normalize_before, cfg.scale_embedding)
+        self._init_side(
+            embed_tokens,
+            d,
+            cfg.max_source_positions,
+            cfg.layernorm_embedding,
+            cfg.encoder_normalize_before,
+            cfg.scale_embedding,
+        )
         self.layers = nn.ModuleList(
-            EncoderLayer(d, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads, cfg.encoder_normalize_before,
-                         cfg.activation_fn) for _ in range(cfg.encoder_layers))
+            EncoderLayer(
+                d,
+                cfg.encoder_ffn_embed_dim,
+                cfg.encoder_attention_heads,
+                cfg.encoder_normalize_before,
+                cfg.activation_fn,
+            )
+            for _ in range(cfg.encoder_layers)
+        )
 
     def forward(self, src_tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """src_tokens (B, S) int64, pad_mask (B, S) bool (True at padding) -> (B, S, E)."""
@@ -237,11 +250,25 @@ class Decoder(_Side):
     def __init__(self, cfg: BartConfig, embed_tokens: nn.Embedding):
         super().__init__()
         d = cfg.decoder_embed_dim
-        self._init_side(embed_tokens, d, cfg.max_target_positions, cfg.layernorm_embedding,
-                        cfg.decoder_normalize_before, cfg.scale_embedding)
+        self._init_side(
+            embed_tokens,
+            d,
+            cfg.max_target_positions,
+            cfg.layernorm_embedding,
+            cfg.decoder_normalize_before,
+            cfg.scale_embedding,
+        )
         self.layers = nn.ModuleList(
-            DecoderLayer(d, cfg.decoder_ffn_embed_dim, cfg.decoder_attention_heads, cfg.decoder_normalize_before,
-                         cfg.activation_fn, cfg.encoder_embed_dim) for _ in range(cfg.decoder_layers))
+            DecoderLayer(
+                d,
+                cfg.decoder_ffn_embed_dim,
+                cfg.decoder_attention_heads,
+                cfg.decoder_normalize_before,
+                cfg.activation_fn,
+                cfg.encoder_embed_dim,
+            )
+            for _ in range(cfg.decoder_layers)
+        )
         self.output_projection = nn.Linear(d, cfg.vocab_size, bias=False)
         if cfg.share_decoder_input_output_embed:
             self.output_projection.weight = embed_tokens.weight
@@ -279,8 +306,11 @@ class BartModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         enc_embed = nn.Embedding(cfg.vocab_size, cfg.encoder_embed_dim, padding_idx=PAD)
-        dec_embed = enc_embed if cfg.share_all_embeddings else nn.Embedding(
-            cfg.vocab_size, cfg.decoder_embed_dim, padding_idx=PAD)
+        dec_embed = (
+            enc_embed
+            if cfg.share_all_embeddings
+            else nn.Embedding(cfg.vocab_size, cfg.decoder_embed_dim, padding_idx=PAD)
+        )
         self.encoder = Encoder(cfg, enc_embed)
         self.decoder = Decoder(cfg, dec_embed)
 
@@ -314,8 +344,13 @@ class DecoderCache:
         self._spare = self._buffers(rows, device, dtype)
 
     def _buffers(self, rows: int, device, dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(torch.empty((rows, *self._shape), device=device, dtype=dtype),
-                 torch.empty((rows, *self._shape), device=device, dtype=dtype)) for _ in range(self._layers)]
+        return [
+            (
+                torch.empty((rows, *self._shape), device=device, dtype=dtype),
+                torch.empty((rows, *self._shape), device=device, dtype=dtype),
+            )
+            for _ in range(self._layers)
+        ]
 
     def reorder(self, rows: torch.Tensor, steps: int) -> None:
         """Keep rows ``rows`` (old row indices, one per new row) of the first ``steps`` positions."""

@@ -54,8 +54,9 @@ class SearchSettings:
     unkpen: float = 0.0
 
 
-def _mask_lprobs(lp: torch.Tensor, step: int, row_max_len: torch.Tensor, eos: int, suppressed: torch.Tensor,
-                 s: SearchSettings) -> None:
+def _mask_lprobs(
+    lp: torch.Tensor, step: int, row_max_len: torch.Tensor, eos: int, suppressed: torch.Tensor, s: SearchSettings
+) -> None:
     """fairseq's masking, in place: lp (N, V) float32; row_max_len (N,) int64."""
     torch.nan_to_num_(lp, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
     lp[:, PAD] = -torch.inf
@@ -103,8 +104,15 @@ def _finalize(step, sent_ids, rows, cand_scores, tokens, scores, finalized, beam
 
 
 @torch.inference_mode()
-def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.Tensor, eos: int,
-                suppressed: list[int], settings: SearchSettings, use_cache: bool = True) -> list[list[Hypothesis]]:
+def beam_search(
+    model: BartModel,
+    src_tokens: torch.Tensor,
+    src_lengths: torch.Tensor,
+    eos: int,
+    suppressed: list[int],
+    settings: SearchSettings,
+    use_cache: bool = True,
+) -> list[list[Hypothesis]]:
     """Translate a batch of encoded sources.
 
     Args:
@@ -151,8 +159,18 @@ def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.T
         eos_mask[:, :beam] &= ~ignore
         fin = eos_mask[:, :beam]
         if bool(fin.any()):
-            _finalize(step, sent_ids, cand_rows[:, :beam][fin], cand_scores[:, :beam][fin], tokens, scores,
-                      finalized, beam, s.lenpen, eos)
+            _finalize(
+                step,
+                sent_ids,
+                cand_rows[:, :beam][fin],
+                cand_scores[:, :beam][fin],
+                tokens,
+                scores,
+                finalized,
+                beam,
+                s.lenpen,
+                eos,
+            )
         seen = fin.any(dim=1).tolist()
         done = [seen[b] and (len(finalized[sent_ids[b]]) == beam or step == max_list[b]) for b in range(bsz)]
         if all(done):
@@ -161,8 +179,9 @@ def beam_search(model: BartModel, src_tokens: torch.Tensor, src_lengths: torch.T
         if len(kept) < bsz:
             keep = torch.tensor(kept, dtype=torch.long, device=dev)
             sent_ids, max_list = [sent_ids[b] for b in kept], [max_list[b] for b in kept]
-            eos_mask, cand_rows, cand_scores, cand_tokens = (t[keep] for t in (eos_mask, cand_rows, cand_scores,
-                                                                              cand_tokens))
+            eos_mask, cand_rows, cand_scores, cand_tokens = (
+                t[keep] for t in (eos_mask, cand_rows, cand_scores, cand_tokens)
+            )
             ignore, max_len, enc, pad_mask = ignore[keep], max_len[keep], enc[keep], pad_mask[keep]
             cross_mask = cross_mask[keep] if cross_mask is not None else None
             if cross_kv is not None:

@@ -116,9 +116,12 @@ class Vocabulary:
         for u in units:
             i = self.index.get(str(int(u)), -1)
             if not 4 <= i < 4 + self.num_units:
-                raise fail(path, f"unit {int(u)} is not in the UTUT vocabulary (units are dictionary symbols "
-                                 f"{self.symbols[4]}..{self.symbols[3 + self.num_units]}, stored at index unit + 4 "
-                                 "after the 4 special symbols; are these units already offset?)")
+                raise fail(
+                    path,
+                    f"unit {int(u)} is not in the UTUT vocabulary (units are dictionary symbols "
+                    f"{self.symbols[4]}..{self.symbols[3 + self.num_units]}, stored at index unit + 4 "
+                    "after the 4 special symbols; are these units already offset?)",
+                )
             ids.append(i)
         if not ids:
             raise fail(path, "no units to translate (the sequence is empty)")
@@ -136,8 +139,11 @@ class Vocabulary:
 
     def units(self, tokens: Iterable[int]) -> list[int]:
         """The unit values among ``tokens`` (specials, ``<unk>`` and language tokens left out)."""
-        return [int(self.symbols[t]) for t in map(int, tokens)
-                if 4 <= t < 4 + self.num_units and self.symbols[t].lstrip("-").isdigit()]
+        return [
+            int(self.symbols[t])
+            for t in map(int, tokens)
+            if 4 <= t < 4 + self.num_units and self.symbols[t].lstrip("-").isdigit()
+        ]
 
 
 def build_vocabulary(ckpt_path, langs: Sequence[str], table_rows: int, dict_path=None) -> Vocabulary:
@@ -162,7 +168,10 @@ def build_vocabulary(ckpt_path, langs: Sequence[str], table_rows: int, dict_path
     vocab = Vocabulary(units, langs)
     if len(vocab) != table_rows:
         where = path if path is not None else f"the standard unit list (no dict.txt beside {ckpt_path})"
-        raise fail(where, f"{len(units)} units + 4 specials + {len(langs)} languages + <mask> = {len(vocab)} "
-                          f"entries, but the checkpoint's embedding table has {table_rows} rows; pass the "
-                          "dict.txt the model was trained with")
+        raise fail(
+            where,
+            f"{len(units)} units + 4 specials + {len(langs)} languages + <mask> = {len(vocab)} "
+            f"entries, but the checkpoint's embedding table has {table_rows} rows; pass the "
+            "dict.txt the model was trained with",
+        )
     return vocab

@@ -46,8 +46,9 @@ def _config_for(checkpoint: Path, container: dict, config_path, lang: str | None
     return load_config(None)
 
 
-def vocoder_from_container(container: dict, path: str | os.PathLike, config_path: str | os.PathLike | None = None,
-                           lang: str | None = None) -> UnitVocoder:
+def vocoder_from_container(
+    container: dict, path: str | os.PathLike, config_path: str | os.PathLike | None = None, lang: str | None = None
+) -> UnitVocoder:
     """The vocoder of an opened container (``open_container``), on the CPU in eval mode.
 
     The config, in this order: ``config_path``; the one embedded in the container (``"config"``
@@ -69,8 +70,12 @@ def vocoder_from_container(container: dict, path: str | os.PathLike, config_path
     return model.eval()
 
 
-def load_vocoder(checkpoint_path: str | os.PathLike, config_path: str | os.PathLike | None = None,
-                 lang: str | None = None, device: str | torch.device = "cpu") -> UnitVocoder:
+def load_vocoder(
+    checkpoint_path: str | os.PathLike,
+    config_path: str | os.PathLike | None = None,
+    lang: str | None = None,
+    device: str | torch.device = "cpu",
+) -> UnitVocoder:
     """Load a unit vocoder from any supported container, in eval mode (see ``vocoder_from_container``).
 
     Args:
@@ -102,8 +107,9 @@ def generator_state(model: UnitVocoder) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in to_legacy_keys(inner.state_dict()).items()}
 
 
-def save_generator(model: UnitVocoder, path: str | os.PathLike, config: VocoderConfig | None = None,
-                   step: int | None = None) -> None:
+def save_generator(
+    model: UnitVocoder, path: str | os.PathLike, config: VocoderConfig | None = None, step: int | None = None
+) -> None:
     """Write ``{"generator": sd}`` (+ ``config`` and ``steps`` when given) atomically.
 
     The extra keys are plain data, so speech-resynthesis and fairseq still load the file when the

@@ -45,7 +45,8 @@ class VocoderConfig:
     upsample_initial_channel: int = 512  # channels after conv_pre; halved by each upsampling
     resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7, 11])  # parallel blocks per stage
     resblock_dilation_sizes: list[list[int]] = field(
-        default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]])  # dilations per block
+        default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    )  # dilations per block
     # --- inputs
     num_embeddings: int = 1000  # unit vocabulary (k-means clusters), rows of `dict`
     embedding_dim: int = 128  # unit (and projected speaker) embedding size
@@ -88,8 +89,9 @@ class VocoderConfig:
     # --- data
     input_training_file: str | None = None  # training manifest
     input_validation_file: str | None = None  # validation manifest
-    dist_config: dict = field(default_factory=lambda: {
-        "dist_backend": "nccl", "dist_url": "tcp://localhost:54321", "world_size": 1})  # legacy DDP settings
+    dist_config: dict = field(
+        default_factory=lambda: {"dist_backend": "nccl", "dist_url": "tcp://localhost:54321", "world_size": 1}
+    )  # legacy DDP settings
 
     # ------------------------------------------------------------------ derived
     @property
@@ -114,24 +116,36 @@ class VocoderConfig:
         """Check the config's internal consistency; raise a one-line ``Unit2AVError``."""
         src = source or "config"
         if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
-            raise fail(src, f"upsample_rates has {len(self.upsample_rates)} entries but upsample_kernel_sizes "
-                            f"has {len(self.upsample_kernel_sizes)}")
+            raise fail(
+                src,
+                f"upsample_rates has {len(self.upsample_rates)} entries but upsample_kernel_sizes "
+                f"has {len(self.upsample_kernel_sizes)}",
+            )
         if math.prod(self.upsample_rates) != self.code_hop_size:
-            raise fail(src, f"product of upsample_rates {self.upsample_rates} is {math.prod(self.upsample_rates)}, "
-                            f"but code_hop_size is {self.code_hop_size}")
+            raise fail(
+                src,
+                f"product of upsample_rates {self.upsample_rates} is {math.prod(self.upsample_rates)}, "
+                f"but code_hop_size is {self.code_hop_size}",
+            )
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
             raise fail(src, "resblock_kernel_sizes and resblock_dilation_sizes differ in length")
         if self.upsample_initial_channel % (2 ** len(self.upsample_rates)):
-            raise fail(src, f"upsample_initial_channel {self.upsample_initial_channel} is not divisible by "
-                            f"2**{len(self.upsample_rates)}")
+            raise fail(
+                src,
+                f"upsample_initial_channel {self.upsample_initial_channel} is not divisible by "
+                f"2**{len(self.upsample_rates)}",
+            )
         if self.model_in_dim != self.expected_model_in_dim:
             parts = f"embedding_dim {self.embedding_dim}"
             if self.multispkr or self.speaker_embedding:
                 parts += f" + speaker {self.embedding_dim}"
             if self.f0:
                 parts += " + f0"
-            raise fail(src, f"model_in_dim is {self.model_in_dim}, but the embeddings concatenate to "
-                            f"{self.expected_model_in_dim} ({parts})")
+            raise fail(
+                src,
+                f"model_in_dim is {self.model_in_dim}, but the embeddings concatenate to "
+                f"{self.expected_model_in_dim} ({parts})",
+            )
         if self.f0_source and self.f0:
             raise fail(src, "f0_source (a predicted excitation) and f0 (a given f0 input) exclude each other")
         if self.segment_size % self.code_hop_size:
@@ -139,28 +153,73 @@ class VocoderConfig:
         dp = self.dur_predictor_params
         if dp is not None:
             if dp.encoder_embed_dim != self.embedding_dim:
-                raise fail(src, f"dur_predictor_params.encoder_embed_dim {dp.encoder_embed_dim} != embedding_dim "
-                                f"{self.embedding_dim}")
+                raise fail(
+                    src,
+                    f"dur_predictor_params.encoder_embed_dim {dp.encoder_embed_dim} != embedding_dim "
+                    f"{self.embedding_dim}",
+                )
             if dp.var_pred_kernel_size % 2 == 0:
                 raise fail(src, f"dur_predictor_params.var_pred_kernel_size must be odd, got {dp.var_pred_kernel_size}")
-        for name in ("num_embeddings", "embedding_dim", "sampling_rate", "n_fft", "hop_size", "win_size", "num_mels",
-                     "batch_size"):
+        for name in (
+            "num_embeddings",
+            "embedding_dim",
+            "sampling_rate",
+            "n_fft",
+            "hop_size",
+            "win_size",
+            "num_mels",
+            "batch_size",
+        ):
             if getattr(self, name) <= 0:
                 raise fail(src, f"{name} must be positive, got {getattr(self, name)}")
         return self
 
 
 # Keys the original files carry that we read but do not use.
-LEGACY_KEYS = {"num_gpus", "dur_predictor_weight", "training_epochs", "checkpoint_interval", "stdout_interval",
-               "summary_interval", "validation_interval", "multispkr_embedder", "lambda_adv_weight", "lang",
-               "f0_stats", "f0_normalize", "f0_feats", "f0_median", "f0_inf", "f0_interp", "code_vq_params",
-               "lambda_commit", "f0_vq_params", "f0_quantizer_path", "encoder_params", "embedder_type",
-               "model_type", "vqvae", "f0_encoder_params", "f0_quantizer", "input_wavs_dir",
-               "input_mels_dir", "input_code_dir"}
+LEGACY_KEYS = {
+    "num_gpus",
+    "dur_predictor_weight",
+    "training_epochs",
+    "checkpoint_interval",
+    "stdout_interval",
+    "summary_interval",
+    "validation_interval",
+    "multispkr_embedder",
+    "lambda_adv_weight",
+    "lang",
+    "f0_stats",
+    "f0_normalize",
+    "f0_feats",
+    "f0_median",
+    "f0_inf",
+    "f0_interp",
+    "code_vq_params",
+    "lambda_commit",
+    "f0_vq_params",
+    "f0_quantizer_path",
+    "encoder_params",
+    "embedder_type",
+    "model_type",
+    "vqvae",
+    "f0_encoder_params",
+    "f0_quantizer",
+    "input_wavs_dir",
+    "input_mels_dir",
+    "input_code_dir",
+}
 
-_REQUIRED = ("upsample_rates", "upsample_kernel_sizes", "upsample_initial_channel", "resblock_kernel_sizes",
-             "resblock_dilation_sizes", "num_embeddings", "embedding_dim", "model_in_dim", "code_hop_size",
-             "sampling_rate")
+_REQUIRED = (
+    "upsample_rates",
+    "upsample_kernel_sizes",
+    "upsample_initial_channel",
+    "resblock_kernel_sizes",
+    "resblock_dilation_sizes",
+    "num_embeddings",
+    "embedding_dim",
+    "model_in_dim",
+    "code_hop_size",
+    "sampling_rate",
+)
 
 
 def _coerce(name: str, value: Any, default: Any, src) -> Any:
@@ -192,8 +251,9 @@ def _coerce(name: str, value: Any, default: Any, src) -> Any:
     raise fail(src, f"key '{name}' should be {type(default).__name__}, got {type(value).__name__} {value!r}")
 
 
-def config_from_dict(data: dict, source: str | os.PathLike | None = None, validate: bool = True,
-                     require: bool = True) -> VocoderConfig:
+def config_from_dict(
+    data: dict, source: str | os.PathLike | None = None, validate: bool = True, require: bool = True
+) -> VocoderConfig:
     """Build a ``VocoderConfig`` from a parsed JSON dict."""
     src = source or "config"
     if not isinstance(data, dict):

@@ -77,8 +77,14 @@ class UnitAudioDataset(Dataset):
         (absent for single-speaker configs), ``name`` str.
     """
 
-    def __init__(self, entries: list[ManifestEntry], cfg: VocoderConfig, segment: bool = True,
-                 speakers: dict[str, int] | None = None, cache_mb: float = CACHE_MB):
+    def __init__(
+        self,
+        entries: list[ManifestEntry],
+        cfg: VocoderConfig,
+        segment: bool = True,
+        speakers: dict[str, int] | None = None,
+        cache_mb: float = CACHE_MB,
+    ):
         if not entries:
             raise fail(None, "the manifest has no entries")
         self.entries, self.cfg, self.segment = entries, cfg, segment
@@ -106,20 +112,26 @@ class UnitAudioDataset(Dataset):
         if codes.size == 0:
             raise fail(entry.unit_path or entry.audio, "empty code sequence")
         if codes.min() < 0 or codes.max() >= self.cfg.num_embeddings:
-            raise fail(entry.unit_path or entry.audio, f"unit ids must lie in [0, {self.cfg.num_embeddings}), "
-                                                       f"found {int(codes.min())}..{int(codes.max())}")
+            raise fail(
+                entry.unit_path or entry.audio,
+                f"unit ids must lie in [0, {self.cfg.num_embeddings}), found {int(codes.min())}..{int(codes.max())}",
+            )
         return codes, spkr
 
     def _speaker(self, entry: ManifestEntry, spkr) -> torch.Tensor | None:
         """The speaker input: embedding (1, embedder_dim) float, ID (1,) long, or None."""
         if self.use_embedding:
             if spkr is None:
-                raise fail(entry.unit_path or entry.audio, "the config needs a speaker embedding but the unit "
-                                                           "file has no 'spkr'")
+                raise fail(
+                    entry.unit_path or entry.audio,
+                    "the config needs a speaker embedding but the unit file has no 'spkr'",
+                )
             spkr = torch.as_tensor(spkr, dtype=torch.float32).reshape(-1)
             if spkr.numel() != self.cfg.embedder_dim:
-                raise fail(entry.unit_path, f"'spkr' has {spkr.numel()} values, the config's embedder_dim is "
-                                            f"{self.cfg.embedder_dim}")
+                raise fail(
+                    entry.unit_path,
+                    f"'spkr' has {spkr.numel()} values, the config's embedder_dim is {self.cfg.embedder_dim}",
+                )
             return spkr.view(1, -1)
         if self.use_ids:
             if entry.speaker not in self.speakers:
@@ -140,13 +152,21 @@ class UnitAudioDataset(Dataset):
             audio = audio * (PEAK / peak)
         n_audio = len(audio) // self.hop
         if abs(n_audio - len(codes)) > MISMATCH_WARN * max(n_audio, len(codes)):
-            log.warning("%s: %d codes but audio for %d (code_hop_size %d): check the unit rate",
-                        entry.unit_path or entry.audio, len(codes), n_audio, self.hop)
+            log.warning(
+                "%s: %d codes but audio for %d (code_hop_size %d): check the unit rate",
+                entry.unit_path or entry.audio,
+                len(codes),
+                n_audio,
+                self.hop,
+            )
         n = min(n_audio, len(codes))
         if n == 0:
             raise fail(entry.audio, f"audio shorter than one unit ({self.hop} samples)")
-        item = (np.ascontiguousarray(audio[: n * self.hop], dtype=np.float32), codes[:n].copy(),
-                self._speaker(entry, spkr))
+        item = (
+            np.ascontiguousarray(audio[: n * self.hop], dtype=np.float32),
+            codes[:n].copy(),
+            self._speaker(entry, spkr),
+        )
         self._cache.put(index, item, item[0].nbytes + item[1].nbytes)
         return item
 
@@ -160,13 +180,17 @@ class UnitAudioDataset(Dataset):
                 audio, codes = np.tile(audio, reps), np.tile(codes, reps)
             rng = self._rng if crop_seed is None else random.Random(crop_seed)
             start = rng.randint(0, len(codes) - self.segment_codes)
-            codes = codes[start: start + self.segment_codes]
-            audio = audio[start * self.hop: (start + self.segment_codes) * self.hop]
+            codes = codes[start : start + self.segment_codes]
+            audio = audio[start * self.hop : (start + self.segment_codes) * self.hop]
         audio_t = torch.from_numpy(np.array(audio, dtype=np.float32))
         with torch.no_grad():
             mel = self.mel(audio_t.unsqueeze(0)).squeeze(0)  # (num_mels, frames)
-        item = {"code": torch.from_numpy(np.array(codes, dtype=np.int64)), "audio": audio_t, "mel": mel,
-                "name": str(self.entries[index].audio)}
+        item = {
+            "code": torch.from_numpy(np.array(codes, dtype=np.int64)),
+            "audio": audio_t,
+            "mel": mel,
+            "name": str(self.entries[index].audio),
+        }
         if spkr is not None:
             item["spkr"] = spkr
         return item
@@ -185,10 +209,8 @@ class SegmentSampler(DistributedSampler):
         shuffle: shuffle every epoch (``set_epoch``).
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
-                 shuffle: bool = True):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
-                         drop_last=False)
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
         self.skip = 0
 
     def set_position(self, epoch: int, skip: int) -> None:
@@ -197,7 +219,7 @@ class SegmentSampler(DistributedSampler):
         self.skip = skip
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = list(super().__iter__())[self.skip:]
+        indices = list(super().__iter__())[self.skip :]
         self.skip = 0
         base = (self.seed * 1_000_003 + self.epoch) * 1_000_003
         return iter([(i, base + i) for i in indices])

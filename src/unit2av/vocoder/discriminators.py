@@ -22,8 +22,15 @@ MPD_PERIODS = (2, 3, 5, 7, 11)  # periods of the multi-period discriminator
 MPD_CHANNELS = (32, 128, 512, 1024, 1024)  # output channels of the period convs
 MPD_KERNEL, MPD_STRIDE = 5, 3  # period conv kernel and stride along time
 # (in, out, kernel, stride, groups) of the scale discriminator's convs
-MSD_LAYERS = ((1, 128, 15, 1, 1), (128, 128, 41, 2, 4), (128, 256, 41, 2, 16), (256, 512, 41, 4, 16),
-              (512, 1024, 41, 4, 16), (1024, 1024, 41, 1, 16), (1024, 1024, 5, 1, 1))
+MSD_LAYERS = (
+    (1, 128, 15, 1, 1),
+    (128, 128, 41, 2, 4),
+    (128, 256, 41, 2, 16),
+    (256, 512, 41, 4, 16),
+    (512, 1024, 41, 4, 16),
+    (1024, 1024, 41, 1, 16),
+    (1024, 1024, 5, 1, 1),
+)
 MSD_SCALES = 3  # raw audio, then twice average-pooled
 MSD_POOL = (4, 2, 2)  # AvgPool1d kernel, stride, padding between scales
 
@@ -55,9 +62,18 @@ class PeriodDiscriminator(nn.Module):
         pad = (MPD_KERNEL - 1) // 2
         chans = (1, *(_width(c, width) for c in MPD_CHANNELS))
         self.convs = nn.ModuleList(
-            _norm(nn.Conv2d(chans[i], chans[i + 1], (MPD_KERNEL, 1),
-                            (MPD_STRIDE if i < len(MPD_CHANNELS) - 1 else 1, 1), padding=(pad, 0)), spectral)
-            for i in range(len(MPD_CHANNELS)))
+            _norm(
+                nn.Conv2d(
+                    chans[i],
+                    chans[i + 1],
+                    (MPD_KERNEL, 1),
+                    (MPD_STRIDE if i < len(MPD_CHANNELS) - 1 else 1, 1),
+                    padding=(pad, 0),
+                ),
+                spectral,
+            )
+            for i in range(len(MPD_CHANNELS))
+        )
         self.conv_post = _norm(nn.Conv2d(chans[-1], 1, (3, 1), 1, padding=(1, 0)), spectral)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, FeatureMaps]:
@@ -164,5 +180,10 @@ def legacy_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in to_legacy_keys(inner.state_dict()).items()}
 
 
-__all__ = ["MultiPeriodDiscriminator", "MultiScaleDiscriminator", "PeriodDiscriminator", "ScaleDiscriminator",
-           "legacy_state_dict"]
+__all__ = [
+    "MultiPeriodDiscriminator",
+    "MultiScaleDiscriminator",
+    "PeriodDiscriminator",
+    "ScaleDiscriminator",
+    "legacy_state_dict",
+]

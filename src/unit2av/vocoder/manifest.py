@@ -119,9 +119,13 @@ def _entry_from_dict(obj: dict, where: str) -> ManifestEntry:
         codes = _parse_codes(obj[key], where)
     duration = obj.get("duration")
     speaker = obj.get("speaker")
-    return ManifestEntry(audio=str(obj["audio"]), unit_path=None if unit_path is None else str(unit_path),
-                         codes=codes, speaker=None if speaker is None else str(speaker),
-                         duration=None if duration is None else float(duration))
+    return ManifestEntry(
+        audio=str(obj["audio"]),
+        unit_path=None if unit_path is None else str(unit_path),
+        codes=codes,
+        speaker=None if speaker is None else str(speaker),
+        duration=None if duration is None else float(duration),
+    )
 
 
 def read_manifest(path: str | os.PathLike) -> list[ManifestEntry]:
@@ -167,8 +171,9 @@ class ManifestBuild:
     missing: list[tuple[str, str]]
 
 
-def find_audio(unit_file: str | os.PathLike, audio_root: str | os.PathLike,
-               unit_suffix: str | None = None) -> tuple[Path | None, Path]:
+def find_audio(
+    unit_file: str | os.PathLike, audio_root: str | os.PathLike, unit_suffix: str | None = None
+) -> tuple[Path | None, Path]:
     """Find the audio of a unit file in a zeroth-style tree ``audio_root/<spk>/<utt>.wav``.
 
     The utterance id is the unit file's stem with ``unit_suffix`` removed, or, without a
@@ -193,8 +198,9 @@ def find_audio(unit_file: str | os.PathLike, audio_root: str | os.PathLike,
     return None, expected
 
 
-def build_manifest(audio_root: str | os.PathLike, unit_root: str | os.PathLike,
-                   unit_suffix: str | None = None) -> ManifestBuild:
+def build_manifest(
+    audio_root: str | os.PathLike, unit_root: str | os.PathLike, unit_suffix: str | None = None
+) -> ManifestBuild:
     """Pair every ``*.pt`` under ``unit_root`` with its audio under ``audio_root``.
 
     Unit files are the source of truth: audio without units is ignored, units without
@@ -220,19 +226,22 @@ def build_manifest(audio_root: str | os.PathLike, unit_root: str | os.PathLike,
             duration = sf.info(str(audio)).duration
         except Exception as e:  # noqa: BLE001 - any soundfile failure means unreadable audio
             raise fail(audio, f"unreadable audio ({e})") from e
-        entries.append(ManifestEntry(audio=str(audio), unit_path=str(uf), speaker=speaker_of(audio),
-                                     duration=duration))
+        entries.append(ManifestEntry(audio=str(audio), unit_path=str(uf), speaker=speaker_of(audio), duration=duration))
     # Report misses with the suffix the found files carried (most common), as the user would look for them.
-    suffixes = Counter(Path(e.unit_path).stem[len(Path(e.audio).stem):] for e in entries)
+    suffixes = Counter(Path(e.unit_path).stem[len(Path(e.audio).stem) :] for e in entries)
     suffix = unit_suffix or (suffixes.most_common(1)[0][0] if suffixes else None)
     missing = [(str(uf), str(find_audio(uf, audio_root, suffix or None)[1])) for uf in misses]
     log.info("%d utterances found, %d unit files without audio", len(entries), len(missing))
     return ManifestBuild(entries, missing)
 
 
-def split_manifest(entries: list[ManifestEntry], valid_count: int | None = None,
-                   valid_fraction: float | None = None, split_by: str = "utterance",
-                   seed: int = 1234) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+def split_manifest(
+    entries: list[ManifestEntry],
+    valid_count: int | None = None,
+    valid_fraction: float | None = None,
+    split_by: str = "utterance",
+    seed: int = 1234,
+) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
     """Hold out a validation part: ``valid_count`` items or ``valid_fraction`` of them.
 
     Args:
@@ -262,5 +271,13 @@ def split_manifest(entries: list[ManifestEntry], valid_count: int | None = None,
     return train, valid
 
 
-__all__ = ["ManifestBuild", "ManifestEntry", "build_manifest", "find_audio", "read_manifest", "speaker_of",
-           "split_manifest", "write_manifest"]
+__all__ = [
+    "ManifestBuild",
+    "ManifestEntry",
+    "build_manifest",
+    "find_audio",
+    "read_manifest",
+    "speaker_of",
+    "split_manifest",
+    "write_manifest",
+]

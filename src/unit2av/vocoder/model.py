@@ -34,10 +34,12 @@ class ResBlock(nn.Module):
         super().__init__()
         self.convs1 = nn.ModuleList(
             weight_norm(nn.Conv1d(channels, channels, kernel_size, 1, dilation=d, padding=_padding(kernel_size, d)))
-            for d in dilations)
+            for d in dilations
+        )
         self.convs2 = nn.ModuleList(
             weight_norm(nn.Conv1d(channels, channels, kernel_size, 1, dilation=1, padding=_padding(kernel_size)))
-            for _ in dilations)
+            for _ in dilations
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c1, c2 in zip(self.convs1, self.convs2):
@@ -78,9 +80,12 @@ class F0Predictor(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 128, kernel: int = 5):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv1d(in_dim, hidden, kernel, padding=kernel // 2), nn.LeakyReLU(LRELU_SLOPE),
-            nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2), nn.LeakyReLU(LRELU_SLOPE),
-            nn.Conv1d(hidden, 2, 1))
+            nn.Conv1d(in_dim, hidden, kernel, padding=kernel // 2),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Conv1d(hidden, 2, 1),
+        )
         with torch.no_grad():
             self.net[-1].bias.copy_(torch.tensor([math.log(150.0), 0.0]))  # start at 150 Hz, undecided voicing
 
@@ -112,11 +117,24 @@ class UnitVocoder(nn.Module):
         source_harmonics: harmonics of that excitation.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, upsample_rates: list[int],
-                 upsample_kernel_sizes: list[int], upsample_initial_channel: int, resblock_kernel_sizes: list[int],
-                 resblock_dilation_sizes: list[list[int]], speaker: str | None = "embedding", embedder_dim: int = 256,
-                 num_speakers: int = 200, dur_params: DurPredictorParams | None = None, f0: bool = False,
-                 f0_source: bool = False, source_harmonics: int = 8, sampling_rate: int = SAMPLE_RATE):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        upsample_rates: list[int],
+        upsample_kernel_sizes: list[int],
+        upsample_initial_channel: int,
+        resblock_kernel_sizes: list[int],
+        resblock_dilation_sizes: list[list[int]],
+        speaker: str | None = "embedding",
+        embedder_dim: int = 256,
+        num_speakers: int = 200,
+        dur_params: DurPredictorParams | None = None,
+        f0: bool = False,
+        f0_source: bool = False,
+        source_harmonics: int = 8,
+        sampling_rate: int = SAMPLE_RATE,
+    ):
         super().__init__()
         self.config: VocoderConfig | None = None
         self.step = 0  # training step of the loaded checkpoint (names synthesised files)
@@ -159,11 +177,22 @@ class UnitVocoder(nn.Module):
     def from_config(cls, cfg: VocoderConfig) -> UnitVocoder:
         """Build the generator a (checked) ``VocoderConfig`` describes."""
         speaker = "embedding" if cfg.speaker_embedding else "id" if cfg.multispkr else None
-        model = cls(cfg.num_embeddings, cfg.embedding_dim, cfg.upsample_rates, cfg.upsample_kernel_sizes,
-                    cfg.upsample_initial_channel, cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes,
-                    speaker=speaker, embedder_dim=cfg.embedder_dim, num_speakers=cfg.num_speakers,
-                    dur_params=cfg.dur_predictor_params, f0=cfg.f0, f0_source=cfg.f0_source,
-                    sampling_rate=cfg.sampling_rate)
+        model = cls(
+            cfg.num_embeddings,
+            cfg.embedding_dim,
+            cfg.upsample_rates,
+            cfg.upsample_kernel_sizes,
+            cfg.upsample_initial_channel,
+            cfg.resblock_kernel_sizes,
+            cfg.resblock_dilation_sizes,
+            speaker=speaker,
+            embedder_dim=cfg.embedder_dim,
+            num_speakers=cfg.num_speakers,
+            dur_params=cfg.dur_predictor_params,
+            f0=cfg.f0,
+            f0_source=cfg.f0_source,
+            sampling_rate=cfg.sampling_rate,
+        )
         model.config = cfg
         return model
 
@@ -175,7 +204,7 @@ class UnitVocoder(nn.Module):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             if source is not None:
                 x = x + fit_length(self.source_downs[i](source), x.shape[-1])
-            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
                 xs = xs + block(x)
@@ -241,12 +270,13 @@ class UnitVocoder(nn.Module):
         longest = max(r.shape[0] for r in rows)
         batch = torch.stack([F.pad(r, (0, 0, 0, longest - r.shape[0])) for r in rows])  # (B, N, C), zero-padded
         log_dur = self.dur_predictor(batch)  # (B, N)
-        preds = torch.cat([log_dur[b, :t.numel()] for b, t in enumerate(targets)])
+        preds = torch.cat([log_dur[b, : t.numel()] for b, t in enumerate(targets)])
         return F.mse_loss(preds, torch.cat(targets))
 
     # ------------------------------------------------------------------ forward
-    def expand_durations(self, code: torch.Tensor,
-                         emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def expand_durations(
+        self, code: torch.Tensor, emb: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Repeat each unit (and its embedding) by its predicted duration: the one duration expansion.
 
         Args:
@@ -264,8 +294,13 @@ class UnitVocoder(nn.Module):
         dur = predicted_durations(self.dur_predictor(emb)).view(-1)  # (T,)
         return torch.repeat_interleave(emb, dur, dim=1), torch.repeat_interleave(code.view(-1), dur)
 
-    def forward(self, code: torch.Tensor, spkr: torch.Tensor | None = None, dur_prediction: bool = False,
-                f0: torch.Tensor | None = None):
+    def forward(
+        self,
+        code: torch.Tensor,
+        spkr: torch.Tensor | None = None,
+        dur_prediction: bool = False,
+        f0: torch.Tensor | None = None,
+    ):
         """Units to waveform.
 
         Args:

@@ -26,8 +26,9 @@ def receptive_units(cfg: VocoderConfig) -> int:
     rate = 1
     for up, kernel in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
         rate *= up
-        reach = max((k - 1) // 2 * (sum(d) + len(d)) for k, d in zip(cfg.resblock_kernel_sizes,
-                                                                     cfg.resblock_dilation_sizes))
+        reach = max(
+            (k - 1) // 2 * (sum(d) + len(d)) for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
+        )
         total += (kernel + reach) / rate  # transposed conv + the stage's widest residual block
     total += CONV_HALF_WIDTH / rate  # conv_post at the sample rate
     return math.ceil(total) + 1
@@ -48,8 +49,13 @@ def expand_durations(vocoder: UnitVocoder, code: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def synthesize_chunked(vocoder: UnitVocoder, code: torch.Tensor, spkr: torch.Tensor | None,
-                       dur_prediction: bool = True, chunk_units: int = CHUNK_UNITS) -> tuple[np.ndarray, torch.Tensor]:
+def synthesize_chunked(
+    vocoder: UnitVocoder,
+    code: torch.Tensor,
+    spkr: torch.Tensor | None,
+    dur_prediction: bool = True,
+    chunk_units: int = CHUNK_UNITS,
+) -> tuple[np.ndarray, torch.Tensor]:
     """Units -> waveform with bounded memory.
 
     Args:
@@ -72,7 +78,7 @@ def synthesize_chunked(vocoder: UnitVocoder, code: torch.Tensor, spkr: torch.Ten
         end = min(codes.numel(), start + chunk_units)
         lo, hi = max(0, start - context), min(codes.numel(), end + context)
         wav, _ = vocoder(code=codes[lo:hi].view(1, -1).to(device), spkr=spkr)  # (1, 1, (hi - lo) * hop)
-        pieces.append(wav.view(-1)[(start - lo) * hop:(end - lo) * hop].float().cpu().numpy())
+        pieces.append(wav.view(-1)[(start - lo) * hop : (end - lo) * hop].float().cpu().numpy())
     return np.concatenate(pieces), codes
 
 

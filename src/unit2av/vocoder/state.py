@@ -119,8 +119,12 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = UnitVocoder.from_config(cfg)
     if opts.init and latest_checkpoint(opts.checkpoint_path) is None:  # a resume loads its own weights
-        load_state_checked(generator, vocoder_state(open_container(opts.init), opts.init_lang, opts.init), opts.init,
-                           may_lack=SOURCE_PARTS if cfg.f0_source else ())
+        load_state_checked(
+            generator,
+            vocoder_state(open_container(opts.init), opts.init_lang, opts.init),
+            opts.init,
+            may_lack=SOURCE_PARTS if cfg.f0_source else (),
+        )
         log.info("generator initialised from %s", opts.init)
     generator = generator.to(device)
     mpd = MultiPeriodDiscriminator(width=opts.disc_width).to(device)
@@ -132,8 +136,23 @@ def build_state(cfg: VocoderConfig, opts: TrainOptions, dist: Dist) -> TrainStat
     sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, gamma=cfg.lr_decay)
     scaler_g, scaler_d = (torch.amp.GradScaler(device.type, enabled=amp) for _ in range(2))
     torch.manual_seed(cfg.seed + dist.rank)  # per-rank randomness (dropout) from here on
-    return TrainState(cfg, opts, dist, device, generator, mpd, msd, optim_g, optim_d, sched_g, sched_d,
-                      scaler_g, scaler_d, mel_for_config(cfg, for_loss=True).to(device), amp=amp)
+    return TrainState(
+        cfg,
+        opts,
+        dist,
+        device,
+        generator,
+        mpd,
+        msd,
+        optim_g,
+        optim_d,
+        sched_g,
+        sched_d,
+        scaler_g,
+        scaler_d,
+        mel_for_config(cfg, for_loss=True).to(device),
+        amp=amp,
+    )
 
 
 # ------------------------------------------------------------------------------ save / load
@@ -142,14 +161,25 @@ def save_checkpoint(state: TrainState, folder: str | os.PathLike, tag: str | Non
     folder = Path(folder)
     tag = tag or f"{state.step:08d}"
     save_generator(state.g, folder / f"g_{tag}", config=state.cfg, step=state.step)
-    do = {"mpd": legacy_state_dict(state.mpd), "msd": legacy_state_dict(state.msd),
-          "optim_g": state.optim_g.state_dict(), "optim_d": state.optim_d.state_dict(),
-          "steps": state.step, "epoch": state.epoch, "epoch_batches": state.epoch_batches,
-          "sched_g": state.sched_g.state_dict(), "sched_d": state.sched_d.state_dict(),
-          "scaler_g": state.scaler_g.state_dict(), "scaler_d": state.scaler_d.state_dict(),
-          "best_val_error": float(state.best_val_error), "config": json.loads(json.dumps(state.cfg.to_dict())),
-          "rng": rng_state(), "speakers": state.speakers, "disc_width": state.opts.disc_width,
-          "unit2av": FORMAT_MARKER}
+    do = {
+        "mpd": legacy_state_dict(state.mpd),
+        "msd": legacy_state_dict(state.msd),
+        "optim_g": state.optim_g.state_dict(),
+        "optim_d": state.optim_d.state_dict(),
+        "steps": state.step,
+        "epoch": state.epoch,
+        "epoch_batches": state.epoch_batches,
+        "sched_g": state.sched_g.state_dict(),
+        "sched_d": state.sched_d.state_dict(),
+        "scaler_g": state.scaler_g.state_dict(),
+        "scaler_d": state.scaler_d.state_dict(),
+        "best_val_error": float(state.best_val_error),
+        "config": json.loads(json.dumps(state.cfg.to_dict())),
+        "rng": rng_state(),
+        "speakers": state.speakers,
+        "disc_width": state.opts.disc_width,
+        "unit2av": FORMAT_MARKER,
+    }
     save_torch(do, folder / f"do_{tag}")
     log.info("saved %s", folder / f"g_{tag}")
     return folder / f"do_{tag}"
@@ -171,8 +201,9 @@ def _load_modules(state: TrainState, do: dict, g_path: Path, do_path: Path) -> N
             module.load_state_dict(from_any_keys(do[name], module))
         except RuntimeError as e:
             first = str(e).strip().splitlines()
-            raise fail(do_path, f"'{name}' does not fit (disc_width {state.opts.disc_width}?): "
-                                f"{' '.join(first[:2])}") from e
+            raise fail(
+                do_path, f"'{name}' does not fit (disc_width {state.opts.disc_width}?): {' '.join(first[:2])}"
+            ) from e
     try:
         state.optim_g.load_state_dict(do["optim_g"])
         state.optim_d.load_state_dict(do["optim_d"])
@@ -207,5 +238,12 @@ def load_checkpoint(state: TrainState, do_path: str | os.PathLike) -> None:
     log.info("resumed from %s: step %d, epoch %d", do_path, state.step, state.epoch)
 
 
-__all__ = ["Dist", "TrainOptions", "TrainState", "build_state", "latest_checkpoint", "load_checkpoint",
-           "save_checkpoint"]
+__all__ = [
+    "Dist",
+    "TrainOptions",
+    "TrainState",
+    "build_state",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]

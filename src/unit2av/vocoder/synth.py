@@ -23,13 +23,17 @@ from .model import UnitVocoder
 
 log = logging.getLogger(__name__)
 
+
 def speaker_tensor(model: UnitVocoder, spkr, source) -> torch.Tensor | None:
     """Shape a speaker embedding / id for ``model``: (1, 1, embedder_dim) float or (1, 1) long."""
     if model.speaker is None:
         return None
     if spkr is None:
-        raise fail(source, "the vocoder is speaker-conditioned but no speaker was given "
-                           "(the units file has no 'spkr'; pass --speaker)")
+        raise fail(
+            source,
+            "the vocoder is speaker-conditioned but no speaker was given "
+            "(the units file has no 'spkr'; pass --speaker)",
+        )
     spkr = torch.as_tensor(spkr)
     if model.speaker == "id":
         return spkr.long().reshape(1, 1)
@@ -41,8 +45,9 @@ def speaker_tensor(model: UnitVocoder, spkr, source) -> torch.Tensor | None:
 
 
 @torch.inference_mode()
-def synthesize(model: UnitVocoder, code: torch.Tensor, spkr: torch.Tensor | None = None,
-               dur_prediction: bool = False) -> tuple[np.ndarray, torch.Tensor]:
+def synthesize(
+    model: UnitVocoder, code: torch.Tensor, spkr: torch.Tensor | None = None, dur_prediction: bool = False
+) -> tuple[np.ndarray, torch.Tensor]:
     """Run the vocoder on one utterance.
 
     Args:
@@ -55,8 +60,9 @@ def synthesize(model: UnitVocoder, code: torch.Tensor, spkr: torch.Tensor | None
         ``(wav (T * hop,) float32 numpy, codes actually voiced (T',))``.
     """
     device = next(model.parameters()).device
-    wav, codes = model(code=code.view(1, -1).to(device), spkr=None if spkr is None else spkr.to(device),
-                       dur_prediction=dur_prediction)
+    wav, codes = model(
+        code=code.view(1, -1).to(device), spkr=None if spkr is None else spkr.to(device), dur_prediction=dur_prediction
+    )
     return wav.view(-1).float().cpu().numpy(), codes.view(-1).cpu()
 
 
@@ -73,8 +79,15 @@ def collect_inputs(input_path: str | os.PathLike) -> list[Path]:
     return [path]
 
 
-def synth_files(model: UnitVocoder, inputs: list[Path], output_folder: str | os.PathLike, step: int = 0,
-                speaker=None, dur_prediction: bool = False, output_format: str = "int16") -> list[Path]:
+def synth_files(
+    model: UnitVocoder,
+    inputs: list[Path],
+    output_folder: str | os.PathLike,
+    step: int = 0,
+    speaker=None,
+    dur_prediction: bool = False,
+    output_format: str = "int16",
+) -> list[Path]:
     """Synthesise every input into ``<output_folder>/<input stem>_<step>step.wav``.
 
     Every input is read and checked before the first wav is written.

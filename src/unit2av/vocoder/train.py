@@ -77,8 +77,14 @@ def _discriminator_step(state: TrainState, y: torch.Tensor, y_hat: torch.Tensor,
     return loss_d
 
 
-def generator_terms(state: TrainState, y: torch.Tensor, y_hat: torch.Tensor, y_mel: torch.Tensor,
-                    dur_loss: torch.Tensor | None, autocast) -> dict[str, torch.Tensor | None]:
+def generator_terms(
+    state: TrainState,
+    y: torch.Tensor,
+    y_hat: torch.Tensor,
+    y_mel: torch.Tensor,
+    dur_loss: torch.Tensor | None,
+    autocast,
+) -> dict[str, torch.Tensor | None]:
     """The generator's unweighted loss terms by name; a term whose weight is 0 is not computed (``None``).
 
     Args:
@@ -128,8 +134,9 @@ def train_step(state: TrainState, batch: dict) -> dict[str, float]:
         loss_d = _discriminator_step(state, y, y_hat, autocast)
         if loss_d is None:
             return _skip(state, "generator output or discriminator loss")
-    losses = generator_objective(generator_terms(state, y, y_hat, batch["mel"].to(dev), dur_loss, autocast),
-                                 state.weights)
+    losses = generator_objective(
+        generator_terms(state, y, y_hat, batch["mel"].to(dev), dur_loss, autocast), state.weights
+    )
     if not all_finite(dev, state.dist, losses["total"]):
         return _skip(state, "generator loss")
     scaled_update(losses["total"], state.optim_g, state.scaler_g)
@@ -167,14 +174,22 @@ def validate(state: TrainState, loader: DataLoader, keep: int = 0) -> tuple[floa
             y_hat, _ = g(code=code, spkr=spkr)  # (1, 1, T)
             mel_hat = state.mel(y_hat.float())
             y, y_mel = batch["audio"].to(state.device), batch["mel"].to(state.device)
-            terms = {"mel": mel_loss(y_mel, mel_hat),
-                     "pitch": pitch_loss(y, y_hat, state.cfg.sampling_rate) if "pitch" in names else None,
-                     "stft": stft_loss(y, y_hat) if "stft" in names else None}
+            terms = {
+                "mel": mel_loss(y_mel, mel_hat),
+                "pitch": pitch_loss(y, y_hat, state.cfg.sampling_rate) if "pitch" in names else None,
+                "stft": stft_loss(y, y_hat) if "stft" in names else None,
+            }
             total += float(weighted_sum(terms, scale))
             count += 1
             if len(examples) < keep:
-                examples.append({"y": batch["audio"][0], "y_hat": y_hat[0, 0].cpu(), "mel": y_mel[0].cpu(),
-                                 "mel_hat": mel_hat[0].cpu()})
+                examples.append(
+                    {
+                        "y": batch["audio"][0],
+                        "y_hat": y_hat[0, 0].cpu(),
+                        "mel": y_mel[0].cpu(),
+                        "mel_hat": mel_hat[0].cpu(),
+                    }
+                )
     finally:
         g.train()
     return total / max(count, 1), examples
@@ -192,9 +207,16 @@ def make_loaders(state: TrainState, train_file, valid_file) -> tuple[DataLoader,
     trainset = UnitAudioDataset(train_entries, cfg, segment=True, speakers=state.speakers)
     sampler = SegmentSampler(trainset, dist.world_size, dist.rank, seed=cfg.seed)
     workers = cfg.num_workers if opts.num_workers is None else opts.num_workers
-    loader = DataLoader(trainset, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                        drop_last=True, pin_memory=state.device.type == "cuda", persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(
+        trainset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=state.device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     if len(loader) == 0:
         raise fail(train_file, f"{len(sampler)} utterances per process is fewer than batch_size {cfg.batch_size}")
     valid = None
@@ -230,8 +252,13 @@ def _run_validation(state: TrainState, valid: DataLoader, writer, folder: Path) 
     """Validate, log, and write ``g_best``/``do_best`` when the error improved (not at step 0)."""
     error, examples = validate(state, valid, keep=state.opts.audio_samples)
     _log_validation(state, writer, error, examples)
-    log.info("step %d: validation error (%s) %.4f (best %.4f)", state.step, " + ".join(state.opts.validation_terms),
-             error, state.best_val_error)
+    log.info(
+        "step %d: validation error (%s) %.4f (best %.4f)",
+        state.step,
+        " + ".join(state.opts.validation_terms),
+        error,
+        state.best_val_error,
+    )
     if record_validation(state, error):
         save_checkpoint(state, folder, "best")
     return error
@@ -244,8 +271,14 @@ def _after_step(state: TrainState, losses: dict, writer, valid, folder: Path, pb
     pbar.update(1)
     if step % max(opts.stdout_interval, 1) == 0:
         pbar.set_postfix(gen=f"{losses['total']:.3f}", mel=f"{losses['mel']:.3f}")
-        log.info("step %d: gen total %.3f, mel error %.3f, disc %.3f, %.3f s/step", step, losses["total"],
-                 losses["mel"], losses.get("disc", 0.0), time.time() - t0)
+        log.info(
+            "step %d: gen total %.3f, mel error %.3f, disc %.3f, %.3f s/step",
+            step,
+            losses["total"],
+            losses["mel"],
+            losses.get("disc", 0.0),
+            time.time() - t0,
+        )
     if step % max(opts.summary_interval, 1) == 0:
         writer.add_scalar("training/gen_loss_total", losses["total"], step)
         writer.add_scalar("training/mel_spec_error", losses["mel"], step)
@@ -261,12 +294,21 @@ def _after_step(state: TrainState, losses: dict, writer, valid, folder: Path, pb
 
 def _run_epochs(state: TrainState, loader, sampler, valid, writer, folder: Path) -> None:
     opts = state.opts
-    pbar = tqdm(total=opts.training_steps, initial=state.step, desc="train-unit2a", unit="step",
-                disable=not state.dist.main, dynamic_ncols=True)
+    pbar = tqdm(
+        total=opts.training_steps,
+        initial=state.step,
+        desc="train-unit2a",
+        unit="step",
+        disable=not state.dist.main,
+        dynamic_ncols=True,
+    )
     deadline = Deadline(opts.max_seconds)
     try:
-        while state.step < opts.training_steps and state.epoch < opts.training_epochs and not deadline.passed(
-                state.device, state.dist):
+        while (
+            state.step < opts.training_steps
+            and state.epoch < opts.training_epochs
+            and not deadline.passed(state.device, state.dist)
+        ):
             sampler.set_position(state.epoch, state.epoch_batches * state.cfg.batch_size)
             for batch in loader:
                 t0 = time.time()
