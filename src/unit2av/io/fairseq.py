@@ -4,7 +4,7 @@ A fairseq checkpoint is a torch zip container (``<top>/data.pkl`` plus one file 
 storage under ``<top>/data/``) whose pickle holds plain containers, tensors, numpy scalars,
 an ``argparse.Namespace`` (legacy-args models and old checkpoints) and, for HuBERT-style
 tasks, fairseq ``Dictionary`` objects. ``torch.load(weights_only=True)`` refuses such files
-and ``weights_only=False`` would run whatever the file asks for, so this module unpickles
+and unrestricted unpickling would run whatever the file asks for, so this module unpickles
 them itself, resolving only these globals:
 
 - ``collections.OrderedDict`` (state dicts; its ``_metadata`` attribute is kept),
