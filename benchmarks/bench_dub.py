@@ -10,7 +10,7 @@ UTUT are the **fixture** checkpoints (tiny: 2 layers, width 64; written by the f
 vocoder config, the 36 M-parameter face renderer), as ``bench_render_memory.make_checkpoint`` writes it.
 Boxes and mouth crops are made by ``dub`` itself (detector and landmark model as installed).
 
-Two ways to run the same ``dub`` call, alternately:
+Two ways to run the same ``dub`` call, alternately, after one untimed run of each:
 - ``ours``: as shipped (fused mAV-HuBERT, the key/value-cached decoder, ``--backend auto``, render's
   overlapped decode / model / encode);
 - ``plain``: mAV-HuBERT as built (no folding, written-out attention, whole-input passes), UTUT without
@@ -171,6 +171,8 @@ def bench_dub(seconds: float = 10.0, repeats: int = 1, threads: int = 2) -> dict
         t0 = time.perf_counter()  # backend="auto" times its paths once per machine: not part of a dub's cost
         load_renderer(models["unit2av_path"], None, "es", "cpu", "auto")
         calibration = time.perf_counter() - t0
+        for kind in ("ours", "plain"):  # untimed: first imports, detector and model set-up, allocator
+            run_dub(clip, tmp / f"warm_{kind}.mp4", models, kind == "plain")
         times: dict[str, dict[str, list[float]]] = {}
         results = {}
         for r in range(repeats):

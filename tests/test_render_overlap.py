@@ -21,7 +21,7 @@ from unit2av.io.media import VideoWriter, iter_frames, probe_video
 from unit2av.pipeline import render as render_mod
 from unit2av.pipeline.frames import FrameList
 from unit2av.pipeline.paste import crop_windows, faces_to_uint8, paste_face
-from unit2av.pipeline.render import PIPELINE_BATCHES, load_renderer, render, render_video
+from unit2av.pipeline.render import PIPELINE_BATCHES, SPARE_CORES, load_renderer, overlap_pays, render, render_video
 from unit2av.pipeline.timeline import frame_schedule, num_windows, unit_windows
 from unit2av.prepare.speaker import SpeakerEncoder
 
@@ -41,7 +41,7 @@ def rendered(tmp_path_factory, models):
     (d / "u.txt").write_text(" ".join(map(str, np.random.default_rng(4).integers(0, 1000, 64))))
     out = d / "overlapped.mp4"
     result = render(d / "u.txt", SAMPLE_VIDEO, SAMPLE_BBOX, out, "ko", None, speaker_encoder=SpeakerEncoder.load(),
-                    dur_prediction=False, models=models, batch_size=BATCH, blend="feather")
+                    dur_prediction=False, models=models, batch_size=BATCH, blend="feather", overlap=True)
     return result, out
 
 
@@ -142,7 +142,8 @@ def test_a_stage_error_surfaces_and_leaves_no_output_or_threads(rendered, models
     expected = {"decode": (Unit2AVError, "corrupt packet"), "model": (RuntimeError, "out of memory"),
                 "encode": (OSError, "No space left")}[stage]
     with pytest.raises(expected[0], match=expected[1]):
-        render_video(face, result.wav, result.sample_rate, result.codes, source, boxes, out, batch_size=BATCH)
+        render_video(face, result.wav, result.sample_rate, result.codes, source, boxes, out, batch_size=BATCH,
+                     overlap=True)
     assert not out.exists() and not list(tmp_path.glob(".never*"))
     assert _no_pipeline_threads()
 
@@ -169,3 +170,25 @@ def test_at_most_pipeline_batches_alive_and_order_kept():
     assert emitted == list(range(12))
     assert max(alive) == PIPELINE_BATCHES  # reached while batch 0 was held, never exceeded
     assert _no_pipeline_threads()
+
+
+def test_overlap_by_default_only_where_it_pays(rendered, models, tmp_path, monkeypatch):
+    """Default: overlapped on a GPU or with spare cores, one batch after another when torch fills the CPU."""
+    face = models[1]
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(render_mod, "_cores", lambda: threads + SPARE_CORES - 1)
+    assert not overlap_pays(face)
+    monkeypatch.setattr(render_mod, "_cores", lambda: threads + SPARE_CORES)
+    assert overlap_pays(face)
+    used = []
+    real = render_mod._overlapped
+    monkeypatch.setattr(render_mod, "_overlapped", lambda *a, **k: used.append(1) or real(*a, **k))
+    result = rendered[0]
+    source = FrameList(list(iter_frames(SAMPLE_VIDEO))[:12])
+    boxes = [None] * 12  # no face: nothing for the model, the pipeline still runs
+    render_video(face, result.wav[:640 * 12], result.sample_rate, result.codes[:24], source, boxes, tmp_path / "a.mp4")
+    assert used == [1]
+    monkeypatch.setattr(render_mod, "_cores", lambda: 1)
+    render_video(face, result.wav[:640 * 12], result.sample_rate, result.codes[:24], source, boxes, tmp_path / "b.mp4")
+    assert used == [1]  # not overlapped this time
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()

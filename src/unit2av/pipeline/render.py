@@ -6,8 +6,9 @@
 Steps: units (deduplicated, durations predicted) -> speech in the source speaker's voice ->
 ``render_video``: expanded units -> face renderer, a batch of windows at a time, streamed from the
 frame source to the encoder so memory does not grow with the video's length (see ``timeline``
-and ``paste``); decoding, the renderer and pasting + encoding run at the same time in three
-threads, at most ``PIPELINE_BATCHES`` batches alive. ``unit2av demo`` calls ``render_video`` too,
+and ``paste``); when it pays (``overlap_pays``: a GPU, or spare CPU cores) decoding, the
+renderer and pasting + encoding run at the same time in three threads, at most
+``PIPELINE_BATCHES`` batches alive. ``unit2av demo`` calls ``render_video`` too,
 with frames held in memory.
 """
 
@@ -46,10 +47,8 @@ from .timeline import frame_schedule, num_output_frames, num_windows, unit_windo
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_FRAMES = 80  # frames per face-renderer forward (8 windows; Wav2Lip users pass 128 on a GPU)
-# Batches alive at once when decoding, rendering and encoding overlap: the one in the model and the one
-# being encoded; the next is decoded as soon as the encoder is done with its batch (a third slot only
-# added a batch of frames to the peak memory: 10 s -> 60 s of 720p went from 1.04x to 1.21x).
-PIPELINE_BATCHES = 2
+PIPELINE_BATCHES = 2  # batches alive when decode / model / encode overlap: the model's and the encoder's
+SPARE_CORES = 2  # cores beyond torch's threads that decoding + H.264 encoding need for overlap to pay on the CPU
 _END = object()  # end of a stage's stream
 
 
@@ -215,10 +214,28 @@ def _overlapped(batches: Iterator[_Batch], infer, emit, in_flight: int = PIPELIN
         raise errors[0]
 
 
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def overlap_pays(face: FaceRenderer) -> bool:
+    """Whether decoding and encoding beside the face renderer can shorten a render.
+
+    Yes when the renderer runs off the CPU, or when the CPU has ``SPARE_CORES`` beyond torch's
+    threads. On a CPU whose cores torch's threads already fill, decoding and H.264 encoding do the
+    same CPU work either way, and their threads interrupt the model's: on 2 cores with 2 torch
+    threads a 10 s 1280x720 render took 0.88-0.98x as long overlapped as one batch after another.
+    """
+    if next(face.parameters()).device.type != "cpu":
+        return True
+    return _cores() >= torch.get_num_threads() + SPARE_CORES
+
+
 def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: list[Box | None],
                   windows: torch.Tensor, schedule: np.ndarray, writer: VideoWriter, num_frames: int,
                   batch_windows: int, blend: str, keep: set[int] = frozenset(),
-                  overlap: bool = True) -> dict[int, np.ndarray]:
+                  overlap: bool | None = None) -> dict[int, np.ndarray]:
     """Decode, render and encode ``num_frames`` output frames, ``batch_windows`` windows at a time.
 
     Args:
@@ -228,7 +245,8 @@ def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: li
         schedule: (W * 10,) source frame index per output frame (padded frames included).
         keep: output frames whose generated faces to return.
         overlap: decode, render and encode in three threads (``_overlapped``); the frames written are
-            the same as with ``False`` (one batch after the other in this thread).
+            the same as with ``False`` (one batch after the other in this thread). ``None``: when
+            ``overlap_pays``.
 
     Returns:
         {output frame: (96, 96, 3) uint8 BGR generated face} for the frames of ``keep`` that have a box.
@@ -239,7 +257,7 @@ def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: li
         def emit(batch: _Batch) -> None:
             _emit(batch, writer, num_frames, blend, keep, kept, bar)
 
-        if overlap:
+        if overlap_pays(face) if overlap is None else overlap:
             _overlapped(batches, lambda b: _infer(face, b), emit)
         else:
             for batch in batches:
@@ -250,7 +268,7 @@ def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: li
 def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: torch.Tensor,
                  source: FrameReader | FrameList, boxes: list[Box | None], out_path: str | os.PathLike,
                  batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather",
-                 keep_faces: set[int] = frozenset(), overlap: bool = True) -> RenderResult:
+                 keep_faces: set[int] = frozenset(), overlap: bool | None = None) -> RenderResult:
     """Speech + its units + source frames and boxes -> the dubbed video (the core of ``render`` and the demo).
 
     Args:
@@ -264,7 +282,8 @@ def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: t
         batch_size: frames per renderer forward (rounded up to whole 10-frame windows).
         blend: ``"feather"`` or ``"hard"`` (see ``paste_face``).
         keep_faces: output frames whose generated 96x96 faces to return in ``RenderResult.faces``.
-        overlap: decode, render and encode at the same time in three threads (the same frames as without).
+        overlap: decode, render and encode at the same time in three threads (the same frames as without;
+            ``None``: when ``overlap_pays``).
 
     Raises:
         Unit2AVError: speech whose unit rate is not the video's, or a bad paste mode.
@@ -292,7 +311,7 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
            speaker_wav: str | os.PathLike | None = None, dur_prediction: bool = True,
            device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_FRAMES,
            blend: str = "feather", models: tuple[UnitVocoder, FaceRenderer] | None = None,
-           backend: str = "auto", overlap: bool = True) -> RenderResult:
+           backend: str = "auto", overlap: bool | None = None) -> RenderResult:
     """Render a dubbed, lip-synced video (the seed's ``inference_unit2av.py``).
 
     Args:
@@ -342,4 +361,5 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
         reader.close()
 
 
-__all__ = ["DEFAULT_BATCH_FRAMES", "PIPELINE_BATCHES", "RenderResult", "load_renderer", "render", "render_video"]
+__all__ = ["DEFAULT_BATCH_FRAMES", "PIPELINE_BATCHES", "RenderResult", "load_renderer", "overlap_pays", "render",
+           "render_video"]
