@@ -48,10 +48,10 @@ from bench_render_memory import UNITS_PER_SECOND, make_checkpoint, make_clip  # 
 CLIP_SIZE = (1280, 720)  # rows 3-4: width, height
 # Sizes per mode: seconds of speech (1), frames (2), clip seconds (3-4), training steps (5), mAV-HuBERT
 # input seconds (6), UTUT max_len_b (7), dub clip seconds (8).
-SIZES = {"full": {"speech": 10.0, "face": 250, "clips": (10.0, 60.0), "train": 10, "av2unit": 10.0, "utut": 50,
-                  "dub": 10.0},
-         "quick": {"speech": 2.0, "face": 40, "clips": (4.0, 8.0), "train": 3, "av2unit": 2.0, "utut": 8,
-                   "dub": 2.0}}
+SIZES = {
+    "full": {"speech": 10.0, "face": 250, "clips": (10.0, 60.0), "train": 10, "av2unit": 10.0, "utut": 50, "dub": 10.0},
+    "quick": {"speech": 2.0, "face": 40, "clips": (4.0, 8.0), "train": 3, "av2unit": 2.0, "utut": 8, "dub": 2.0},
+}
 TARGETS = {"rtf": 0.13, "default_vs_eager": 1.0, "fps": 13.0, "face_speedup": 1.5, "overhead": 1.15, "memory": 1.3}
 
 
@@ -82,15 +82,18 @@ def interleaved(paths: dict, repeats: int) -> dict:
             paths[n]()
         for r in range(repeats):
             outs = {}
-            for n in names[r % len(names):] + names[:r % len(names)]:
+            for n in names[r % len(names) :] + names[: r % len(names)]:
                 t0 = time.perf_counter()
                 outs[n] = paths[n]()
                 times[n].append(time.perf_counter() - t0)
             for n in names:
                 diff[n] = max(diff[n], float((outs[n] - outs[names[0]]).abs().max()))
     ref = times[names[0]]
-    return {"s": {n: statistics.median(t) for n, t in times.items()},
-            "x": {n: statistics.median(a / b for a, b in zip(ref, t)) for n, t in times.items()}, "diff": diff}
+    return {
+        "s": {n: statistics.median(t) for n, t in times.items()},
+        "x": {n: statistics.median(a / b for a, b in zip(ref, t)) for n, t in times.items()},
+        "diff": diff,
+    }
 
 
 def _paths_line(res: dict, chosen: str, unit=None) -> str:
@@ -115,11 +118,13 @@ def row_vocoder(size: dict, repeats: int) -> list[str]:
     code, spkr = torch.randint(0, cfg.num_embeddings, (1, n)), torch.randn(1, 1, cfg.embedder_dim)
     res = interleaved({k: (lambda m=m: m(code=code, spkr=spkr)[0]) for k, m in paths.items()}, repeats)
     rtf = res["s"][chosen] / seconds
-    return [f"1 vocoder {seconds:g} s (AV2AV, 512 ch) | "
-            + _paths_line(res, chosen, lambda s: f"{s:.2f} s (RTF {s / seconds:.3f})")
-            + f" | max|Δ| {max(res['diff'].values()):.1e} | default >= eager: "
-            f"{_ok(res['x'][chosen] >= TARGETS['default_vs_eager'])}, RTF<={TARGETS['rtf']}: "
-            f"{_ok(rtf <= TARGETS['rtf'])}"]
+    return [
+        f"1 vocoder {seconds:g} s (AV2AV, 512 ch) | "
+        + _paths_line(res, chosen, lambda s: f"{s:.2f} s (RTF {s / seconds:.3f})")
+        + f" | max|Δ| {max(res['diff'].values()):.1e} | default >= eager: "
+        f"{_ok(res['x'][chosen] >= TARGETS['default_vs_eager'])}, RTF<={TARGETS['rtf']}: "
+        f"{_ok(rtf <= TARGETS['rtf'])}"
+    ]
 
 
 def row_face(size: dict, repeats: int) -> list[str]:
@@ -139,15 +144,21 @@ def row_face(size: dict, repeats: int) -> list[str]:
     per = DEFAULT_BATCH_FRAMES // FRAMES_PER_WINDOW  # windows per forward, as render batches them
 
     def run(m):
-        return torch.cat([m(units[w:w + per], faces[w * FRAMES_PER_WINDOW:(w + per) * FRAMES_PER_WINDOW])
-                          for w in range(0, windows, per)])
+        return torch.cat(
+            [
+                m(units[w : w + per], faces[w * FRAMES_PER_WINDOW : (w + per) * FRAMES_PER_WINDOW])
+                for w in range(0, windows, per)
+            ]
+        )
 
     res = interleaved({k: (lambda m=m: run(m)) for k, m in paths.items()}, repeats)
     fps = frames / res["s"][chosen]
-    return [f"2 face renderer {frames} frames (batch {per * FRAMES_PER_WINDOW}) | "
-            + _paths_line(res, chosen, lambda s: f"{frames / s:.1f} fps")
-            + f" | max|Δ| {max(res['diff'].values()):.1e} | fps>={TARGETS['fps']:g}: {_ok(fps >= TARGETS['fps'])}, "
-            f"x>={TARGETS['face_speedup']}: {_ok(res['x'][chosen] >= TARGETS['face_speedup'])}"]
+    return [
+        f"2 face renderer {frames} frames (batch {per * FRAMES_PER_WINDOW}) | "
+        + _paths_line(res, chosen, lambda s: f"{frames / s:.1f} fps")
+        + f" | max|Δ| {max(res['diff'].values()):.1e} | fps>={TARGETS['fps']:g}: {_ok(fps >= TARGETS['fps'])}, "
+        f"x>={TARGETS['face_speedup']}: {_ok(res['x'][chosen] >= TARGETS['face_speedup'])}"
+    ]
 
 
 def render_child(args: argparse.Namespace) -> None:
@@ -165,6 +176,7 @@ def render_child(args: argparse.Namespace) -> None:
 
         def post(module, inputs, output):
             spent[name] += time.perf_counter() - module._bench_t0
+
         return pre, post
 
     for name, module in (("vocoder", vocoder), ("face", face)):
@@ -172,12 +184,31 @@ def render_child(args: argparse.Namespace) -> None:
         module.register_forward_pre_hook(pre)
         module.register_forward_hook(post)
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    res = render(args.units, args.video, args.boxes, args.out, "en", args.ckpt, dur_prediction=False,
-                 models=(vocoder, face), overlap=not args.one_thread)
+    res = render(
+        args.units,
+        args.video,
+        args.boxes,
+        args.out,
+        "en",
+        args.ckpt,
+        dur_prediction=False,
+        models=(vocoder, face),
+        overlap=not args.one_thread,
+    )
     total, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB
-    print(json.dumps({"total": total, "cpu": cpu, "peak_mib": peak, "frames": res.num_frames,
-                      "default_overlaps": int(overlap_pays(face)), **spent}))
+    print(
+        json.dumps(
+            {
+                "total": total,
+                "cpu": cpu,
+                "peak_mib": peak,
+                "frames": res.num_frames,
+                "default_overlaps": int(overlap_pays(face)),
+                **spent,
+            }
+        )
+    )
 
 
 def _cpu_seconds() -> float:
@@ -187,16 +218,33 @@ def _cpu_seconds() -> float:
 
 
 def _render(tmp: Path, seconds: float, threads: int, one_thread: bool, out: Path) -> dict:
-    cmd = [sys.executable, __file__, "--render-child", "--threads", str(threads), "--ckpt", str(tmp / "ckpt.pt"),
-           "--units", str(tmp / f"units{seconds:g}.pt"), "--video", str(tmp / f"clip{seconds:g}.mp4"),
-           "--boxes", str(tmp / f"clip{seconds:g}.pkl"), "--out", str(out)] + (["--one-thread"] if one_thread else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--render-child",
+        "--threads",
+        str(threads),
+        "--ckpt",
+        str(tmp / "ckpt.pt"),
+        "--units",
+        str(tmp / f"units{seconds:g}.pt"),
+        "--video",
+        str(tmp / f"clip{seconds:g}.mp4"),
+        "--boxes",
+        str(tmp / f"clip{seconds:g}.pkl"),
+        "--out",
+        str(out),
+    ] + (["--one-thread"] if one_thread else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"render of the {seconds:g} s clip failed:\n{proc.stderr[-3000:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     r["models"] = r["vocoder"] + r["face"]
-    print(f"  ({'one thread' if one_thread else 'overlapped'} render of the {seconds:g} s clip: "
-          f"{json.dumps({k: round(v, 2) for k, v in r.items()})}; {_load()})", flush=True)
+    print(
+        f"  ({'one thread' if one_thread else 'overlapped'} render of the {seconds:g} s clip: "
+        f"{json.dumps({k: round(v, 2) for k, v in r.items()})}; {_load()})",
+        flush=True,
+    )
     return r
 
 
@@ -213,14 +261,23 @@ def rows_render(threads: int, size: dict, repeats: int) -> list[str]:
             boxes = make_clip(tmp / f"clip{seconds:g}.mp4", seconds, *CLIP_SIZE)
             dump_plain_pickle(boxes, tmp / f"clip{seconds:g}.pkl")
             rng = np.random.default_rng(0)
-            save_torch({"code": torch.from_numpy(rng.integers(0, 1000, int(seconds * UNITS_PER_SECOND))),
-                        "spkr": torch.from_numpy(rng.standard_normal(256).astype(np.float32))},
-                       tmp / f"units{seconds:g}.pt")
+            save_torch(
+                {
+                    "code": torch.from_numpy(rng.integers(0, 1000, int(seconds * UNITS_PER_SECOND))),
+                    "spkr": torch.from_numpy(rng.standard_normal(256).astype(np.float32)),
+                },
+                tmp / f"units{seconds:g}.pt",
+            )
         for r in range(repeats):  # one-thread and overlapped renders of the short clip alternate
-            for kind in (("one", "overlap") if r % 2 == 0 else ("overlap", "one")):
+            for kind in ("one", "overlap") if r % 2 == 0 else ("overlap", "one"):
                 runs[kind].append(_render(tmp, short_s, threads, kind == "one", tmp / f"{kind}.mp4"))
-        frame_diff = max((int(np.abs(a.astype(np.int16) - b).max()) for a, b in
-                          zip(iter_frames(tmp / "one.mp4"), iter_frames(tmp / "overlap.mp4"))), default=0)
+        frame_diff = max(
+            (
+                int(np.abs(a.astype(np.int16) - b).max())
+                for a, b in zip(iter_frames(tmp / "one.mp4"), iter_frames(tmp / "overlap.mp4"))
+            ),
+            default=0,
+        )
         same_bytes = (tmp / "one.mp4").read_bytes() == (tmp / "overlap.mp4").read_bytes()
         long = _render(tmp, long_s, threads, False, tmp / "long.mp4")
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
@@ -231,16 +288,18 @@ def rows_render(threads: int, size: dict, repeats: int) -> list[str]:
     default_ratio = ratio if ov["default_overlaps"] else one["total"] / one["models"]
     mem = long["peak_mib"] / ov["peak_mib"]
     size_s = f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}"
-    return [f"3 render {short_s:g} s {size_s} ({int(ov['frames'])} frames) | one thread: total {one['total']:.1f} s, "
-            f"models {one['models']:.1f} s ({one['total'] / one['models']:.2f}), CPU {one['cpu']:.1f} s | overlapped: "
-            f"total {ov['total']:.1f} s, CPU {ov['cpu']:.1f} s, "
-            f"models {ov['models']:.1f} s (vocoder {ov['vocoder']:.1f}, face {ov['face']:.1f}) | x{speedup:.2f} | "
-            f"overlapped total/models {ratio:.2f} | overlapped total / one-thread models "
-            f"{ov['total'] / one['models']:.2f} | default here: {default} -> total/models {default_ratio:.2f} <= "
-            f"{TARGETS['overhead']}: {_ok(default_ratio <= TARGETS['overhead'])} | max|Δ| frames {frame_diff} "
-            f"(same file: {same_bytes})",
-            f"4 render peak RSS {size_s} (overlapped) | {short_s:g} s: {ov['peak_mib']:.0f} MiB | {long_s:g} s: "
-            f"{long['peak_mib']:.0f} MiB | ratio {mem:.2f} | <= {TARGETS['memory']}: {_ok(mem <= TARGETS['memory'])}"]
+    return [
+        f"3 render {short_s:g} s {size_s} ({int(ov['frames'])} frames) | one thread: total {one['total']:.1f} s, "
+        f"models {one['models']:.1f} s ({one['total'] / one['models']:.2f}), CPU {one['cpu']:.1f} s | overlapped: "
+        f"total {ov['total']:.1f} s, CPU {ov['cpu']:.1f} s, "
+        f"models {ov['models']:.1f} s (vocoder {ov['vocoder']:.1f}, face {ov['face']:.1f}) | x{speedup:.2f} | "
+        f"overlapped total/models {ratio:.2f} | overlapped total / one-thread models "
+        f"{ov['total'] / one['models']:.2f} | default here: {default} -> total/models {default_ratio:.2f} <= "
+        f"{TARGETS['overhead']}: {_ok(default_ratio <= TARGETS['overhead'])} | max|Δ| frames {frame_diff} "
+        f"(same file: {same_bytes})",
+        f"4 render peak RSS {size_s} (overlapped) | {short_s:g} s: {ov['peak_mib']:.0f} MiB | {long_s:g} s: "
+        f"{long['peak_mib']:.0f} MiB | ratio {mem:.2f} | <= {TARGETS['memory']}: {_ok(mem <= TARGETS['memory'])}",
+    ]
 
 
 def row_training(threads: int, size: dict) -> list[str]:
@@ -259,10 +318,12 @@ def rows_av2unit(threads: int, size: dict, repeats: int) -> list[str]:
         r = res["rows"][mode]
         per10 = r["fast_s"] * 10.0 / seconds
         target = f" | <= {TARGET_AV_SECONDS} s per 10 s: {_ok(per10 <= TARGET_AV_SECONDS)}" if mode == "av" else ""
-        lines.append(f"6 mAV-HuBERT large {name}, {seconds:g} s | eager {r['eager_s']:.2f} s "
-                     f"({r['eager_s'] / seconds:.3f} s/s) | ours {r['fast_s']:.2f} s ({r['fast_s'] / seconds:.3f} s/s, "
-                     f"{per10:.2f} s per 10 s; fairseq {REFERENCE_SECONDS[mode]} s) | x{r['speedup']:.2f} | max|Δ| "
-                     f"logits {r['max_diff_logits']:.1e} | units differ {r['units_differ']}/{r['units']}{target}")
+        lines.append(
+            f"6 mAV-HuBERT large {name}, {seconds:g} s | eager {r['eager_s']:.2f} s "
+            f"({r['eager_s'] / seconds:.3f} s/s) | ours {r['fast_s']:.2f} s ({r['fast_s'] / seconds:.3f} s/s, "
+            f"{per10:.2f} s per 10 s; fairseq {REFERENCE_SECONDS[mode]} s) | x{r['speedup']:.2f} | max|Δ| "
+            f"logits {r['max_diff_logits']:.1e} | units differ {r['units_differ']}/{r['units']}{target}"
+        )
     lines.append(f"6 (features: filterbank + crops for {seconds:g} s: {res['features_s']:.3f} s, not in the above)")
     return lines
 
@@ -272,30 +333,43 @@ def row_utut(threads: int, size: dict, repeats: int) -> list[str]:
 
     r = bench_utut(units=100, beam=5, max_len_b=size["utut"], repeats=repeats, threads=threads)
     c, n = r["cache"], r["no_cache"]
-    return [f"7 UTUT mBART-large beam 5, 100 units, {r['steps']} steps | no cache {n['ms_per_step']:.1f} ms/step "
-            f"({n['tokens_per_s']:.1f} tok/s) | cache {c['ms_per_step']:.1f} ms/step ({c['tokens_per_s']:.1f} tok/s) | "
-            f"x{r['speedup']:.2f} | max|Δscore| {r['max_abs_score_diff']:.1e} | same hypotheses: "
-            f"{r['same_hypotheses']} | encoder {r['encoder_ms']:.0f} ms | <= {r['target_ms']:g} ms/step: "
-            f"{_ok(r['meets_target'])}"]
+    return [
+        f"7 UTUT mBART-large beam 5, 100 units, {r['steps']} steps | no cache {n['ms_per_step']:.1f} ms/step "
+        f"({n['tokens_per_s']:.1f} tok/s) | cache {c['ms_per_step']:.1f} ms/step ({c['tokens_per_s']:.1f} tok/s) | "
+        f"x{r['speedup']:.2f} | max|Δscore| {r['max_abs_score_diff']:.1e} | same hypotheses: "
+        f"{r['same_hypotheses']} | encoder {r['encoder_ms']:.0f} ms | <= {r['target_ms']:g} ms/step: "
+        f"{_ok(r['meets_target'])}"
+    ]
 
 
 def rows_dub(threads: int, size: dict, repeats: int) -> list[str]:
     from bench_dub import bench_dub, format_rows
 
     r = bench_dub(size["dub"], max(1, repeats - 1), threads)
-    return [f"8 dub {size['dub']:g} s clip, per stage (fixture mAV-HuBERT and UTUT, released-size renderer; "
-            f"plain = unfused, no cache, eager, one-thread render)"] + format_rows(r, "8   ")
+    return [
+        f"8 dub {size['dub']:g} s clip, per stage (fixture mAV-HuBERT and UTUT, released-size renderer; "
+        f"plain = unfused, no cache, eager, one-thread render)"
+    ] + format_rows(r, "8   ")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", type=int, nargs="+", default=list(range(1, 9)), help="rows to run (3 and 4 "
-                        "come from the same renders)")
+    parser.add_argument(
+        "--only",
+        type=int,
+        nargs="+",
+        default=list(range(1, 9)),
+        help="rows to run (3 and 4 come from the same renders)",
+    )
     parser.add_argument("--quick", action="store_true", help="every row at small sizes (a smoke run)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per path (default 3; --quick 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--user-cache", action="store_true", help="use the calibration cache in the user's cache "
-                        "folder (default: a fresh one, so backend='auto' is calibrated in this run)")
+    parser.add_argument(
+        "--user-cache",
+        action="store_true",
+        help="use the calibration cache in the user's cache "
+        "folder (default: a fresh one, so backend='auto' is calibrated in this run)",
+    )
     parser.add_argument("--render-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one-thread", action="store_true", help=argparse.SUPPRESS)
     for name in ("units", "video", "boxes", "out", "ckpt"):
@@ -313,19 +387,26 @@ def main() -> None:
 
     cpu = device_name(torch.device("cpu"))
     start_load, t0, table = _load(), time.perf_counter(), []
-    steps = [(1, lambda: row_vocoder(size, repeats)), (2, lambda: row_face(size, repeats)),
-             (3, lambda: rows_render(args.threads, size, max(1, repeats - 1))),
-             (5, lambda: row_training(args.threads, size)), (6, lambda: rows_av2unit(args.threads, size, repeats)),
-             (7, lambda: row_utut(args.threads, size, repeats)), (8, lambda: rows_dub(args.threads, size, repeats))]
+    steps = [
+        (1, lambda: row_vocoder(size, repeats)),
+        (2, lambda: row_face(size, repeats)),
+        (3, lambda: rows_render(args.threads, size, max(1, repeats - 1))),
+        (5, lambda: row_training(args.threads, size)),
+        (6, lambda: rows_av2unit(args.threads, size, repeats)),
+        (7, lambda: row_utut(args.threads, size, repeats)),
+        (8, lambda: rows_dub(args.threads, size, repeats)),
+    ]
     for row, fn in steps:
         if row in args.only or (row == 3 and 4 in args.only):
             print(f"row {row} ... ({_load()})", flush=True)
             lines = fn()
             table += lines
             print("\n".join(lines) + f"\n  ({_load()})", flush=True)
-    print(f"\nunit2av speed and memory | CPU {cpu} | {args.threads} threads | torch {torch.__version__} | medians of "
-          f"{repeats}{' | QUICK sizes' if args.quick else ''} | {time.perf_counter() - t0:.0f} s in all | "
-          f"{start_load} at the start, {_load()} at the end")
+    print(
+        f"\nunit2av speed and memory | CPU {cpu} | {args.threads} threads | torch {torch.__version__} | medians of "
+        f"{repeats}{' | QUICK sizes' if args.quick else ''} | {time.perf_counter() - t0:.0f} s in all | "
+        f"{start_load} at the start, {_load()} at the end"
+    )
     for line in table:
         print(line)
 

@@ -30,8 +30,7 @@ BATCH = 10  # frames per renderer forward here: one window, so a short render st
 
 @pytest.fixture(scope="module")
 def models(reference_dir, reference_config):
-    return load_renderer(reference_dir / "unit2av_ref.pt", reference_config, lang="ko", device="cpu",
-                         backend="torch")
+    return load_renderer(reference_dir / "unit2av_ref.pt", reference_config, lang="ko", device="cpu", backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +39,20 @@ def rendered(tmp_path_factory, models):
     d = tmp_path_factory.mktemp("overlap")
     (d / "u.txt").write_text(" ".join(map(str, np.random.default_rng(4).integers(0, 1000, 64))))
     out = d / "overlapped.mp4"
-    result = render(d / "u.txt", SAMPLE_VIDEO, SAMPLE_BBOX, out, "ko", None, speaker_encoder=SpeakerEncoder.load(),
-                    dur_prediction=False, models=models, batch_size=BATCH, blend="feather", overlap=True)
+    result = render(
+        d / "u.txt",
+        SAMPLE_VIDEO,
+        SAMPLE_BBOX,
+        out,
+        "ko",
+        None,
+        speaker_encoder=SpeakerEncoder.load(),
+        dur_prediction=False,
+        models=models,
+        batch_size=BATCH,
+        blend="feather",
+        overlap=True,
+    )
     return result, out
 
 
@@ -62,10 +73,10 @@ def test_overlapped_render_decodes_to_the_sequentially_made_frames(rendered, mod
     expected = tmp_path / "sequential.mp4"
     with VideoWriter(expected, info.width, info.height, audio=result.wav, audio_rate=result.sample_rate) as w:
         for w0 in range(windows.shape[0]):  # one window (= one batch of BATCH frames) at a time
-            idx = schedule[w0 * 10:(w0 + 1) * 10]
+            idx = schedule[w0 * 10 : (w0 + 1) * 10]
             faces = crop_windows([source[i] for i in idx], [boxes[i] for i in idx])
             with torch.inference_mode():
-                gen = faces_to_uint8(face(windows[w0:w0 + 1], torch.from_numpy(faces)))
+                gen = faces_to_uint8(face(windows[w0 : w0 + 1], torch.from_numpy(faces)))
             for k, i in enumerate(idx):
                 if w0 * 10 + k < n:
                     frame = source[i].copy()
@@ -88,12 +99,23 @@ def test_sequential_switch_gives_the_same_file_and_kept_faces(rendered, models, 
     runs, files = {}, {}
     for overlap in (False, True):
         path = tmp_path / f"demo_{overlap}.mp4"
-        runs[overlap] = render_video(models[1], result.wav, result.sample_rate, result.codes, source, boxes, path,
-                                     batch_size=BATCH, keep_faces=keep, overlap=overlap)
+        runs[overlap] = render_video(
+            models[1],
+            result.wav,
+            result.sample_rate,
+            result.codes,
+            source,
+            boxes,
+            path,
+            batch_size=BATCH,
+            keep_faces=keep,
+            overlap=overlap,
+        )
         files[overlap] = path.read_bytes()
     assert files[True] == files[False] == out.read_bytes()
-    assert set(runs[True].faces) == keep and all(np.array_equal(runs[True].faces[k], runs[False].faces[k])
-                                                 for k in keep)
+    assert set(runs[True].faces) == keep and all(
+        np.array_equal(runs[True].faces[k], runs[False].faces[k]) for k in keep
+    )
 
 
 class _FailingFrames(FrameList):
@@ -108,8 +130,9 @@ class _FailingFrames(FrameList):
 
 def _frames_and_boxes():
     info = probe_video(SAMPLE_VIDEO)
-    return list(iter_frames(SAMPLE_VIDEO)), load_boxes(SAMPLE_BBOX, info.num_frames, info.width, info.height,
-                                                        SAMPLE_VIDEO)
+    return list(iter_frames(SAMPLE_VIDEO)), load_boxes(
+        SAMPLE_BBOX, info.num_frames, info.width, info.height, SAMPLE_VIDEO
+    )
 
 
 @pytest.mark.parametrize("stage", ["decode", "model", "encode"])
@@ -139,11 +162,15 @@ def test_a_stage_error_surfaces_and_leaves_no_output_or_threads(rendered, models
 
         monkeypatch.setattr(VideoWriter, "write", write)
     out = tmp_path / "never.mp4"
-    expected = {"decode": (Unit2AVError, "corrupt packet"), "model": (RuntimeError, "out of memory"),
-                "encode": (OSError, "No space left")}[stage]
+    expected = {
+        "decode": (Unit2AVError, "corrupt packet"),
+        "model": (RuntimeError, "out of memory"),
+        "encode": (OSError, "No space left"),
+    }[stage]
     with pytest.raises(expected[0], match=expected[1]):
-        render_video(face, result.wav, result.sample_rate, result.codes, source, boxes, out, batch_size=BATCH,
-                     overlap=True)
+        render_video(
+            face, result.wav, result.sample_rate, result.codes, source, boxes, out, batch_size=BATCH, overlap=True
+        )
     assert not out.exists() and not list(tmp_path.glob(".never*"))
     assert _no_pipeline_threads()
 
@@ -186,9 +213,9 @@ def test_overlap_by_default_only_where_it_pays(rendered, models, tmp_path, monke
     result = rendered[0]
     source = FrameList(list(iter_frames(SAMPLE_VIDEO))[:12])
     boxes = [None] * 12  # no face: nothing for the model, the pipeline still runs
-    render_video(face, result.wav[:640 * 12], result.sample_rate, result.codes[:24], source, boxes, tmp_path / "a.mp4")
+    render_video(face, result.wav[: 640 * 12], result.sample_rate, result.codes[:24], source, boxes, tmp_path / "a.mp4")
     assert used == [1]
     monkeypatch.setattr(render_mod, "_cores", lambda: 1)
-    render_video(face, result.wav[:640 * 12], result.sample_rate, result.codes[:24], source, boxes, tmp_path / "b.mp4")
+    render_video(face, result.wav[: 640 * 12], result.sample_rate, result.codes[:24], source, boxes, tmp_path / "b.mp4")
     assert used == [1]  # not overlapped this time
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()

@@ -65,8 +65,13 @@ class RenderResult:
     wav: np.ndarray | None = None  # (num_samples,) float32 the speech that was muxed (before AAC encoding)
 
 
-def load_renderer(path: str | os.PathLike, config: str | os.PathLike | None = None, lang: str | None = None,
-                  device: str | torch.device = "auto", backend: str = "auto") -> tuple[UnitVocoder, FaceRenderer]:
+def load_renderer(
+    path: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    lang: str | None = None,
+    device: str | torch.device = "auto",
+    backend: str = "auto",
+) -> tuple[UnitVocoder, FaceRenderer]:
     """Load the vocoder for ``lang`` and the face renderer from an AV2AV container.
 
     The vocoder is loaded by ``unit2av.vocoder.checkpoint``'s one rule for its config (``config``,
@@ -111,12 +116,17 @@ class _Batch:
     generated: np.ndarray | None = None  # (n, 96, 96, 3) uint8 BGR renderer output (None: no box in the batch)
 
 
-def _batches(source: FrameReader | FrameList, boxes: list[Box | None], windows: torch.Tensor,
-             schedule: np.ndarray, batch_windows: int) -> Iterator[_Batch]:
+def _batches(
+    source: FrameReader | FrameList,
+    boxes: list[Box | None],
+    windows: torch.Tensor,
+    schedule: np.ndarray,
+    batch_windows: int,
+) -> Iterator[_Batch]:
     """Decode and crop, one batch of ``batch_windows`` windows at a time."""
     for w0 in range(0, windows.shape[0], batch_windows):
         w1 = min(windows.shape[0], w0 + batch_windows)
-        idx = schedule[w0 * FRAMES_PER_WINDOW:w1 * FRAMES_PER_WINDOW].tolist()
+        idx = schedule[w0 * FRAMES_PER_WINDOW : w1 * FRAMES_PER_WINDOW].tolist()
         frames = source.get(idx)
         frame_boxes = [boxes[i] for i in idx]
         faces = crop_windows([frames[i] for i in idx], frame_boxes)  # (n, 6, 96, 96)
@@ -134,8 +144,15 @@ def _infer(face: FaceRenderer, batch: _Batch) -> _Batch:
     return batch
 
 
-def _emit(batch: _Batch, writer: VideoWriter, num_frames: int, blend: str, keep: set[int],
-          kept: dict[int, np.ndarray], bar: tqdm) -> None:
+def _emit(
+    batch: _Batch,
+    writer: VideoWriter,
+    num_frames: int,
+    blend: str,
+    keep: set[int],
+    kept: dict[int, np.ndarray],
+    bar: tqdm,
+) -> None:
     """Paste a batch's faces into copies of its frames and encode them (padding frames dropped)."""
     for k, i in enumerate(batch.idx):
         n = batch.first + k  # output frame
@@ -169,6 +186,7 @@ def _overlapped(batches: Iterator[_Batch], infer, emit, in_flight: int = PIPELIN
             except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
                 errors.append(e)
                 stop.set()
+
         return run
 
     def take(q: queue.Queue):
@@ -232,10 +250,19 @@ def overlap_pays(face: FaceRenderer) -> bool:
     return _cores() >= torch.get_num_threads() + SPARE_CORES
 
 
-def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: list[Box | None],
-                  windows: torch.Tensor, schedule: np.ndarray, writer: VideoWriter, num_frames: int,
-                  batch_windows: int, blend: str, keep: set[int] = frozenset(),
-                  overlap: bool | None = None) -> dict[int, np.ndarray]:
+def render_frames(
+    face: FaceRenderer,
+    source: FrameReader | FrameList,
+    boxes: list[Box | None],
+    windows: torch.Tensor,
+    schedule: np.ndarray,
+    writer: VideoWriter,
+    num_frames: int,
+    batch_windows: int,
+    blend: str,
+    keep: set[int] = frozenset(),
+    overlap: bool | None = None,
+) -> dict[int, np.ndarray]:
     """Decode, render and encode ``num_frames`` output frames, ``batch_windows`` windows at a time.
 
     Args:
@@ -254,6 +281,7 @@ def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: li
     kept: dict[int, np.ndarray] = {}
     batches = _batches(source, boxes, windows, schedule, batch_windows)
     with tqdm(total=num_frames, unit="frame", desc="render", disable=None) as bar:
+
         def emit(batch: _Batch) -> None:
             _emit(batch, writer, num_frames, blend, keep, kept, bar)
 
@@ -265,10 +293,19 @@ def render_frames(face: FaceRenderer, source: FrameReader | FrameList, boxes: li
     return kept
 
 
-def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: torch.Tensor,
-                 source: FrameReader | FrameList, boxes: list[Box | None], out_path: str | os.PathLike,
-                 batch_size: int = DEFAULT_BATCH_FRAMES, blend: str = "feather",
-                 keep_faces: set[int] = frozenset(), overlap: bool | None = None) -> RenderResult:
+def render_video(
+    face: FaceRenderer,
+    wav: np.ndarray,
+    sample_rate: int,
+    codes: torch.Tensor,
+    source: FrameReader | FrameList,
+    boxes: list[Box | None],
+    out_path: str | os.PathLike,
+    batch_size: int = DEFAULT_BATCH_FRAMES,
+    blend: str = "feather",
+    keep_faces: set[int] = frozenset(),
+    overlap: bool | None = None,
+) -> RenderResult:
     """Speech + its units + source frames and boxes -> the dubbed video (the core of ``render`` and the demo).
 
     Args:
@@ -295,23 +332,40 @@ def render_video(face: FaceRenderer, wav: np.ndarray, sample_rate: int, codes: t
     frames = num_output_frames(codes.numel())
     windows = unit_windows(codes, num_windows(frames))  # (W, 20)
     schedule = frame_schedule(windows.shape[0] * FRAMES_PER_WINDOW, source.num_frames, source.fps)
-    log.info("%d units -> %.2f s of speech, %d frames from %d source frames at %g fps", codes.numel(),
-             len(wav) / sample_rate, frames, source.num_frames, source.fps)
+    log.info(
+        "%d units -> %.2f s of speech, %d frames from %d source frames at %g fps",
+        codes.numel(),
+        len(wav) / sample_rate,
+        frames,
+        source.num_frames,
+        source.fps,
+    )
     batch_windows = max(1, -(-int(batch_size) // FRAMES_PER_WINDOW))
-    with VideoWriter(out_path, source.width, source.height, fps=VIDEO_FPS, audio=wav,
-                     audio_rate=sample_rate) as writer:
-        kept = render_frames(face, source, boxes, windows, schedule, writer, frames, batch_windows, blend,
-                             set(keep_faces), overlap)
+    with VideoWriter(out_path, source.width, source.height, fps=VIDEO_FPS, audio=wav, audio_rate=sample_rate) as writer:
+        kept = render_frames(
+            face, source, boxes, windows, schedule, writer, frames, batch_windows, blend, set(keep_faces), overlap
+        )
     return RenderResult(Path(out_path), frames, len(wav), sample_rate, codes, kept, wav=wav)
 
 
-def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_bbox_path: str | os.PathLike,
-           out_vid_path: str | os.PathLike, tgt_lang: str | None, unit2av_path: str | os.PathLike,
-           config: str | os.PathLike | None = None, speaker_encoder=None,
-           speaker_wav: str | os.PathLike | None = None, dur_prediction: bool = True,
-           device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_FRAMES,
-           blend: str = "feather", models: tuple[UnitVocoder, FaceRenderer] | None = None,
-           backend: str = "auto", overlap: bool | None = None) -> RenderResult:
+def render(
+    in_unit_path: str | os.PathLike,
+    in_vid_path: str | os.PathLike,
+    in_bbox_path: str | os.PathLike,
+    out_vid_path: str | os.PathLike,
+    tgt_lang: str | None,
+    unit2av_path: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    speaker_encoder=None,
+    speaker_wav: str | os.PathLike | None = None,
+    dur_prediction: bool = True,
+    device: str | torch.device = "auto",
+    batch_size: int = DEFAULT_BATCH_FRAMES,
+    blend: str = "feather",
+    models: tuple[UnitVocoder, FaceRenderer] | None = None,
+    backend: str = "auto",
+    overlap: bool | None = None,
+) -> RenderResult:
     """Render a dubbed, lip-synced video (the seed's ``inference_unit2av.py``).
 
     Args:
@@ -340,26 +394,35 @@ def render(in_unit_path: str | os.PathLike, in_vid_path: str | os.PathLike, in_b
     in_vid_path = Path(in_vid_path)
     info = probe_video(in_vid_path)
     boxes = load_boxes(in_bbox_path, info.num_frames, info.width, info.height, in_vid_path)
-    vocoder, face = models if models is not None else load_renderer(unit2av_path, config, tgt_lang, device,
-                                                                                backend)
+    vocoder, face = models if models is not None else load_renderer(unit2av_path, config, tgt_lang, device, backend)
     sample_rate = int(vocoder.config.sampling_rate)
     check_unit_rate(vocoder.hop, sample_rate, unit2av_path)
-    units = read_units(in_unit_path, num_embeddings=min(vocoder.dict.num_embeddings, face.num_embeddings),
-                       deduplicate=dur_prediction)
+    units = read_units(
+        in_unit_path, num_embeddings=min(vocoder.dict.num_embeddings, face.num_embeddings), deduplicate=dur_prediction
+    )
     voice = Path(speaker_wav) if speaker_wav is not None else in_vid_path if info.has_audio else None
     if voice is None and units.spkr is None and vocoder.speaker is not None:
         raise fail(in_vid_path, "has no audio track to take the speaker's voice from; pass --speaker-wav")
     dev = next(vocoder.parameters()).device
-    spkr = resolve_speaker(vocoder, voice if voice is not None else units.spkr, speaker_encoder, dev,
-                           source=voice or in_unit_path)
+    spkr = resolve_speaker(
+        vocoder, voice if voice is not None else units.spkr, speaker_encoder, dev, source=voice or in_unit_path
+    )
     wav, codes = synthesize_chunked(vocoder, units.code, spkr, dur_prediction=dur_prediction)
     reader = FrameReader(in_vid_path, info)
     try:
-        return render_video(face, wav, sample_rate, codes, reader, boxes, out_vid_path, batch_size, blend,
-                            overlap=overlap)
+        return render_video(
+            face, wav, sample_rate, codes, reader, boxes, out_vid_path, batch_size, blend, overlap=overlap
+        )
     finally:
         reader.close()
 
 
-__all__ = ["DEFAULT_BATCH_FRAMES", "PIPELINE_BATCHES", "RenderResult", "load_renderer", "overlap_pays", "render",
-           "render_video"]
+__all__ = [
+    "DEFAULT_BATCH_FRAMES",
+    "PIPELINE_BATCHES",
+    "RenderResult",
+    "load_renderer",
+    "overlap_pays",
+    "render",
+    "render_video",
+]
