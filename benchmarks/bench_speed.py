@@ -1,6 +1,6 @@
 """Speed and memory of unit2av on this machine: one table, every figure measured in this run.
 
-    python benchmarks/bench_speed.py                 # the whole table (about 20-30 minutes on 2 idle cores)
+    python benchmarks/bench_speed.py                 # the whole table (about 11 minutes on 2 idle cores)
     python benchmarks/bench_speed.py --only 1 2      # some rows
     python benchmarks/bench_speed.py --quick         # every row at small sizes (a smoke run, a few minutes)
     python benchmarks/bench_speed.py --repeats 5 --threads 4
