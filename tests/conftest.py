@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ REFERENCE = SHARED / "fixtures" / "reference"
 SAMPLE = SHARED / "fixtures" / "av2av_sample"
 SAMPLE_VIDEO = SAMPLE / "TRajLqEaWhQ_00002.mp4"
 SAMPLE_BBOX = SAMPLE / "TRajLqEaWhQ_00002.bbox.pkl"
+
+# Backend calibration writes its cache under the test session's own folder, never the user's.
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="unit2av_test_cache_"))
 
 # Two cores shared by the whole suite: keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default="auto",
-        help="inference path: auto/torch = folded and fused modules (same outputs, faster); "
+        help="inference path: auto = the fastest of eager/folded/torch on this machine (timed once, cached); "
         "compile = torch.compile; onnx = ONNX Runtime (CPU); eager = the plain modules",
     )
 
