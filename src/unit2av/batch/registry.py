@@ -66,6 +66,14 @@ def _stem(params: dict, key: str) -> str:
     return Path(str(params.get(key) or "out")).stem
 
 
+def _with_speaker_encoder(cache, params: dict, extra: dict) -> dict:
+    """Add the worker's cached speaker encoder unless the job passes an encoder object of its own."""
+    enc = params.get("speaker_encoder")
+    if enc is None or isinstance(enc, (str, os.PathLike)):
+        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, params.get("device", "auto"))
+    return extra
+
+
 # ----------------------------------------------------------------------------- render
 def _render_models(cache, params: dict) -> dict:
     """The worker's vocoder + face renderer and speaker encoder for ``render`` (loaded when first used)."""
@@ -75,10 +83,7 @@ def _render_models(cache, params: dict) -> dict:
             params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device, params.get("backend", "auto")
         )
     }
-    enc = params.get("speaker_encoder")
-    if enc is None or isinstance(enc, (str, os.PathLike)):
-        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)
-    return extra
+    return _with_speaker_encoder(cache, params, extra)
 
 
 def _render_summary(result) -> dict:
@@ -109,10 +114,7 @@ def _synth_models(cache, params: dict) -> dict:
             params["checkpoint"], params.get("config"), params.get("lang"), device, params.get("backend", "auto")
         )
     }
-    enc = params.get("speaker_encoder")
-    if enc is None or isinstance(enc, (str, os.PathLike)):
-        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, device)
-    return extra
+    return _with_speaker_encoder(cache, params, extra)
 
 
 def _synth_summary(result) -> dict:
@@ -136,10 +138,7 @@ SYNTH = BatchCommand(
 def _dub_models(cache, params: dict) -> dict:
     """The worker's mAV-HuBERT, UTUT and render models for ``dub`` (and the speaker encoder)."""
     extra = {"models": cache.dub_models(params)}
-    enc = params.get("speaker_encoder")
-    if enc is None or isinstance(enc, (str, os.PathLike)):
-        extra["speaker_encoder"] = cache.lazy_speaker_encoder(enc, params.get("device", "auto"))
-    return extra
+    return _with_speaker_encoder(cache, params, extra)
 
 
 DUB = BatchCommand(
