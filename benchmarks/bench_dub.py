@@ -50,7 +50,8 @@ sys.path.insert(0, str(HERE))
 
 def make_clip(out: Path, seconds: float) -> Path:
     """The sample clip ping-ponged to ``seconds`` (25 fps), its audio looped; returns the path."""
-    from unit2av.io.media import VideoWriter, iter_frames, read_audio_track
+    from unit2av.io.media import iter_frames, read_audio_track
+    from unit2av.io.video_writer import VideoWriter
     from unit2av.pipeline.timeline import ping_pong
 
     frames = list(iter_frames(SAMPLE))

@@ -32,7 +32,7 @@ TARGET_RATIO = 1.3  # long/short peak-memory ratio the issue asks for
 
 def make_clip(path: Path, seconds: float, width: int, height: int) -> list:
     """A moving-gradient clip with a drawn face, no audio; returns its boxes (one per frame)."""
-    from unit2av.io.media import VideoWriter
+    from unit2av.io.video_writer import VideoWriter
 
     n = int(round(seconds * FPS))
     yy, xx = np.mgrid[0:height, 0:width]

@@ -218,7 +218,7 @@ def test_cli_makes_mouth_crops_without_lip_path(ckpt, expected, tmp_path, monkey
 
 
 def _short_lip(path: Path, frames: int, size: int = 96) -> Path:
-    from unit2av.io.media import VideoWriter
+    from unit2av.io.video_writer import VideoWriter
 
     gray = F.read_lip_frames(SAMPLE_LIP)[:frames]
     with VideoWriter(path, size, size, fps=25) as w:

@@ -22,8 +22,9 @@ from unit2av.evaluate.report import empty_row
 from unit2av.evaluate.sync import mouth_patch, sync_scores
 from unit2av.io.audio import save_wav
 from unit2av.io.boxes import read_boxes
-from unit2av.io.media import VideoWriter, iter_frames, read_audio_track
+from unit2av.io.media import iter_frames, read_audio_track
 from unit2av.io.safe import dump_plain_pickle
+from unit2av.io.video_writer import VideoWriter
 
 SR = 16000
 FRAME = SR // 25  # audio samples per video frame

@@ -12,7 +12,8 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 from unit2av.cli import main
 from unit2av.errors import Unit2AVError
 from unit2av.io.boxes import read_boxes
-from unit2av.io.media import VideoWriter, iter_frames, probe_video
+from unit2av.io.media import iter_frames, probe_video
+from unit2av.io.video_writer import VideoWriter
 from unit2av.prepare.faces import DetectOptions, detect_video, dlib_available
 from unit2av.prepare.track import fill_gaps, from_box_list, iou, smooth, track_one_face
 

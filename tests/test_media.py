@@ -1,4 +1,4 @@
-"""unit2av.io.media on the real AV2AV sample clip: probe, decode, audio, atomic H.264 + AAC writing."""
+"""unit2av.io.media and io.video_writer on the real AV2AV sample clip: probe, decode, audio, atomic H.264 + AAC."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from conftest import SAMPLE_VIDEO
 
 from unit2av.errors import Unit2AVError
-from unit2av.io.media import VideoWriter, iter_frames, probe_video, read_audio_track
+from unit2av.io.media import iter_frames, probe_video, read_audio_track
+from unit2av.io.video_writer import VideoWriter
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_bad_files_give_one_line_errors(tmp_path, sample_frames):
 
 def _short_gop_clip(path, frames, gop):
     """The sample's frames as H.264 with a key frame every ``gop`` frames (no B-frame reordering tricks)."""
-    from unit2av.io.media import pick_h264_encoder
+    from unit2av.io.video_writer import pick_h264_encoder
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream(pick_h264_encoder(), rate=25)

@@ -17,7 +17,8 @@ from conftest import SAMPLE, SAMPLE_BBOX, SAMPLE_VIDEO, SHARED
 from unit2av.cli import main
 from unit2av.errors import Unit2AVError
 from unit2av.io.boxes import read_boxes
-from unit2av.io.media import VideoWriter, iter_frames, probe_video
+from unit2av.io.media import iter_frames, probe_video
+from unit2av.io.video_writer import VideoWriter
 from unit2av.prepare import landmarks as lm
 from unit2av.prepare.faces import DetectOptions, detect_video
 from unit2av.prepare.mouth import complete_landmarks, make_mouth_crops

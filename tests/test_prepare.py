@@ -12,8 +12,9 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.cli import build_parser, main
 from unit2av.io.boxes import read_boxes
-from unit2av.io.media import VideoWriter, iter_frames, read_audio_track
+from unit2av.io.media import iter_frames, read_audio_track
 from unit2av.io.safe import load_torch
+from unit2av.io.video_writer import VideoWriter
 from unit2av.prepare.track import from_box_list, iou
 from unit2av.prepare.units import fit_kmeans, save_kmeans
 

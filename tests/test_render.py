@@ -17,8 +17,9 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 from unit2av.cli import main as cli_main
 from unit2av.errors import Unit2AVError
 from unit2av.io.boxes import clip_box
-from unit2av.io.media import VideoWriter, iter_frames, probe_video
+from unit2av.io.media import iter_frames, probe_video
 from unit2av.io.safe import dump_plain_pickle, load_plain_pickle
+from unit2av.io.video_writer import VideoWriter
 from unit2av.pipeline.paste import crop_windows, paste_face
 from unit2av.pipeline.render import load_renderer, render
 from unit2av.pipeline.timeline import frame_schedule, ping_pong, retime_indices, unit_windows

@@ -17,7 +17,8 @@ from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.errors import Unit2AVError, fail
 from unit2av.io.boxes import load_boxes
-from unit2av.io.media import VideoWriter, iter_frames, probe_video
+from unit2av.io.media import iter_frames, probe_video
+from unit2av.io.video_writer import VideoWriter
 from unit2av.pipeline import render as render_mod
 from unit2av.pipeline.frames import FrameList
 from unit2av.pipeline.paste import crop_windows, faces_to_uint8, paste_face

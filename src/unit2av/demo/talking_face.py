@@ -215,7 +215,7 @@ def write_clip(
 ) -> dict:
     """Write ``<stem>.mp4`` (with the speech as audio) and ``<stem>.bbox.pkl``; returns a record."""
     from ..io.boxes import write_boxes
-    from ..io.media import VideoWriter
+    from ..io.video_writer import VideoWriter
 
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)

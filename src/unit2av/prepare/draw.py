@@ -135,7 +135,8 @@ def overlay_video(video: str | os.PathLike, boxes: list, out: str | os.PathLike,
         out: the .mp4 to write.
         progress: show a tqdm progress bar.
     """
-    from ..io.media import VideoWriter, iter_frames, probe_video, read_audio_track
+    from ..io.media import iter_frames, probe_video, read_audio_track
+    from ..io.video_writer import VideoWriter
 
     info = probe_video(video)
     _check_lengths(video, boxes, info.num_frames)

@@ -193,7 +193,8 @@ def make_mouth_crops(
         Unit2AVError: the landmark model is not installed (names the extra), the video cannot be
             read, no face in any frame or gaps longer than ``max_gap`` (the frames are named).
     """
-    from ..io.media import VideoWriter, iter_frames, probe_video
+    from ..io.media import iter_frames, probe_video
+    from ..io.video_writer import VideoWriter
     from .faces import DetectOptions, detect_video
 
     start = time.perf_counter()
