@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,114 @@ def _write_text(path: Path, text: str) -> None:
     write_bytes_atomic(path, (text + "\n").encode())
 
 
+def _load_models(models, av2unit_path, utut_path, unit2av_path, config, utut_dict, langs, device, backend):
+    """The three models, loaded unless given, with both languages checked against the translator first.
+
+    Args:
+        models: ``(av2unit, translator, renderer)`` already loaded (``renderer`` may be None), or None.
+        av2unit_path, utut_path, unit2av_path, config, utut_dict: as for ``dub``.
+        langs: ``(src_lang, tgt_lang)``; the renderer is loaded for the target language.
+        device, backend: as for ``render``.
+
+    Returns:
+        ``(av2unit, translator, (vocoder, face_renderer))``.
+    """
+    if models is None:
+        models = (
+            load_av2unit(av2unit_path, device=device),
+            load_translator(utut_path, dict_path=utut_dict, device=device),
+            None,
+        )
+    av2unit, translator, renderer = models
+    for lang in langs:
+        translator.vocab.lang_index(lang)
+    renderer = (
+        tuple(renderer) if renderer is not None else load_renderer(unit2av_path, config, langs[1], device, backend)
+    )
+    return av2unit, translator, renderer
+
+
+@contextmanager
+def _workdir(keep_intermediate):
+    """Yield the folder the stages write into: ``keep_intermediate`` (created) or a temporary one."""
+    with tempfile.TemporaryDirectory(prefix="unit2av_dub_") as tmp:
+        work = Path(keep_intermediate) if keep_intermediate is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+
+
+def _prepare(video: Path, in_bbox_path, in_lip_path, chosen, work: Path) -> tuple[Path, Path | None]:
+    """Stages 1-2: face boxes and, when mAV-HuBERT reads video, mouth crops (each given or made in ``work``)."""
+    _stage(1, STAGES[0])
+    boxes = _boxes(video, in_bbox_path, work)
+    _stage(2, STAGES[1])
+    lip = _mouth(video, in_lip_path, boxes, work) if "video" in chosen else None
+    return boxes, lip
+
+
+def _source_units(av2unit, video: Path, lip: Path | None, chosen, src_lang: str, work: Path):
+    """Stage 3: mAV-HuBERT units of the source (special symbols dropped), written to ``<stem>.<src>.txt``.
+
+    Returns:
+        ``(units, path)``: the 50 Hz source units (list of int) and the file they were written to.
+    """
+    _stage(3, STAGES[2])
+    source = av2unit.units(audio=video if "audio" in chosen else None, lip=lip, modalities=chosen)
+    source_units = [int(u) for u in source if int(u) >= 0]
+    if len(source_units) < len(source):
+        log.warning("%s: %d special symbols among the source units dropped", video, len(source) - len(source_units))
+    src_file = work / f"{video.stem}.{src_lang}.txt"
+    _write_text(src_file, " ".join(map(str, source_units)))
+    return source_units, src_file
+
+
+def _translate(translator, video: Path, source_units: list[int], langs, beam, work: Path):
+    """Stage 4: the best UTUT hypothesis for ``langs = (src, tgt)``, written to ``<stem>.<tgt>.txt``.
+
+    Returns:
+        ``(hypothesis, path)``; an empty translation raises ``Unit2AVError``.
+    """
+    _stage(4, STAGES[3])
+    src_lang, tgt_lang = langs
+    best = translator.translate(source_units, src_lang, tgt_lang, beam=beam)[0]
+    if not best.units:
+        raise fail(video, f"the translation into {tgt_lang} is empty (no units to speak)")
+    tgt_file = work / f"{video.stem}.{tgt_lang}.txt"
+    _write_text(tgt_file, best.text)
+    return best, tgt_file
+
+
+def _render_stage(tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, renderer, **options) -> RenderResult:
+    """Stage 5: speech in the source speaker's voice and the re-rendered mouth (``render``, durations predicted).
+
+    Args:
+        tgt_file: the target units (``<stem>.<tgt>.txt``, no durations).
+        video, boxes, out_vid_path, tgt_lang, unit2av_path: ``render``'s inputs and output.
+        renderer: the loaded ``(vocoder, face_renderer)``.
+        options: ``render``'s keyword arguments (config, speaker_encoder, device, batch_size, blend, backend).
+    """
+    _stage(5, STAGES[4])
+    return render(
+        tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, dur_prediction=True, models=renderer, **options
+    )
+
+
+def _kept_files(keep_intermediate, result: RenderResult, **files) -> dict[str, Path]:
+    """The ``keep_intermediate`` files by name: ``files`` (None dropped) and the new speech, saved beside them.
+
+    Returns:
+        name -> path (the speech as ``<stem>.<tgt>.wav`` next to ``files["target_units"]``); empty when
+        ``keep_intermediate`` is None (nothing kept).
+    """
+    if keep_intermediate is None:
+        return {}
+    files = {name: path for name, path in files.items() if path is not None}
+    if result.wav is not None:
+        files["speech"] = files["target_units"].with_suffix(".wav")
+        save_wav(files["speech"], np.asarray(result.wav), result.sample_rate, fmt="float")
+    return files
+
+
 def dub(
     in_vid_path: str | os.PathLike,
     out_vid_path: str | os.PathLike,
@@ -127,72 +236,24 @@ def dub(
     if not video.is_file():
         raise fail(video, "video not found")
     chosen = parse_modalities(modalities, True, True)
+    langs = (src_lang, tgt_lang)
     # Load every model first: a bad checkpoint or language fails before minutes of work.
-    if models is None:
-        models = (
-            load_av2unit(av2unit_path, device=device),
-            load_translator(utut_path, dict_path=utut_dict, device=device),
-            None,
-        )
-    av2unit, translator, renderer = models
-    for lang in (src_lang, tgt_lang):
-        translator.vocab.lang_index(lang)
-    renderer = (
-        tuple(renderer) if renderer is not None else load_renderer(unit2av_path, config, tgt_lang, device, backend)
+    av2unit, translator, renderer = _load_models(
+        models, av2unit_path, utut_path, unit2av_path, config, utut_dict, langs, device, backend
     )
-    keep = Path(keep_intermediate) if keep_intermediate is not None else None
-    with tempfile.TemporaryDirectory(prefix="unit2av_dub_") as tmp:
-        work = keep or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        _stage(1, STAGES[0])
-        boxes = _boxes(video, in_bbox_path, work)
-        _stage(2, STAGES[1])
-        lip = _mouth(video, in_lip_path, boxes, work) if "video" in chosen else None
-        _stage(3, STAGES[2])
-        source = av2unit.units(audio=video if "audio" in chosen else None, lip=lip, modalities=chosen)
-        source_units = [int(u) for u in source if int(u) >= 0]
-        if len(source_units) < len(source):
-            log.warning("%s: %d special symbols among the source units dropped", video, len(source) - len(source_units))
-        src_file = work / f"{video.stem}.{src_lang}.txt"
-        _write_text(src_file, " ".join(map(str, source_units)))
-        _stage(4, STAGES[3])
-        best = translator.translate(source_units, src_lang, tgt_lang, beam=beam)[0]
-        if not best.units:
-            raise fail(video, f"the translation into {tgt_lang} is empty (no units to speak)")
-        tgt_file = work / f"{video.stem}.{tgt_lang}.txt"
-        _write_text(tgt_file, best.text)
-        _stage(5, STAGES[4])
-        result = render(
-            tgt_file,
-            video,
-            boxes,
-            out_vid_path,
-            tgt_lang,
-            unit2av_path,
-            config=config,
-            speaker_encoder=speaker_encoder,
-            dur_prediction=True,
-            device=device,
-            batch_size=batch_size,
-            blend=blend,
-            models=renderer,
-            backend=backend,
+    # render's keyword arguments
+    options = {"config": config, "speaker_encoder": speaker_encoder, "device": device, "backend": backend}
+    options.update(batch_size=batch_size, blend=blend)
+    with _workdir(keep_intermediate) as work:
+        boxes, lip = _prepare(video, in_bbox_path, in_lip_path, chosen, work)
+        source_units, src_file = _source_units(av2unit, video, lip, chosen, src_lang, work)
+        best, tgt_file = _translate(translator, video, source_units, langs, beam, work)
+        result = _render_stage(tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, renderer, **options)
+        files = _kept_files(
+            keep_intermediate, result, boxes=boxes, source_units=src_file, target_units=tgt_file, lip=lip
         )
-        files = {}
-        if keep is not None:
-            files = {"boxes": boxes, "source_units": src_file, "target_units": tgt_file}
-            if lip is not None:
-                files["lip"] = lip
-            if result.wav is not None:
-                files["speech"] = keep / f"{video.stem}.{tgt_lang}.wav"
-                save_wav(files["speech"], np.asarray(result.wav), result.sample_rate, fmt="float")
-    log.info(
-        "wrote %s: %d frames, %.2f s of %s speech",
-        result.path,
-        result.num_frames,
-        result.num_samples / result.sample_rate,
-        tgt_lang,
-    )
+    seconds = result.num_samples / result.sample_rate
+    log.info("wrote %s: %d frames, %.2f s of %s speech", result.path, result.num_frames, seconds, tgt_lang)
     return DubResult(result.path, source_units, list(best.units), result, files)
 
 
