@@ -17,15 +17,8 @@ from unit2av.cli import main
 from unit2av.demo.corpus import make_corpus
 from unit2av.errors import Unit2AVError
 from unit2av.io.packed import read_packed_state, write_packed_state
-from unit2av.prepare.speaker import (
-    SpeakerEncoder,
-    cosine_similarity,
-    default_weights,
-    normalize_volume,
-    partial_starts,
-    resemblyzer_weights,
-    trim_long_silences,
-)
+from unit2av.prepare.speaker import SpeakerEncoder, default_weights, resemblyzer_weights
+from unit2av.prepare.speaker_audio import cosine_similarity, normalize_volume, partial_starts, trim_long_silences
 from unit2av.spectral import mel_filterbank
 
 

@@ -221,7 +221,8 @@ def test_cli_fit_extract_speaker(tmp_path, corpus, codes, capsys):
         == 0
     )
     assert f"wrote {len(records)} unit files" in capsys.readouterr().out
-    from unit2av.prepare.speaker import SpeakerEncoder, cosine_similarity
+    from unit2av.prepare.speaker import SpeakerEncoder
+    from unit2av.prepare.speaker_audio import cosine_similarity
 
     enc = SpeakerEncoder.load()
     for r in records[::4]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..prepare.speaker import cosine_similarity
+from ..prepare.speaker_audio import cosine_similarity
 from ..spectral import frame_f0
 from ..timing import HOP_SAMPLES, SAMPLE_RATE
 
