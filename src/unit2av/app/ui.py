@@ -64,6 +64,14 @@ def _session_outputs(c, s: Session, reply: _Reply, status: str | None = None) ->
 def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     """Connect the events (handlers are closures over ``c`` and ``ws``; user state only in ``c.state``)."""
     view_out = [c.state, c.status, c.strip, c.view]
+    _wire_open(c, ws, view_out)
+    _wire_boxes(c, ws, view_out)
+    _wire_edits(c, ws, view_out)
+    _wire_dub(c, ws, opts)
+
+
+def _wire_open(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
+    """Open a video picked under the root or uploaded: a new session, every panel reset for it."""
     opened_out = view_out + [
         c.frame,
         c.original,
@@ -114,6 +122,10 @@ def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
     c.open.click(on_open, [c.state, c.video], opened_out)
     c.upload.upload(on_upload, [c.state, c.upload], opened_out)
 
+
+def _wire_boxes(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
+    """Face boxes of the open video: detect them, load a box file (picked or uploaded), draw them on the video."""
+
     def on_detect(s, detector, style, face_index, smooth, max_gap, resize, pt, pb, pl, pr, progress=_TQDM):
         with _Reply(c.status) as r:
             s = _need(s)
@@ -161,8 +173,6 @@ def _wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
         return r
 
     c.boxes_video.click(on_boxes_video, [c.state], [c.original, c.status])
-    _wire_edits(c, ws, view_out)
-    _wire_dub(c, ws, opts)
 
 
 def _need(s: Session | None) -> Session:
