@@ -27,7 +27,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..face.model import ConvBlock, FaceRenderer, UpBlock
-from ..vocoder.model import LRELU_SLOPE, UnitVocoder, fit_length
+from ..vocoder.layers import LRELU_SLOPE, fit_length
+from ..vocoder.model import UnitVocoder
 
 POST_SLOPE = 0.01  # slope of the activation before conv_post (torch's default, as the original)
 # UnitVocoder children that FastGenerator replaces
