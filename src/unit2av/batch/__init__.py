@@ -39,6 +39,60 @@ class BatchResult:
         return 1 if self.counts.get("failed") else 0
 
 
+def _check_options(engine: str, workers: int | None) -> None:
+    """Refuse an unknown engine, fewer than one worker, or the Ray engine without Ray, before anything runs."""
+    if engine not in ENGINES:
+        raise Unit2AVError(f"unknown engine {engine!r} (choose {' or '.join(ENGINES)})")
+    if workers is not None and workers < 1:
+        raise Unit2AVError(f"--workers must be at least 1, got {workers}")
+    if engine == "ray":
+        from .engine_ray import import_ray
+
+        import_ray()  # a missing extra is a one-line error before anything runs
+
+
+def _triage(all_jobs: list, previous: dict, retry_failed: bool) -> tuple[dict, list]:
+    """Split the jobs into those settled already and those to run.
+
+    Args:
+        all_jobs: the parsed jobs (``Job``), in job-file order.
+        previous: the earlier run's report (``read_previous``).
+        retry_failed: run earlier failures again instead of keeping them failed.
+
+    Returns:
+        ``(entries, todo)``: report entries by job line for the skipped (outputs exist) and kept-failed
+        jobs, and the jobs to run.
+    """
+    from .jobs import is_done
+    from .report import earlier_failure, entry_for
+
+    entries, todo = {}, []
+    for job in all_jobs:
+        failure = None if retry_failed else earlier_failure(job, previous)
+        if is_done(job):
+            entries[job.line] = entry_for(job, "skipped", {"attempts": 0})
+        elif failure is not None:
+            entries[job.line] = entry_for(job, "failed", {"reason": failure["reason"], "attempts": 0})
+        else:
+            todo.append(job)
+    return entries, todo
+
+
+def _run_engine(engine: str, dispatcher, num_jobs: int, workers: int | None, update, ray_address: str | None) -> None:
+    """Run the dispatcher's ``num_jobs`` jobs on local worker processes or Ray actors (``update``: progress)."""
+    if engine == "local":
+        from .engine_local import default_workers, gpu_count, run_local
+
+        gpus = gpu_count()
+        n = workers or default_workers(num_jobs, gpus)
+        log.info("batch: %d job(s) to run on %d local worker(s)", num_jobs, n)
+        run_local(dispatcher, n, update, gpus)
+    else:
+        from .engine_ray import run_ray
+
+        run_ray(dispatcher, workers, update, ray_address)
+
+
 def run(
     jobs,
     out_dir: str | os.PathLike,
@@ -69,47 +123,21 @@ def run(
     Raises:
         Unit2AVError: a bad job file (nothing runs), an unknown engine, Ray missing.
     """
-    from .jobs import is_done, parse_jobs
-    from .report import INTERRUPTED, Progress, earlier_failure, entry_for, read_previous, summary_line, write_report
+    from .jobs import parse_jobs
+    from .report import INTERRUPTED, Progress, entry_for, read_previous, summary_line, write_report
     from .schedule import Dispatcher
 
-    if engine not in ENGINES:
-        raise Unit2AVError(f"unknown engine {engine!r} (choose {' or '.join(ENGINES)})")
-    if workers is not None and workers < 1:
-        raise Unit2AVError(f"--workers must be at least 1, got {workers}")
-    if engine == "ray":
-        from .engine_ray import import_ray
-
-        import_ray()  # a missing extra is a one-line error before anything runs
+    _check_options(engine, workers)
     t0 = time.perf_counter()
     out = Path(out_dir)
     all_jobs = parse_jobs(jobs, out)
-    previous = read_previous(out)
-    entries, todo = {}, []
-    for job in all_jobs:
-        failure = None if retry_failed else earlier_failure(job, previous)
-        if is_done(job):
-            entries[job.line] = entry_for(job, "skipped", {"attempts": 0})
-        elif failure is not None:
-            entries[job.line] = entry_for(job, "failed", {"reason": failure["reason"], "attempts": 0})
-        else:
-            todo.append(job)
+    entries, todo = _triage(all_jobs, read_previous(out), retry_failed)
     out.mkdir(parents=True, exist_ok=True)
     dispatcher = Dispatcher(sorted(todo, key=lambda j: j.model_key), max_retries)  # stable: file order per model
     bar = Progress(len(todo), enabled=progress)
     try:
         if todo:
-            if engine == "local":
-                from .engine_local import default_workers, gpu_count, run_local
-
-                gpus = gpu_count()
-                n = workers or default_workers(len(todo), gpus)
-                log.info("batch: %d job(s) to run on %d local worker(s)", len(todo), n)
-                run_local(dispatcher, n, bar.update, gpus)
-            else:
-                from .engine_ray import run_ray
-
-                run_ray(dispatcher, workers, bar.update, ray_address)
+            _run_engine(engine, dispatcher, len(todo), workers, bar.update, ray_address)
     finally:
         bar.close()
         for job in todo:
