@@ -44,7 +44,7 @@ SMALL_CONFIG = {
 
 def _steps(state, loader, n: int) -> tuple[list[float], list[float]]:
     """Seconds waiting for each batch and seconds per whole step (wait + ``train_step``), after a warm-up."""
-    from unit2av.vocoder.train import train_step
+    from unit2av.vocoder.step import train_step
 
     it, waits, totals = iter(loader), [], []
     for i in range(WARMUP_STEPS + n):

@@ -16,7 +16,8 @@ from unit2av.demo.corpus import espeak_available
 from unit2av.vocoder.checkpoint import load_vocoder
 from unit2av.vocoder.config import load_config
 from unit2av.vocoder.state import Dist, build_state
-from unit2av.vocoder.train import make_loaders, train_step
+from unit2av.vocoder.step import train_step
+from unit2av.vocoder.train import make_loaders
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 ROOT = Path(__file__).resolve().parents[1]

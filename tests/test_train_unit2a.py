@@ -23,7 +23,8 @@ from unit2av.errors import Unit2AVError
 from unit2av.io.safe import load_torch
 from unit2av.vocoder.checkpoint import load_vocoder
 from unit2av.vocoder.state import Dist, build_state, latest_checkpoint, load_checkpoint
-from unit2av.vocoder.train import make_loaders, train, train_step
+from unit2av.vocoder.step import train_step
+from unit2av.vocoder.train import make_loaders, train
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
