@@ -14,6 +14,18 @@ from ..errors import fail
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``unit2av evaluate``: the videos, what they are measured against, and how to run and report.
+
+    Args:
+        p: the subcommand's parser.
+    """
+    _add_inputs(p)
+    _add_references(p)
+    _add_run_options(p)
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The dubbed video(s), their source video(s) and face boxes."""
     p.add_argument(
         "--video", "-i", required=True, help="the dubbed video, a folder of videos, or a unit2av batch report.jsonl"
     )
@@ -34,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="face boxes (.bbox.pkl) of the dub's or the source's frames (default: NAME.bbox.pkl "
         "beside the video); a folder for many videos",
     )
+
+
+def _add_references(p: argparse.ArgumentParser) -> None:
+    """What the figures are measured against: the text and its recogniser, a reference recording, the target voice."""
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", default=None, help="what the dub says (WER / CER against it)")
     text.add_argument(
@@ -72,6 +88,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the target voice for speaker similarity (default: the source's audio)",
     )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """A batch report's job file, sections to skip, the JSON output, the device and the progress bar."""
     p.add_argument(
         "--jobs",
         default=None,
