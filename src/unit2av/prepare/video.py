@@ -21,6 +21,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import fail
@@ -70,11 +71,10 @@ def prepare_video(
     Raises:
         Unit2AVError: unreadable video, no audio track, bad k-means file.
     """
-    from ..io.audio import resample, save_wav
     from ..io.boxes import write_boxes
-    from ..io.media import probe_video, read_audio_track
+    from ..io.media import probe_video
     from .faces import detect_video
-    from .speaker import SpeakerEncoder
+    from .landmarks import landmarks_available
 
     video = Path(video)
     info = probe_video(video)
@@ -88,53 +88,103 @@ def prepare_video(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = video.stem
-    wav, sr = read_audio_track(video)
-    wav = resample(wav, sr, SAMPLE_RATE)
     wav_path = out_dir / f"{stem}.wav"
-    save_wav(wav_path, wav, SAMPLE_RATE)
-    log.info("%s: %.2f s of audio", wav_path, len(wav) / SAMPLE_RATE)
-
-    encoder = SpeakerEncoder.load(speaker_encoder, device=device)
-    spkr = torch.from_numpy(encoder.embed(wav, SAMPLE_RATE)).float()  # (256,)
+    wav = _write_wav(video, wav_path)
     spk_path = out_dir / f"{stem}.spkr.pt"
-    from ..io.safe import save_torch
-
-    save_torch(spkr, spk_path)
-
-    from .landmarks import MOUTH_EXTRA, landmarks_available
+    spkr = _write_speaker(wav, spk_path, speaker_encoder, device)
 
     want_lip = lip and landmarks_available()
     result = detect_video(video, detect, progress=progress, landmarks=True if want_lip else None)
     bbox_path = out_dir / f"{stem}.bbox.pkl"
     write_boxes(result.boxes, bbox_path)
+    lip_path, lip_problem = _write_lip(
+        video, out_dir / f"{stem}.lip.mp4", lip, want_lip, result.landmarks, detect, progress
+    )
+
+    units_path = None
+    if km is not None:
+        units_path = _write_units(km, wav_path, spkr, out_dir / f"{stem}.pt", device)
+    return PrepareResult(
+        video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing, lip_path, lip_problem
+    )
+
+
+def _write_wav(video: Path, wav_path: Path) -> np.ndarray:
+    """Write the video's audio track as a mono 16 kHz wav.
+
+    Args:
+        video: the input video (has an audio track).
+        wav_path: the ``<stem>.wav`` to write.
+
+    Returns:
+        The wav written, ``(T,)`` float32 at ``SAMPLE_RATE``.
+    """
+    from ..io.audio import resample, save_wav
+    from ..io.media import read_audio_track
+
+    wav, sr = read_audio_track(video)
+    wav = resample(wav, sr, SAMPLE_RATE)
+    save_wav(wav_path, wav, SAMPLE_RATE)
+    log.info("%s: %.2f s of audio", wav_path, len(wav) / SAMPLE_RATE)
+    return wav
+
+
+def _write_speaker(wav: np.ndarray, spk_path: Path, speaker_encoder, device: str) -> torch.Tensor:
+    """Embed ``wav`` (T,) at SAMPLE_RATE with the GE2E encoder and save it; returns the FloatTensor (256,)."""
+    from ..io.safe import save_torch
+    from .speaker import SpeakerEncoder
+
+    encoder = SpeakerEncoder.load(speaker_encoder, device=device)
+    spkr = torch.from_numpy(encoder.embed(wav, SAMPLE_RATE)).float()  # (256,)
+    save_torch(spkr, spk_path)
+    return spkr
+
+
+def _write_lip(
+    video: Path, lip_out: Path, lip: bool, want_lip: bool, landmarks, detect, progress: bool
+) -> tuple[Path | None, str]:
+    """Write the mouth crops when asked for and possible; otherwise say why not.
+
+    Args:
+        video: the input video.
+        lip_out: the ``<stem>.lip.mp4`` to write.
+        lip: the crops were asked for.
+        want_lip: asked for and the landmark model is installed.
+        landmarks: ``(N, 68, 2)`` landmarks of the detection (NaN rows = no face).
+        detect: the ``DetectOptions`` of the detection.
+        progress: show progress bars.
+
+    Returns:
+        ``(lip path or None, lip_problem)``; ``lip_problem`` is empty when made or not asked for.
+    """
+    from .landmarks import MOUTH_EXTRA
+
     lip_path, lip_problem = None, ""
     if want_lip:
         from ..errors import Unit2AVError
         from .mouth import make_mouth_crops
 
         try:
-            lip_path = make_mouth_crops(
-                video, out_dir / f"{stem}.lip.mp4", landmarks=result.landmarks, detect=detect, progress=progress
-            ).path
+            lip_path = make_mouth_crops(video, lip_out, landmarks=landmarks, detect=detect, progress=progress).path
         except Unit2AVError as e:  # e.g. no face for too long: the other outputs are still useful
             lip_problem = str(e)
     elif lip:
         lip_problem = f"the landmark model is not installed (pip install 'unit2av[{MOUTH_EXTRA}]')"
     if lip_problem:
         log.warning("no mouth crops (.lip.mp4): %s", lip_problem)
+    return lip_path, lip_problem
 
-    units_path = None
-    if km is not None:
-        from .units import extract_units, extractor_for
 
-        unit = extract_units(km, wav_path, extractor=extractor_for(km, device=device))
-        unit["spkr"] = spkr
-        units_path = out_dir / f"{stem}.pt"
-        save_torch(unit, units_path)
-        log.info("%s: %d units", units_path, len(unit["code"]))
-    return PrepareResult(
-        video, wav_path, spk_path, bbox_path, units_path, result.num_frames, result.missing, lip_path, lip_problem
-    )
+def _write_units(km, wav_path: Path, spkr: torch.Tensor, units_path: Path, device: str) -> Path:
+    """Extract the k-means units of the wav and save ``{"code": (len(wav) // 320,), "spkr": spkr}``."""
+    from ..io.safe import save_torch
+    from .units import extract_units, extractor_for
+
+    unit = extract_units(km, wav_path, extractor=extractor_for(km, device=device))
+    unit["spkr"] = spkr
+    save_torch(unit, units_path)
+    log.info("%s: %d units", units_path, len(unit["code"]))
+    return units_path
 
 
 def render_command(
