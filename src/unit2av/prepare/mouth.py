@@ -160,6 +160,73 @@ def complete_landmarks(points: np.ndarray, max_gap: int, source) -> np.ndarray:
     return filled
 
 
+def _source_landmarks(video: Path, boxes, landmarks: np.ndarray | None, detect, progress: bool) -> np.ndarray:
+    """The landmarks to crop from: those given, else found from the given boxes, else detected.
+
+    Args:
+        video: the talking-face video.
+        boxes: a ``.bbox.pkl`` path or a box list (one ``[x1, y1, x2, y2]`` or ``None`` per frame), or ``None``.
+        landmarks: ``(N, 68, 2)`` landmarks already found, or ``None``.
+        detect: ``faces.DetectOptions`` for a detection.
+        progress: show progress bars.
+
+    Returns:
+        ``(N, 68, 2)`` float64, NaN rows where no face was found.
+    """
+    from .faces import detect_video
+
+    if landmarks is None and boxes is not None:
+        if isinstance(boxes, (str, os.PathLike)):
+            from ..io.boxes import read_boxes
+
+            boxes = read_boxes(boxes)
+        landmarks = lm.landmarks_for_track(video, ft.from_box_list(boxes), progress=progress)
+    elif landmarks is None:
+        landmarks = detect_video(video, detect, progress=progress, landmarks=True).landmarks
+    return np.asarray(landmarks, dtype=np.float64)
+
+
+def _crop_frames(
+    video: Path, smoothed: np.ndarray, out_lip_path, return_gray: bool, progress: bool
+) -> tuple[int, np.ndarray | None]:
+    """Decode the video and crop each frame's mouth; write the crops and/or keep them as grayscale.
+
+    Args:
+        video: the talking-face video.
+        smoothed: ``(N, 68, 2)`` complete, smoothed landmarks, one row per frame.
+        out_lip_path: the ``.lip.mp4`` to write (25 fps, atomically), or ``None``.
+        return_gray: also keep the crops as ``(N, 96, 96)`` uint8 grayscale.
+        progress: show a progress bar.
+
+    Returns:
+        ``(crops made, gray crops or None)``.
+
+    Raises:
+        Unit2AVError: the video has more or fewer frames than ``smoothed`` has rows.
+    """
+    from ..io.media import iter_frames
+    from ..io.video_writer import VideoWriter
+
+    gray = np.empty((len(smoothed), FACE_SIZE, FACE_SIZE), np.uint8) if return_gray else None
+    count = 0
+    with tqdm(total=len(smoothed), desc="mouth", unit="frame", disable=not progress) as bar:
+        writer = VideoWriter(out_lip_path, FACE_SIZE, FACE_SIZE, fps=VIDEO_FPS) if out_lip_path else None
+        with writer if writer else contextlib.nullcontext():
+            for frame in iter_frames(video):
+                if count >= len(smoothed):
+                    raise fail(video, f"decoded more frames than the {len(smoothed)} landmarks")
+                crop = crop_mouth(frame, smoothed[count])
+                if writer:
+                    writer.write(crop)
+                if gray is not None:
+                    gray[count] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+                count += 1
+                bar.update(1)
+            if count != len(smoothed):
+                raise fail(video, f"decoded {count} frames but have landmarks for {len(smoothed)}")
+    return count, gray
+
+
 def make_mouth_crops(
     video_path: str | os.PathLike,
     out_lip_path: str | os.PathLike | None = None,
@@ -193,9 +260,8 @@ def make_mouth_crops(
         Unit2AVError: the landmark model is not installed (names the extra), the video cannot be
             read, no face in any frame or gaps longer than ``max_gap`` (the frames are named).
     """
-    from ..io.media import iter_frames, probe_video
-    from ..io.video_writer import VideoWriter
-    from .faces import DetectOptions, detect_video
+    from ..io.media import probe_video
+    from .faces import DetectOptions
 
     start = time.perf_counter()
     video = Path(video_path)
@@ -205,34 +271,10 @@ def make_mouth_crops(
     info = probe_video(video)
     if abs(info.fps - VIDEO_FPS) > 0.01:
         log.warning("%s: %.2f frames/s; the crops are written one per frame at %d frames/s", video, info.fps, VIDEO_FPS)
-    if landmarks is None and boxes is not None:
-        if isinstance(boxes, (str, os.PathLike)):
-            from ..io.boxes import read_boxes
-
-            boxes = read_boxes(boxes)
-        landmarks = lm.landmarks_for_track(video, ft.from_box_list(boxes), progress=progress)
-    elif landmarks is None:
-        landmarks = detect_video(video, detect, progress=progress, landmarks=True).landmarks
-    landmarks = np.asarray(landmarks, dtype=np.float64)
+    landmarks = _source_landmarks(video, boxes, landmarks, detect, progress)
     detected = int((~np.isnan(landmarks).any(axis=(1, 2))).sum())
     smoothed = smooth_landmarks(complete_landmarks(landmarks, max_gap, video))
-    gray = np.empty((len(smoothed), FACE_SIZE, FACE_SIZE), np.uint8) if return_gray else None
-    count = 0
-    with tqdm(total=len(smoothed), desc="mouth", unit="frame", disable=not progress) as bar:
-        writer = VideoWriter(out_lip_path, FACE_SIZE, FACE_SIZE, fps=VIDEO_FPS) if out_lip_path else None
-        with writer if writer else contextlib.nullcontext():
-            for frame in iter_frames(video):
-                if count >= len(smoothed):
-                    raise fail(video, f"decoded more frames than the {len(smoothed)} landmarks")
-                crop = crop_mouth(frame, smoothed[count])
-                if writer:
-                    writer.write(crop)
-                if gray is not None:
-                    gray[count] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-                count += 1
-                bar.update(1)
-            if count != len(smoothed):
-                raise fail(video, f"decoded {count} frames but have landmarks for {len(smoothed)}")
+    count, gray = _crop_frames(video, smoothed, out_lip_path, return_gray, progress)
     result = MouthCrops(
         Path(out_lip_path) if out_lip_path else None, count, detected, gray, time.perf_counter() - start
     )
