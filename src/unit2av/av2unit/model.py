@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoder import TransformerEncoder, onednn_linear_available
+from ..onednn import available as onednn_available
+from .encoder import TransformerEncoder
 from .resnet import ResEncoder
 
 MODEL_NAMES = ("av_hubert",)  # cfg.model._name of the models this module builds
@@ -220,7 +221,7 @@ class AVHubert(nn.Module):
         self.eval()
         if onednn is None:
             w = self.final_proj.weight
-            onednn = w.device.type == "cpu" and w.dtype == torch.float32 and onednn_linear_available()
+            onednn = w.device.type == "cpu" and w.dtype == torch.float32 and onednn_available()
         self.feature_extractor_video.resnet.fuse_for_inference(channels_last)
         for enc in (self.encoder, self.feature_extractor_audio.encoder, self.feature_extractor_video.encoder):
             if enc is not None:

@@ -14,9 +14,10 @@ from dataclasses import fields
 
 import torch
 
+from ..activations import ACTIVATIONS
 from ..errors import fail
 from ..io.fairseq import FairseqCheckpoint, load_fairseq_checkpoint
-from .model import ACTIVATIONS, BartConfig, BartModel
+from .model import BartConfig, BartModel
 from .search import SearchSettings
 
 log = logging.getLogger(__name__)

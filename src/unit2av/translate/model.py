@@ -7,13 +7,12 @@ computes them in eval mode:
 - token embeddings times ``embed_scale`` (sqrt(dim), or 1 with ``no_scale_embedding``) plus learned
   positions whose first real token sits at index padding_idx + 1 = 2; then ``layernorm_embedding``;
 - pre- or post-LayerNorm layers (per side); with pre-norm a final ``layer_norm`` after the last layer;
-- attention: q = q_proj(x) * head_dim**-0.5, softmax over keys in float32 (``scaled_dot_product_attention``
-  with scale 1 on the pre-scaled q);
-- FFN ``fc2(act(fc1(x)))`` with act from ``activation_fn``; output projection without bias.
+- the layers (attention, FFN) in ``translate.layers``; output projection without bias.
 
 Batches are sentence-major: decoder row ``n = b * beam + k`` is beam ``k`` of sentence ``b``. The
 encoder-decoder attention keys/values are computed once per sentence (not per beam): the ``beam``
-rows of a sentence attend to them as extra query positions.
+rows of a sentence attend to them as extra query positions. On the CPU, ``fuse_`` prepacks the
+decoder's weights for oneDNN (see ``unit2av.onednn``): one decoding step then reads them 3-4x faster.
 """
 
 from __future__ import annotations
@@ -22,20 +21,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-PAD = 1  # fairseq's padding index: also the positions' padding row
+from ..onednn import Linear
+from .layers import DecoderLayer, EncoderLayer
 
-ACTIVATIONS = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "gelu_accurate": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
-    "tanh": torch.tanh,
-    "linear": lambda x: x,
-    "swish": F.silu,
-}
+PAD = 1  # fairseq's padding index: also the positions' padding row
 
 
 @dataclass
@@ -60,134 +51,6 @@ class BartConfig:
     max_target_positions: int = 1024
     share_all_embeddings: bool = True  # one token table for encoder, decoder and output projection
     share_decoder_input_output_embed: bool = True
-
-
-class Attention(nn.Module):
-    """fairseq ``MultiheadAttention`` with separate q/k/v/out projections (inference only).
-
-    Args:
-        dim: model width. heads: attention heads. kdim: width of the keys/values' input (encoder side).
-    """
-
-    def __init__(self, dim: int, heads: int, kdim: int | None = None):
-        super().__init__()
-        self.heads, self.head_dim = heads, dim // heads
-        self.scaling = self.head_dim**-0.5
-        self.k_proj = nn.Linear(kdim or dim, dim)
-        self.v_proj = nn.Linear(kdim or dim, dim)
-        self.q_proj = nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
-        self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse_(): q/k/v packed, (3E, E)
-        self.register_buffer("qkv_bias", None, persistent=False)
-
-    def fuse_(self) -> None:
-        """Pack the q/k/v projections into one (3E, E) matrix for self-attention; the three
-        parameters become views of it (state-dict keys and values unchanged)."""
-        w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]).detach()
-        b = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]).detach()
-        self.qkv_weight, self.qkv_bias = w, b
-        e = self.q_proj.weight.shape[0]
-        for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-            lin.weight.data, lin.bias.data = w[i * e : (i + 1) * e], b[i * e : (i + 1) * e]
-
-    def self_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scaled queries, keys and values of x (B, T, E): each (B, H, T, Dh)."""
-        if self.qkv_weight is None:
-            return (self.query(x), *self.keys_values(x))
-        q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).chunk(3, dim=-1)
-        return self._split(q * self.scaling), self._split(k), self._split(v)
-
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, E) -> (B, H, T, Dh)."""
-        return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
-
-    def query(self, x: torch.Tensor) -> torch.Tensor:
-        """Scaled queries, (B, T, E) -> (B, H, T, Dh)."""
-        return self._split(self.q_proj(x) * self.scaling)
-
-    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, S, E) -> k, v each (B, H, S, Dh)."""
-        return self._split(self.k_proj(x)), self._split(self.v_proj(x))
-
-    def attend(self, q, k, v, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        """softmax(q k^T) v then out_proj: q (B, H, T, Dh), k/v (B, H, S, Dh), mask (B, 1, 1, S) bool
-        (True = attend) -> (B, T, E)."""
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=1.0)
-        return self.out_proj(o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1))
-
-
-class _FFN(nn.Module):
-    """Shared pieces of both layer kinds: the FFN and the pre/post-norm residual rule."""
-
-    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-    def _residual(self, x: torch.Tensor, norm: nn.LayerNorm, fn) -> torch.Tensor:
-        if self.normalize_before:
-            return x + fn(norm(x))
-        return norm(x + fn(x))
-
-
-class EncoderLayer(_FFN):
-    def __init__(self, dim: int, ffn: int, heads: int, normalize_before: bool, act: str):
-        super().__init__()
-        self.self_attn = Attention(dim, heads)
-        self.self_attn_layer_norm = nn.LayerNorm(dim)
-        self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
-        self.final_layer_norm = nn.LayerNorm(dim)
-        self.normalize_before, self.act = normalize_before, ACTIVATIONS[act]
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """x (B, S, E), mask (B, 1, 1, S) bool or None -> (B, S, E)."""
-
-        def attn(y):
-            return self.self_attn.attend(*self.self_attn.self_qkv(y), mask)
-
-        x = self._residual(x, self.self_attn_layer_norm, attn)
-        return self._residual(x, self.final_layer_norm, self._ffn)
-
-
-class DecoderLayer(_FFN):
-    def __init__(self, dim: int, ffn: int, heads: int, normalize_before: bool, act: str, kdim: int):
-        super().__init__()
-        self.self_attn = Attention(dim, heads)
-        self.self_attn_layer_norm = nn.LayerNorm(dim)
-        self.encoder_attn = Attention(dim, heads, kdim)
-        self.encoder_attn_layer_norm = nn.LayerNorm(dim)
-        self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
-        self.final_layer_norm = nn.LayerNorm(dim)
-        self.normalize_before, self.act = normalize_before, ACTIVATIONS[act]
-
-    def forward(self, x, cross_kv, cross_mask, self_cache=None, step: int = 0) -> torch.Tensor:
-        """One layer.
-
-        Args:
-            x: (N, T, E) decoder states, N = B * beam (T = 1 with a cache).
-            cross_kv: encoder keys/values, each (B, H, S, Dh).
-            cross_mask: (B, 1, 1, S) bool (True = real source token) or None.
-            self_cache: (k, v) buffers (N, H, Tmax, Dh) to write this step into (incremental), or None
-                (the whole prefix is given: causal self-attention).
-            step: index of x's position (incremental only).
-        """
-
-        def self_attn(y):
-            q, k, v = self.self_attn.self_qkv(y)
-            if self_cache is None:
-                return self.self_attn.attend(q, k, v, causal=y.shape[1] > 1)
-            kb, vb = self_cache
-            kb[:, :, step : step + 1] = k
-            vb[:, :, step : step + 1] = v
-            return self.self_attn.attend(q, kb[:, :, : step + 1], vb[:, :, : step + 1])
-
-        def cross_attn(y):
-            b = cross_kv[0].shape[0]
-            n, t, e = y.shape
-            q = self.encoder_attn.query(y.reshape(b, (n // b) * t, e))  # beams as extra queries
-            return self.encoder_attn.attend(q, *cross_kv, cross_mask).reshape(n, t, e)
-
-        x = self._residual(x, self.self_attn_layer_norm, self_attn)
-        x = self._residual(x, self.encoder_attn_layer_norm, cross_attn)
-        return self._residual(x, self.final_layer_norm, self._ffn)
 
 
 class _Side(nn.Module):
@@ -269,7 +132,7 @@ class Decoder(_Side):
             )
             for _ in range(cfg.decoder_layers)
         )
-        self.output_projection = nn.Linear(d, cfg.vocab_size, bias=False)
+        self.output_projection = Linear(d, cfg.vocab_size, bias=False)
         if cfg.share_decoder_input_output_embed:
             self.output_projection.weight = embed_tokens.weight
 
@@ -314,10 +177,17 @@ class BartModel(nn.Module):
         self.encoder = Encoder(cfg, enc_embed)
         self.decoder = Decoder(cfg, dec_embed)
 
-    def fuse_(self) -> BartModel:
-        """Pack every self-attention's q/k/v projections (fewer, larger matmuls; same numbers). Returns self."""
+    def fuse_(self, pack_rows: int | None = 8) -> BartModel:
+        """Prepare for inference after loading and moving: pack every self-attention's q/k/v projections
+        into one product (same numbers), and, for float32 weights on the CPU, prepack the decoder's
+        per-step products for oneDNN (``pack_rows``: the typical beam rows; None: do not prepack;
+        costs a second copy of the decoder's weights). Returns self."""
         for layer in [*self.encoder.layers, *self.decoder.layers]:
             layer.self_attn.fuse_()
+        if pack_rows:
+            for layer in self.decoder.layers:
+                layer.pack_(pack_rows)
+            self.decoder.output_projection.pack_(pack_rows)
         return self
 
     @property
