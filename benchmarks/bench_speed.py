@@ -17,7 +17,7 @@ and prints the ratio and max |Δ|:
 4. peak RSS of the overlapped ``render`` for 10 s and 60 s 1280x720 clips (each in its own process).
 5. ``train-unit2a`` steps at a small config: the reference's data path vs ours (``bench_training``).
 6. mAV-HuBERT large unit extraction, audio-only and audio-visual: eager vs fused (``bench_av2unit``).
-7. UTUT mBART-large beam-5 decoding: without vs with the key/value cache (``bench_utut``).
+7. UTUT mBART-large beam-5 decoding: plain (no cache) vs the default (cache + prepacked oneDNN) (``bench_utut``).
 8. ``dub`` end to end on a 10 s clip, per stage: plain vs ours (``bench_dub``).
 Compared paths run alternately (round by round, the order rotated) and each figure is a median over
 ``--repeats`` rounds; ratios are medians of the per-round ratios. Weights are random (released layouts):
@@ -329,17 +329,10 @@ def rows_av2unit(threads: int, size: dict, repeats: int) -> list[str]:
 
 
 def row_utut(threads: int, size: dict, repeats: int) -> list[str]:
-    from bench_utut import bench_utut
+    from bench_utut import bench_utut, format_row
 
     r = bench_utut(units=100, beam=5, max_len_b=size["utut"], repeats=repeats, threads=threads)
-    c, n = r["cache"], r["no_cache"]
-    return [
-        f"7 UTUT mBART-large beam 5, 100 units, {r['steps']} steps | no cache {n['ms_per_step']:.1f} ms/step "
-        f"({n['tokens_per_s']:.1f} tok/s) | cache {c['ms_per_step']:.1f} ms/step ({c['tokens_per_s']:.1f} tok/s) | "
-        f"x{r['speedup']:.2f} | max|Δscore| {r['max_abs_score_diff']:.1e} | same hypotheses: "
-        f"{r['same_hypotheses']} | encoder {r['encoder_ms']:.0f} ms | <= {r['target_ms']:g} ms/step: "
-        f"{_ok(r['meets_target'])}"
-    ]
+    return ["7 " + format_row(r)]
 
 
 def rows_dub(threads: int, size: dict, repeats: int) -> list[str]:

@@ -326,7 +326,7 @@ def test_command_bad_inputs(ckpt_dir, tmp_path, capsys):
 
 
 def test_bench_utut_post_norm_relu_paths_agree():
-    """The benchmark's function at a tiny post-norm ReLU size (BART-large's layer order): cache == no cache."""
+    """The benchmark's function at a tiny post-norm ReLU size (BART-large's layer order): all paths agree."""
     import importlib.util
 
     from conftest import ROOT
@@ -348,5 +348,17 @@ def test_bench_utut_post_norm_relu_paths_agree():
         activation_fn="relu",
     )
     r = bench.bench_utut(units=30, beam=3, max_len_b=12, repeats=1, threads=1, **small)
-    assert r["same_hypotheses"] and r["max_abs_score_diff"] <= 1e-5
-    assert 2 <= r["steps"] <= 13 and r["cache"]["ms_per_step"] > 0 and r["no_cache"]["tokens_per_s"] > 0
+    assert r["same_hypotheses"] and r["same_hypotheses_cache"] and r["max_abs_score_diff"] <= 1e-5
+    assert 2 <= r["steps"] <= 13 and r["fast"]["ms_per_step"] > 0 and r["no_cache"]["tokens_per_s"] > 0
+
+
+def test_decoder_products_prepacked_on_the_cpu(tr):
+    """The default CPU path decodes through prepacked oneDNN weights (the fixture cases above run on it)."""
+    from unit2av import onednn
+
+    if not onednn.packing_available():
+        pytest.skip("this PyTorch has no oneDNN prepacking")
+    dec = tr.model.decoder
+    assert all(layer.fc1.packed is not None and layer.self_attn.qkv_packed is not None for layer in dec.layers)
+    assert dec.output_projection.packed is not None
+    assert all(layer.fc1.packed is None for layer in tr.model.encoder.layers)  # run once per sentence: not packed

@@ -42,10 +42,16 @@ class Translator:
     Attributes:
         model: the ``BartModel`` (float32, eval). vocab: the ``Vocabulary``. defaults: ``SearchSettings``
         from the checkpoint's ``cfg.generation``. path: the checkpoint. device: where it runs.
+
+    Args:
+        pack_rows: see ``BartModel.fuse_`` (None: keep the decoder's weights unpacked, the plain path).
     """
 
-    def __init__(self, model, vocab, defaults: SearchSettings, path: Path, device: torch.device):
-        self.model, self.vocab, self.defaults, self.path, self.device = model.fuse_(), vocab, defaults, path, device
+    def __init__(
+        self, model, vocab, defaults: SearchSettings, path: Path, device: torch.device, pack_rows: int | None = 8
+    ):
+        self.model, self.vocab, self.defaults = model.fuse_(pack_rows), vocab, defaults
+        self.path, self.device = path, device
 
     @property
     def languages(self) -> list[str]:

@@ -103,6 +103,62 @@ def _finalize(step, sent_ids, rows, cand_scores, tokens, scores, finalized, beam
             out.append(Hypothesis(seq[i], float(norm[i]), pos[i]))
 
 
+@dataclass
+class _Beams:
+    """The live state of a beam search: rows ``n = b * beam + k`` of the active sentences ``b``."""
+
+    tokens: torch.Tensor  # (B*beam, steps+2) int64: eos, then the tokens chosen so far
+    scores: torch.Tensor  # (B*beam, steps+1) float32 cumulative scores
+    ignore: torch.Tensor  # (B, beam) bool: ranks taken by finished candidates
+    sent_ids: list[int]  # active sentence -> original index
+    max_len: torch.Tensor  # (B,) int64 per-sentence length limits
+    max_list: list[int]
+    enc: torch.Tensor  # (B, S, E) encoder output
+    pad_mask: torch.Tensor  # (B, S) bool
+    cross_mask: torch.Tensor | None  # (B, 1, 1, S)
+    cross_kv: list | None  # per layer (k, v), each (B, H, S, Dh) (with the cache)
+
+    def keep(self, kept: list[int]) -> torch.Tensor:
+        """Drop the finished sentences (keep the active ones at indices ``kept``); returns ``kept`` as a tensor."""
+        keep = torch.tensor(kept, dtype=torch.long, device=self.enc.device)
+        self.sent_ids, self.max_list = [self.sent_ids[b] for b in kept], [self.max_list[b] for b in kept]
+        self.ignore, self.max_len, self.enc, self.pad_mask = (
+            t[keep] for t in (self.ignore, self.max_len, self.enc, self.pad_mask)
+        )
+        self.cross_mask = self.cross_mask[keep] if self.cross_mask is not None else None
+        if self.cross_kv is not None:
+            self.cross_kv = [(k[keep], v[keep]) for k, v in self.cross_kv]
+        return keep
+
+
+def _start(model: BartModel, src_tokens, src_lengths, eos: int, s: SearchSettings, use_cache: bool):
+    """Encode the sources and set up the search: returns (``_Beams``, ``DecoderCache`` or None, steps)."""
+    dev, bsz = src_tokens.device, src_tokens.shape[0]
+    limit = model.max_decoder_positions - 1
+    max_len = torch.clamp((s.max_len_a * src_lengths.double() + s.max_len_b).long(), max=limit).to(dev)
+    max_list = max_len.tolist()
+    steps = max(max_list)
+    pad_mask = torch.arange(src_tokens.shape[1], device=dev)[None] >= src_lengths.to(dev)[:, None]
+    enc = model.encoder(src_tokens, pad_mask)  # (B, S, E)
+    cross_mask = (~pad_mask)[:, None, None, :] if bool(pad_mask.any()) else None
+    tokens = torch.full((bsz * s.beam, steps + 2), PAD, dtype=torch.long, device=dev)
+    tokens[:, 0] = eos
+    beams = _Beams(
+        tokens=tokens,
+        scores=torch.zeros((bsz * s.beam, steps + 1), dtype=torch.float32, device=dev),
+        ignore=torch.zeros((bsz, s.beam), dtype=torch.bool, device=dev),
+        sent_ids=list(range(bsz)),
+        max_len=max_len,
+        max_list=max_list,
+        enc=enc,
+        pad_mask=pad_mask,
+        cross_mask=cross_mask,
+        cross_kv=model.decoder.cross_keys_values(enc) if use_cache else None,
+    )
+    cache = DecoderCache(model, bsz * s.beam, steps + 1, dev) if use_cache else None
+    return beams, cache, steps
+
+
 @torch.inference_mode()
 def beam_search(
     model: BartModel,
@@ -127,76 +183,54 @@ def beam_search(
     Returns:
         Per sentence, ``beam`` hypotheses sorted by score, best first.
     """
-    s, dev = settings, src_tokens.device
-    bsz, beam = src_tokens.shape[0], s.beam
-    limit = model.max_decoder_positions - 1
-    max_len = torch.clamp((s.max_len_a * src_lengths.double() + s.max_len_b).long(), max=limit).to(dev)
-    max_list = max_len.tolist()
-    steps = max(max_list)
-    pad_mask = torch.arange(src_tokens.shape[1], device=dev)[None] >= src_lengths.to(dev)[:, None]
-    enc = model.encoder(src_tokens, pad_mask)  # (B, S, E)
-    cross_mask = (~pad_mask)[:, None, None, :] if bool(pad_mask.any()) else None
-    cross_kv = model.decoder.cross_keys_values(enc) if use_cache else None
-    cache = DecoderCache(model, bsz * beam, steps + 1, dev) if use_cache else None
+    s, dev, beam = settings, src_tokens.device, settings.beam
+    st, cache, steps = _start(model, src_tokens, src_lengths, eos, s, use_cache)
+    bsz = src_tokens.shape[0]
     supp = torch.tensor(suppressed, dtype=torch.long, device=dev)
-
-    tokens = torch.full((bsz * beam, steps + 2), PAD, dtype=torch.long, device=dev)
-    tokens[:, 0] = eos
-    scores = torch.zeros((bsz * beam, steps + 1), dtype=torch.float32, device=dev)
-    ignore = torch.zeros((bsz, beam), dtype=torch.bool, device=dev)
-    sent_ids = list(range(bsz))  # active sentence -> original index
     finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
-    cand_size = 2 * beam
     for step in range(steps + 1):
         if use_cache:
-            lp = model.decoder(tokens[:, step : step + 1], cross_kv, cross_mask, cache, step)
+            lp = model.decoder(st.tokens[:, step : step + 1], st.cross_kv, st.cross_mask, cache, step)
         else:
-            lp = model.decoder(tokens[:, : step + 1], model.decoder.cross_keys_values(enc), cross_mask, None, step)
-        _mask_lprobs(lp, step, max_len.repeat_interleave(beam), eos, supp, s)
-        cand_scores, cand_beams, cand_tokens = _candidates(lp, scores, step, bsz, beam)
+            kv = model.decoder.cross_keys_values(st.enc)
+            lp = model.decoder(st.tokens[:, : step + 1], kv, st.cross_mask, None, step)
+        _mask_lprobs(lp, step, st.max_len.repeat_interleave(beam), eos, supp, s)
+        cand_scores, cand_beams, cand_tokens = _candidates(lp, st.scores, step, bsz, beam)
         cand_rows = cand_beams + (torch.arange(bsz, device=dev) * beam)[:, None]  # rows in the current numbering
         eos_mask = (cand_tokens == eos) & (cand_scores != -torch.inf)
-        eos_mask[:, :beam] &= ~ignore
+        eos_mask[:, :beam] &= ~st.ignore
         fin = eos_mask[:, :beam]
         if bool(fin.any()):
-            _finalize(
-                step,
-                sent_ids,
-                cand_rows[:, :beam][fin],
-                cand_scores[:, :beam][fin],
-                tokens,
-                scores,
-                finalized,
-                beam,
-                s.lenpen,
-                eos,
-            )
+            rows, fin_scores = cand_rows[:, :beam][fin], cand_scores[:, :beam][fin]
+            _finalize(step, st.sent_ids, rows, fin_scores, st.tokens, st.scores, finalized, beam, s.lenpen, eos)
         seen = fin.any(dim=1).tolist()
-        done = [seen[b] and (len(finalized[sent_ids[b]]) == beam or step == max_list[b]) for b in range(bsz)]
+        done = [seen[b] and (len(finalized[st.sent_ids[b]]) == beam or step == st.max_list[b]) for b in range(bsz)]
         if all(done):
             break
         kept = [b for b in range(bsz) if not done[b]]
         if len(kept) < bsz:
-            keep = torch.tensor(kept, dtype=torch.long, device=dev)
-            sent_ids, max_list = [sent_ids[b] for b in kept], [max_list[b] for b in kept]
+            keep = st.keep(kept)
             eos_mask, cand_rows, cand_scores, cand_tokens = (
                 t[keep] for t in (eos_mask, cand_rows, cand_scores, cand_tokens)
             )
-            ignore, max_len, enc, pad_mask = ignore[keep], max_len[keep], enc[keep], pad_mask[keep]
-            cross_mask = cross_mask[keep] if cross_mask is not None else None
-            if cross_kv is not None:
-                cross_kv = [(k[keep], v[keep]) for k, v in cross_kv]
             bsz = len(kept)
-        # fairseq's rule: eos candidates (and ignored ranks) sort after all others, ranks kept otherwise
-        eos_mask[:, :beam] |= ignore
-        active = eos_mask.long() * cand_size + torch.arange(eos_mask.shape[1], device=dev)
-        new_ignore, active_hypos = torch.topk(active, k=beam, dim=1, largest=False)
-        ignore = new_ignore >= cand_size
-        rows = cand_rows.gather(1, active_hypos).view(-1)  # old row index of each new row
-        tokens = tokens[rows]
-        tokens[:, step + 1] = cand_tokens.gather(1, active_hypos).view(-1)
-        scores = scores[rows]
-        scores[:, step] = cand_scores.gather(1, active_hypos).view(-1)
+        rows = _advance(st, step, eos_mask, cand_rows, cand_scores, cand_tokens, beam)
         if cache is not None:
             cache.reorder(rows, step + 1)
     return [sorted(h, key=lambda x: -x.score) for h in finalized]
+
+
+def _advance(st: _Beams, step: int, eos_mask, cand_rows, cand_scores, cand_tokens, beam: int) -> torch.Tensor:
+    """Choose the next rows: fairseq's rule (eos candidates and ignored ranks sort after all others,
+    ranks kept otherwise). Updates ``st`` in place; returns the old row index of each new row."""
+    cand_size = 2 * beam
+    eos_mask[:, :beam] |= st.ignore
+    active = eos_mask.long() * cand_size + torch.arange(eos_mask.shape[1], device=eos_mask.device)
+    new_ignore, active_hypos = torch.topk(active, k=beam, dim=1, largest=False)
+    st.ignore = new_ignore >= cand_size
+    rows = cand_rows.gather(1, active_hypos).view(-1)
+    st.tokens = st.tokens[rows]
+    st.tokens[:, step + 1] = cand_tokens.gather(1, active_hypos).view(-1)
+    st.scores = st.scores[rows]
+    st.scores[:, step] = cand_scores.gather(1, active_hypos).view(-1)
+    return rows
