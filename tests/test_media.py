@@ -51,6 +51,24 @@ def test_encoding_the_same_frames_is_deterministic(tmp_path, sample_frames):
     assert 0 < np.abs(decoded[0].astype(int) - np.stack(frames)).mean() < 3  # encoded, not passed through
 
 
+def test_encoder_presets_trade_size_for_speed(tmp_path, sample_frames):
+    """The preset reaches libx264 (its settings record in the stream says so); both decode to the frames."""
+    frames = sample_frames[:30]
+    sizes = {}
+    for preset, mark in (("ultrafast", b"cabac=0"), ("medium", b"subme=7")):
+        out = tmp_path / f"{preset}.mp4"
+        with VideoWriter(out, 224, 224, preset=preset) as w:
+            for frame in frames:
+                w.write(frame)
+        assert mark in out.read_bytes()
+        sizes[preset] = out.stat().st_size
+        decoded = np.stack(list(iter_frames(out)))
+        assert np.abs(decoded.astype(int) - np.stack(frames)).mean() < 3
+    assert sizes["ultrafast"] > sizes["medium"]
+    with pytest.raises(Unit2AVError, match=r"x.mp4: unknown encoder preset 'fastest' \(choose one of ultrafast, "):
+        VideoWriter(tmp_path / "x.mp4", 224, 224, preset="fastest")
+
+
 def test_audio_track_of_sample():
     wav, sr = read_audio_track(SAMPLE_VIDEO)
     assert sr == 16000 and wav.dtype == np.float32 and wav.ndim == 1

@@ -263,9 +263,12 @@ def test_cli_render_with_seed_flags(tmp_path, reference_dir, reference_config, s
             "hard",
             "--batch-size",
             "10",
+            "--encoder_preset",
+            "ultrafast",
         ]
     )
     assert rc == 0 and probe_video(out).num_frames == 10
+    assert b"cabac=0" in out.read_bytes()  # x264's settings record in the stream: the ultrafast preset was used
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -300,6 +303,7 @@ def _bad_cases(tmp_path, sample_boxes):
             (dict(in_vid_path=silent, in_bbox_path=tmp_path / "silent.pkl"), "silent.mp4: has no audio track"),
             (dict(in_unit_path=tmp_path / "neg.txt"), "neg.txt: no valid unit"),
             (dict(tgt_lang="fr"), "unit2av_ref.pt: has no vocoder for language 'fr'; it has: en, ko"),
+            (dict(preset="turbo"), "unknown encoder preset 'turbo' \\(choose one of ultrafast, "),
         ],
         good_units,
     )

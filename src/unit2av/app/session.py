@@ -277,10 +277,11 @@ def _browser_playable(video: Path) -> bool:
 
 
 def _transcode(video: Path, info: VideoInfo, out: Path) -> None:
-    """Re-encode ``video`` as H.264 + AAC (``io.media.VideoWriter``), same size and frame rate."""
+    """Re-encode ``video`` as H.264 + AAC (``io.video_writer.VideoWriter``), same size and frame rate."""
     from tqdm import tqdm
 
-    from ..io.media import VideoWriter, read_audio_track
+    from ..io.media import read_audio_track
+    from ..io.video_writer import VideoWriter
 
     audio, rate = read_audio_track(video) if info.has_audio else (None, None)
     with VideoWriter(out, info.width, info.height, fps=info.fps, audio=audio, audio_rate=rate) as writer:

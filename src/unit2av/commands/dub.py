@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..pipeline.paste import BLENDS
     from ..pipeline.render import DEFAULT_BATCH_FRAMES
     from ..runtime.fast import BACKENDS
+    from .render import add_preset_argument
 
     req = parser.add_argument_group("required")
     req.add_argument("--in-vid-path", "--in_vid_path", dest="in_vid_path", required=True, help="source video")
@@ -89,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--paste", choices=BLENDS, default="feather", help="feather (default) or hard")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="inference path (see `unit2av render`)")
+    add_preset_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         blend=args.paste,
         backend=args.backend,
+        preset=args.encoder_preset,
     )
     r = result.render
     print(

@@ -7,8 +7,7 @@ A still image (png, jpg, ...) reads as a one-frame video without audio.
     for frame in iter_frames("in.mp4"):      # decoded one at a time
         ...
 
-Writing (``VideoWriter``, H.264 + AAC, and the encoder settings) lives in ``unit2av.io.video_writer``;
-``VideoWriter`` is re-exported here for callers that import it from ``io.media``.
+Writing (``VideoWriter``, H.264 + AAC, and the encoder settings) lives in ``unit2av.io.video_writer``.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import numpy as np
 
 from ..errors import fail
 from ..timing import VIDEO_FPS
-from .video_writer import VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +222,6 @@ def read_audio_track(
 
 __all__ = [
     "VideoInfo",
-    "VideoWriter",
     "decode_video",
     "is_image",
     "iter_frames",

@@ -31,6 +31,7 @@ from ..errors import fail
 from ..io.audio import save_wav
 from ..io.boxes import write_boxes
 from ..io.safe import write_bytes_atomic
+from ..io.video_writer import DEFAULT_PRESET, check_preset
 from ..prepare.faces import detect_video
 from ..translate.api import load_translator
 from .render import DEFAULT_BATCH_FRAMES, RenderResult, load_renderer, render
@@ -161,7 +162,7 @@ def _render_stage(tgt_file, video, boxes, out_vid_path, tgt_lang, unit2av_path, 
         tgt_file: the target units (``<stem>.<tgt>.txt``, no durations).
         video, boxes, out_vid_path, tgt_lang, unit2av_path: ``render``'s inputs and output.
         renderer: the loaded ``(vocoder, face_renderer)``.
-        options: ``render``'s keyword arguments (config, speaker_encoder, device, batch_size, blend, backend).
+        options: ``render``'s keyword arguments (config, speaker_encoder, device, batch_size, blend, backend, preset).
     """
     _stage(5, STAGES[4])
     return render(
@@ -206,6 +207,7 @@ def dub(
     blend: str = "feather",
     backend: str = "auto",
     models: tuple | None = None,
+    preset: str = DEFAULT_PRESET,
 ) -> DubResult:
     """Dub a talking-face video into another language (AV2AV's whole pipeline).
 
@@ -225,7 +227,7 @@ def dub(
         utut_dict: UTUT's ``dict.txt`` (default: beside the checkpoint, else units 0..999).
         beam: beam size (default: the checkpoint's).
         speaker_encoder: GE2E weights or ``SpeakerEncoder`` (default: the bundled weights).
-        device, batch_size, blend, backend: as for ``render``.
+        device, batch_size, blend, backend, preset: as for ``render``.
         models: already loaded ``(av2unit, translator, (vocoder, face_renderer))`` (``load_av2unit``,
             ``load_translator``, ``load_renderer``), used as given instead of loading the three paths.
 
@@ -236,6 +238,7 @@ def dub(
     if not video.is_file():
         raise fail(video, "video not found")
     chosen = parse_modalities(modalities, True, True)
+    check_preset(preset)
     langs = (src_lang, tgt_lang)
     # Load every model first: a bad checkpoint or language fails before minutes of work.
     av2unit, translator, renderer = _load_models(
@@ -243,7 +246,7 @@ def dub(
     )
     # render's keyword arguments
     options = {"config": config, "speaker_encoder": speaker_encoder, "device": device, "backend": backend}
-    options.update(batch_size=batch_size, blend=blend)
+    options.update(batch_size=batch_size, blend=blend, preset=preset)
     with _workdir(keep_intermediate) as work:
         boxes, lip = _prepare(video, in_bbox_path, in_lip_path, chosen, work)
         source_units, src_file = _source_units(av2unit, video, lip, chosen, src_lang, work)

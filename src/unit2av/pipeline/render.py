@@ -29,8 +29,9 @@ from ..face.checkpoint import load_face_renderer
 from ..face.model import FaceRenderer
 from ..io.boxes import Box, load_boxes
 from ..io.checkpoints import open_container
-from ..io.media import VideoWriter, probe_video
+from ..io.media import probe_video
 from ..io.units import read_units
+from ..io.video_writer import DEFAULT_PRESET, VideoWriter, check_preset
 from ..runtime.fast import fast_face_renderer, fast_vocoder
 from ..timing import FRAMES_PER_WINDOW, VIDEO_FPS, check_unit_rate
 from ..vocoder.checkpoint import vocoder_from_container
@@ -172,6 +173,7 @@ def render_video(
     blend: str = "feather",
     keep_faces: set[int] = frozenset(),
     overlap: bool | None = None,
+    preset: str = DEFAULT_PRESET,
 ) -> RenderResult:
     """Speech + its units + source frames and boxes -> the dubbed video (the core of ``render`` and the demo).
 
@@ -188,12 +190,14 @@ def render_video(
         keep_faces: output frames whose generated 96x96 faces to return in ``RenderResult.faces``.
         overlap: decode, render and encode at the same time in three threads (the same frames as without;
             ``None``: when ``overlap_pays``).
+        preset: the H.264 encoder's speed/size trade-off (``unit2av.io.video_writer.X264_PRESETS``).
 
     Raises:
-        Unit2AVError: speech whose unit rate is not the video's, or a bad paste mode.
+        Unit2AVError: speech whose unit rate is not the video's, a bad paste mode or encoder preset.
     """
     if blend not in BLENDS:
         raise fail(None, f"unknown paste mode '{blend}' (choose {' or '.join(BLENDS)})")
+    check_preset(preset)
     codes = codes.view(-1)
     check_unit_rate(len(wav) / max(1, codes.numel()), sample_rate)  # the speech and its units agree
     frames = num_output_frames(codes.numel())
@@ -208,7 +212,8 @@ def render_video(
         source.fps,
     )
     batch_windows = max(1, -(-int(batch_size) // FRAMES_PER_WINDOW))
-    with VideoWriter(out_path, source.width, source.height, fps=VIDEO_FPS, audio=wav, audio_rate=sample_rate) as writer:
+    size = (source.width, source.height)
+    with VideoWriter(out_path, *size, fps=VIDEO_FPS, audio=wav, audio_rate=sample_rate, preset=preset) as writer:
         kept = render_frames(
             face, source, boxes, windows, schedule, writer, frames, batch_windows, blend, set(keep_faces), overlap
         )
@@ -232,6 +237,7 @@ def render(
     models: tuple[UnitVocoder, FaceRenderer] | None = None,
     backend: str = "auto",
     overlap: bool | None = None,
+    preset: str = DEFAULT_PRESET,
 ) -> RenderResult:
     """Render a dubbed, lip-synced video (the seed's ``inference_unit2av.py``).
 
@@ -252,12 +258,14 @@ def render(
         models: already loaded ``(vocoder, face_renderer)`` (skips ``load_renderer``; used as given).
         backend: inference path for ``load_renderer`` (see there).
         overlap: decode, render and encode at the same time (see ``render_video``).
+        preset: the H.264 encoder's speed/size trade-off (see ``render_video``).
 
     Raises:
         Unit2AVError: any bad input (one line naming the file); no output is left behind.
     """
     if blend not in BLENDS:
         raise fail(None, f"unknown paste mode '{blend}' (choose {' or '.join(BLENDS)})")
+    check_preset(preset)
     in_vid_path = Path(in_vid_path)
     info = probe_video(in_vid_path)
     boxes = load_boxes(in_bbox_path, info.num_frames, info.width, info.height, in_vid_path)
@@ -278,7 +286,17 @@ def render(
     reader = FrameReader(in_vid_path, info)
     try:
         return render_video(
-            face, wav, sample_rate, codes, reader, boxes, out_vid_path, batch_size, blend, overlap=overlap
+            face,
+            wav,
+            sample_rate,
+            codes,
+            reader,
+            boxes,
+            out_vid_path,
+            batch_size,
+            blend,
+            overlap=overlap,
+            preset=preset,
         )
     finally:
         reader.close()

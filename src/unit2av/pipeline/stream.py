@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..face.model import FaceRenderer
 from ..io.boxes import Box
-from ..io.media import VideoWriter
+from ..io.video_writer import VideoWriter
 from ..timing import FRAMES_PER_WINDOW
 from .frames import FrameList, FrameReader
 from .paste import crop_windows, faces_to_uint8, paste_face
