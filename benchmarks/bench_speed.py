@@ -13,7 +13,8 @@ and prints the ratio and max |Δ|:
 2. face renderer (released size), 250 frames in render's batches: the same paths.
 3. ``render`` on a 10 s 1280x720 clip: the one-thread loop vs decode / model / encode overlapped:
    totals, CPU seconds, time inside the models (forward hooks), total / models, identical frames, and
-   which of the two ``render`` runs by default on this machine (``overlap_pays``).
+   which of the two ``render`` runs by default on this machine (``overlap_pays``); both with the
+   default encoder preset, and the one-thread loop once more with ``ultrafast``.
 4. peak RSS of the overlapped ``render`` for 10 s and 60 s 1280x720 clips (each in its own process).
 5. ``train-unit2a`` steps at a small config: the reference's data path vs ours (``bench_training``).
 6. mAV-HuBERT large unit extraction, audio-only and audio-visual: eager vs fused (``bench_av2unit``).
@@ -44,6 +45,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_render_memory import UNITS_PER_SECOND, make_checkpoint, make_clip  # noqa: E402
+
+from unit2av.io.video_writer import DEFAULT_PRESET  # noqa: E402
+
+FAST_PRESET = "ultrafast"  # row 3 also renders one batch after another with the fastest x264 preset
 
 CLIP_SIZE = (1280, 720)  # rows 3-4: width, height
 # Sizes per mode: seconds of speech (1), frames (2), clip seconds (3-4), training steps (5), mAV-HuBERT
@@ -194,6 +199,7 @@ def render_child(args: argparse.Namespace) -> None:
         dur_prediction=False,
         models=(vocoder, face),
         overlap=not args.one_thread,
+        preset=args.encoder_preset,
     )
     total, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB
@@ -217,24 +223,28 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _render(tmp: Path, seconds: float, threads: int, one_thread: bool, out: Path) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--render-child",
-        "--threads",
-        str(threads),
-        "--ckpt",
-        str(tmp / "ckpt.pt"),
-        "--units",
-        str(tmp / f"units{seconds:g}.pt"),
-        "--video",
-        str(tmp / f"clip{seconds:g}.mp4"),
-        "--boxes",
-        str(tmp / f"clip{seconds:g}.pkl"),
-        "--out",
-        str(out),
-    ] + (["--one-thread"] if one_thread else [])
+def _render(tmp: Path, seconds: float, threads: int, one_thread: bool, out: Path, preset: str | None = None) -> dict:
+    cmd = (
+        [
+            sys.executable,
+            __file__,
+            "--render-child",
+            "--threads",
+            str(threads),
+            "--ckpt",
+            str(tmp / "ckpt.pt"),
+            "--units",
+            str(tmp / f"units{seconds:g}.pt"),
+            "--video",
+            str(tmp / f"clip{seconds:g}.mp4"),
+            "--boxes",
+            str(tmp / f"clip{seconds:g}.pkl"),
+            "--out",
+            str(out),
+        ]
+        + (["--one-thread"] if one_thread else [])
+        + (["--encoder-preset", preset] if preset else [])
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"render of the {seconds:g} s clip failed:\n{proc.stderr[-3000:]}")
@@ -253,7 +263,7 @@ def rows_render(threads: int, size: dict, repeats: int) -> list[str]:
     from unit2av.io.safe import dump_plain_pickle, save_torch
 
     short_s, long_s = size["clips"]
-    runs: dict[str, list[dict]] = {"one": [], "overlap": []}
+    runs: dict[str, list[dict]] = {"one": [], "overlap": [], "fast": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_checkpoint(tmp / "ckpt.pt")
@@ -268,9 +278,11 @@ def rows_render(threads: int, size: dict, repeats: int) -> list[str]:
                 },
                 tmp / f"units{seconds:g}.pt",
             )
-        for r in range(repeats):  # one-thread and overlapped renders of the short clip alternate
-            for kind in ("one", "overlap") if r % 2 == 0 else ("overlap", "one"):
-                runs[kind].append(_render(tmp, short_s, threads, kind == "one", tmp / f"{kind}.mp4"))
+        for r in range(repeats):  # one-thread, overlapped and fast-preset renders of the short clip alternate
+            kinds = ("one", "overlap", "fast")
+            for kind in kinds[r % 3 :] + kinds[: r % 3]:
+                preset = FAST_PRESET if kind == "fast" else None
+                runs[kind].append(_render(tmp, short_s, threads, kind != "overlap", tmp / f"{kind}.mp4", preset))
         frame_diff = max(
             (
                 int(np.abs(a.astype(np.int16) - b).max())
@@ -281,7 +293,7 @@ def rows_render(threads: int, size: dict, repeats: int) -> list[str]:
         same_bytes = (tmp / "one.mp4").read_bytes() == (tmp / "overlap.mp4").read_bytes()
         long = _render(tmp, long_s, threads, False, tmp / "long.mp4")
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
-    one, ov = med["one"], med["overlap"]
+    one, ov, fast = med["one"], med["overlap"], med["fast"]
     speedup = statistics.median(a["total"] / b["total"] for a, b in zip(runs["one"], runs["overlap"]))
     ratio = ov["total"] / ov["models"]
     default = "overlapped" if ov["default_overlaps"] else "one thread"  # render's overlap=None on this machine
@@ -296,7 +308,8 @@ def rows_render(threads: int, size: dict, repeats: int) -> list[str]:
         f"overlapped total/models {ratio:.2f} | overlapped total / one-thread models "
         f"{ov['total'] / one['models']:.2f} | default here: {default} -> total/models {default_ratio:.2f} <= "
         f"{TARGETS['overhead']}: {_ok(default_ratio <= TARGETS['overhead'])} | max|Δ| frames {frame_diff} "
-        f"(same file: {same_bytes})",
+        f"(same file: {same_bytes}) | preset {DEFAULT_PRESET}; with {FAST_PRESET}: total {fast['total']:.1f} s, "
+        f"total / one-thread models {fast['total'] / one['models']:.2f}",
         f"4 render peak RSS {size_s} (overlapped) | {short_s:g} s: {ov['peak_mib']:.0f} MiB | {long_s:g} s: "
         f"{long['peak_mib']:.0f} MiB | ratio {mem:.2f} | <= {TARGETS['memory']}: {_ok(mem <= TARGETS['memory'])}",
     ]
@@ -365,6 +378,7 @@ def main() -> None:
     )
     parser.add_argument("--render-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one-thread", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--encoder-preset", default=DEFAULT_PRESET, help=argparse.SUPPRESS)
     for name in ("units", "video", "boxes", "out", "ckpt"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args()
