@@ -1,11 +1,12 @@
 """``train-unit2a`` steps: the reference's data path against ours (row 5 of ``bench_speed.py``; not a test).
 
-    python benchmarks/bench_training.py            # 10 timed steps per data path
+    python benchmarks/bench_training.py            # 12 timed steps per data path, in alternating blocks
 
 Small config (64 channels, batch 4, discriminators at 1/8 width) on espeak-ng speech: the reference's
 data path (each item read, resampled and featurised in the training process, nothing cached) against
-ours (``make_loaders``: decoded items cached, one prefetching worker); median seconds per step and the
-share of step time spent waiting for the next batch.
+ours (``make_loaders``: decoded items cached; the config's one prefetching worker, which
+``training.data_workers`` keeps in the training process when torch's threads use every core);
+median seconds per step and the share of step time spent waiting for the next batch.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TRAIN_STEPS = 10  # timed steps per data path (after WARMUP_STEPS)
+TRAIN_STEPS = 12  # timed steps per data path (after WARMUP_STEPS), in ROUNDS alternating blocks
+ROUNDS = 4  # blocks per path: reference, ours, ours, reference, ...
 WARMUP_STEPS = 2  # untimed first steps (allocations, worker start-up)
 TRAIN_DISC_WIDTH = 0.125  # discriminators at 1/8 of HiFi-GAN's channels
 # The small vocoder (the fields that differ from the bundled AV2AV config).
@@ -42,23 +44,33 @@ SMALL_CONFIG = {
 }
 
 
-def _steps(state, loader, n: int) -> tuple[list[float], list[float]]:
-    """Seconds waiting for each batch and seconds per whole step (wait + ``train_step``), after a warm-up."""
-    from unit2av.vocoder.step import train_step
+class _Path:
+    """One data path's training loop, resumable: ``run(n)`` times ``n`` more steps."""
 
-    it, waits, totals = iter(loader), [], []
-    for i in range(WARMUP_STEPS + n):
-        t0 = time.perf_counter()
-        batch = next(it, None)
+    def __init__(self, state, loader):
+        self.state, self.loader, self.it = state, loader, iter(loader)
+        self.waits: list[float] = []
+        self.totals: list[float] = []
+
+    def _next(self):
+        batch = next(self.it, None)
         if batch is None:  # epoch end: start the next one
-            it = iter(loader)
-            batch = next(it)
-        t1 = time.perf_counter()
-        train_step(state, batch)
-        if i >= WARMUP_STEPS:
-            waits.append(t1 - t0)
-            totals.append(time.perf_counter() - t0)
-    return waits, totals
+            self.it = iter(self.loader)
+            batch = next(self.it)
+        return batch
+
+    def run(self, n: int, timed: bool = True) -> None:
+        """``n`` steps (wait for the batch + ``train_step``); recorded when ``timed``."""
+        from unit2av.vocoder.step import train_step
+
+        for _ in range(n):
+            t0 = time.perf_counter()
+            batch = self._next()
+            t1 = time.perf_counter()
+            train_step(self.state, batch)
+            if timed:
+                self.waits.append(t1 - t0)
+                self.totals.append(time.perf_counter() - t0)
 
 
 def _small_corpus(root: Path) -> Path:
@@ -103,19 +115,33 @@ def row_training(threads: int, steps: int = TRAIN_STEPS) -> list[str]:
         def ours(state):
             return make_loaders(state, manifest, None)[0]
 
-        out = {}
+        paths = {}
         for name, make in (("reference", reference), ("ours", ours)):
             opts = TrainOptions(
                 checkpoint_path=str(Path(tmp) / name), device="cpu", validation_interval=0, disc_width=TRAIN_DISC_WIDTH
             )
             state = build_state(cfg, opts, Dist())
-            waits, totals = _steps(state, make(state), steps)
-            out[name] = (statistics.median(totals), sum(waits) / sum(totals))
+            paths[name] = _Path(state, make(state))
+            paths[name].run(WARMUP_STEPS, timed=False)
+        names = list(paths)
+        for r in range(ROUNDS):  # alternate blocks of steps, the order rotated: load drift hits both paths
+            for name in names[r % 2 :] + names[: r % 2]:
+                paths[name].run(max(1, steps // ROUNDS))
+        out = {n: (statistics.median(p.totals), sum(p.waits) / sum(p.totals)) for n, p in paths.items()}
+        workers = paths["ours"].loader.num_workers
+        k = max(1, steps // ROUNDS)
+
+        def block(name, i):
+            return statistics.median(paths[name].totals[i * k : (i + 1) * k])
+
+        ratios = [block("reference", i) / block("ours", i) for i in range(ROUNDS)]
     (tr, wr), (to, wo) = out["reference"], out["ours"]
     return [
         f"5 train-unit2a step (64 ch, batch {cfg.batch_size}, disc x{TRAIN_DISC_WIDTH}) | reference data path "
-        f"{tr:.3f} s/step, {100 * wr:.0f}% waiting | ours ({cfg.num_workers} worker, cache) {to:.3f} s/step, "
-        f"{100 * wo:.0f}% waiting | x{tr / to:.2f} | no slower: {_ok(to <= tr)}"
+        f"{tr:.3f} s/step, {100 * wr:.0f}% waiting | ours ({workers} of the config's {cfg.num_workers} worker, cache) "
+        f"{to:.3f} s/step, "
+        f"{100 * wo:.0f}% waiting | x{tr / to:.2f} (per block: {', '.join(f'{x:.2f}' for x in ratios)}) | "
+        f"no slower: {_ok(to <= tr)}"
     ]
 
 

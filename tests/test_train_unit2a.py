@@ -331,3 +331,18 @@ def test_bad_init_file_is_exit_2(data, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "g_bad" in err and len(err.splitlines()) == 1
+
+
+def test_data_workers_policy(monkeypatch):
+    """An explicit count wins; the config's count stands on a GPU and is capped by the free cores on the CPU."""
+    from unit2av.training import data_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert data_workers(4, None, gpu) == 4
+    assert data_workers(4, None, cpu) == 2  # 8 cores, 6 used by torch
+    assert data_workers(1, None, cpu) == 1
+    assert data_workers(4, 3, cpu) == 3 and data_workers(4, 0, gpu) == 0  # --num-workers as given
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert data_workers(4, None, cpu) == 0  # every core has a torch thread: load in the training process

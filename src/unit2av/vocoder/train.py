@@ -26,6 +26,7 @@ from ..errors import fail
 from ..training import (
     Deadline,
     close_distributed,
+    data_workers,
     init_distributed,
     record_validation,
     tensorboard,
@@ -106,7 +107,7 @@ def make_loaders(state: TrainState, train_file, valid_file) -> tuple[DataLoader,
         state.speakers = speaker_table(train_entries)
     trainset = UnitAudioDataset(train_entries, cfg, segment=True, speakers=state.speakers)
     sampler = SegmentSampler(trainset, dist.world_size, dist.rank, seed=cfg.seed)
-    workers = cfg.num_workers if opts.num_workers is None else opts.num_workers
+    workers = data_workers(cfg.num_workers, opts.num_workers, state.device)
     loader = DataLoader(
         trainset,
         batch_size=cfg.batch_size,
