@@ -9,7 +9,9 @@ Rows (each a product command or library function, never a copy of one):
 - ``train``: a few ``train-unit2a`` and ``train-face`` steps with ``--amp`` on CUDA (losses finite,
   checkpoints written).
 - ``ddp``: ``torchrun --nproc_per_node 1 ... train-unit2a`` (NCCL on CUDA, gloo on the CPU).
-- ``bench``: the GPU rows of the benchmarks (vocoder RTF, face renderer frames/s).
+- ``stages``: ``unit2av av2unit`` (audio+video) and ``unit2av translate`` with the fixture
+  mAV-HuBERT and UTUT checkpoints on CUDA vs the CPU (the same unit strings).
+- ``bench``: the GPU rows of the benchmarks (vocoder RTF; UTUT mBART-large beam-5 ms per step).
 
 Without CUDA every row still runs its CPU half (the references, training and DDP on the CPU), so
 the script is exercised by CI; the CUDA halves print ``skipped: no CUDA``. Exit code 1 when a row
@@ -40,7 +42,7 @@ FRAME_TOL = 3.0  # mean |Δ| grey levels of decoded frames (x264 of slightly dif
 TRAIN_WIDTH = 64  # upsample_initial_channel of the training rows' vocoder
 TRAIN_SEGMENT = 6400  # samples per training segment
 TRAIN_DISC_WIDTH = 0.0625  # discriminators at 1/16 of HiFi-GAN's channels
-ROWS = ("synth", "render", "train", "ddp", "bench")
+ROWS = ("synth", "render", "train", "ddp", "stages", "bench")
 
 
 def cli(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> tuple[int, str]:
@@ -291,6 +293,69 @@ def check_ddp(rows: list, cuda: bool, work: Path) -> None:
     )
 
 
+def _materialise(fixture: str, work: Path) -> Path:
+    """Write a fixture's checkpoint with its own ``materialise.py``; its path."""
+    out = work / f"fixture_{fixture}"
+    script = SHARED / "fixtures" / fixture / "materialise.py"
+    subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True)
+    return next(out.glob("*.pt"))
+
+
+def check_stages(rows: list, cuda: bool, work: Path) -> None:
+    """av2unit and translate on the fixture checkpoints: the CUDA unit strings equal the CPU's."""
+    av_ckpt, utut_ckpt = _materialise("av2unit", work), _materialise("utut", work)
+    video, lip = SAMPLE / "TRajLqEaWhQ_00002.mp4", SAMPLE / "TRajLqEaWhQ_00002.lip.mp4"
+    devices = ("cpu", "cuda") if cuda else ("cpu",)
+    outs = {}
+    for dev in devices:
+        units = work / f"stages_{dev}.units.txt"
+        rc, tail = cli(
+            "av2unit", "--in-vid-path", str(video), "--in-lip-path", str(lip), "--out-unit-path", str(units),
+            "--av2unit-path", str(av_ckpt), "--device", dev,
+        )  # fmt: skip
+        if rc:
+            rows.append(("stages", f"av2unit {dev}", tail[:100], "FAIL"))
+            return
+        target = work / f"stages_{dev}.es.txt"
+        rc, tail = cli(
+            "translate", "--in-unit-path", str(units), "--out-unit-path", str(target), "--utut-path", str(utut_ckpt),
+            "--utut-dict", str(SHARED / "fixtures" / "utut" / "dict.txt"), "--src-lang", "en", "--tgt-lang", "es",
+            "--device", dev,
+        )  # fmt: skip
+        if rc:
+            rows.append(("stages", f"translate {dev}", tail[:100], "FAIL"))
+            return
+        outs[dev] = (units.read_text().split(), target.read_text().split())
+    src, tgt = outs["cpu"]
+    rows.append(("stages", "cpu (reference)", f"{len(src)} source units -> {len(tgt)} target units", "ok"))
+    if not cuda:
+        rows.append(("stages", "cuda av2unit / translate", "-", "skipped: no CUDA"))
+        return
+    for i, name in enumerate(("av2unit", "translate")):
+        a, b = outs["cpu"][i], outs["cuda"][i]
+        differ = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
+        rows.append(("stages", f"cuda {name}", f"{differ} of {len(a)} units differ", "ok" if differ == 0 else "FAIL"))
+
+
+def _utut_ms_per_step(dev: torch.device) -> float:
+    """Beam-5 decoding of 100 random units with mBART-large random weights on ``dev``: ms per step."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_utut import make_translator
+
+    tr = make_translator(0, pack_rows=None)
+    tr.model.to(dev)
+    tr.device = dev
+    src = list(range(1, 101))
+    times = []
+    for _ in range(3):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        hyps = tr.translate(src, "en", "es", beam=5, nbest=5, max_len_b=50)
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) / max(len(h.tokens) for h in hyps))
+    return float(np.median(times[1:])) * 1e3
+
+
 def check_bench(rows: list, cuda: bool) -> None:
     if not cuda:
         rows.append(("bench", "GPU rows", "-", "skipped: no CUDA"))
@@ -313,6 +378,8 @@ def check_bench(rows: list, cuda: bool) -> None:
                 times.append(time.perf_counter() - t)
             rtf = float(np.median(times[1:])) / 10.0
             rows.append(("bench", f"vocoder 10 s {'amp' if use_amp else 'fp32'}", f"RTF {rtf:.4f}", "ok"))
+    ms = _utut_ms_per_step(dev)
+    rows.append(("bench", "UTUT mBART-large beam 5 (incl. encoder)", f"{ms:.1f} ms/step", "ok"))
     rows.append(("bench", "gpu", torch.cuda.get_device_name(0), "ok"))
 
 
@@ -334,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "render": lambda: check_render(rows, cuda, work),
         "train": lambda: check_train(rows, cuda, work),
         "ddp": lambda: check_ddp(rows, cuda, work),
+        "stages": lambda: check_stages(rows, cuda, work),
         "bench": lambda: check_bench(rows, cuda),
     }
     t0 = time.time()

@@ -23,6 +23,7 @@ def test_gpu_check_cpu_rows(tmp_path):
     assert rows[("train", "train-unit2a 3 steps cpu")] == "ok"
     assert rows[("train", "train-face 3 steps cpu")] == "ok"
     assert rows[("ddp", "torchrun --nproc_per_node 1 train-unit2a (gloo)")] == "ok"
+    assert rows[("stages", "cpu (reference)")] == "ok"
     assert all(
         status == "skipped: no CUDA" for (row, check), status in rows.items() if "cuda" in check or row == "bench"
     )
