@@ -6,7 +6,8 @@
 Inputs: ``.txt`` files of space-separated unit ids (consecutive repeats are removed, as AV2AV does) or
 ``.pt`` files with ``code``; several files, or a folder of them. Output: the translated unit string as
 the reference writes it (``--nbest N``: N lines, best first). Every input is read and checked before
-the first output is written; each output is written atomically.
+the first output is written; each output is written atomically (``unit2av.translate.files.translate_files``,
+also the batch ``translate`` job's function).
 """
 
 from __future__ import annotations
@@ -101,42 +102,26 @@ def _pairs(args) -> list[tuple[Path, Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..errors import fail
-    from ..io.safe import write_bytes_atomic
-    from ..io.units import read_units
     from ..translate.api import load_translator
+    from ..translate.files import translate_files
 
     if args.batch_size < 1:
         raise fail(None, f"--batch-size must be at least 1 (got {args.batch_size})")
     pairs = _pairs(args)
     tr = load_translator(args.utut_path, args.utut_dict, "cpu" if args.cpu else args.device)
-    tr.vocab.lang_index(args.src_lang)
-    tr.vocab.lang_index(args.tgt_lang)
-    tr.settings(args.beam, args.max_len_a, args.max_len_b, args.lenpen)  # check the settings before any work
-    units = []
-    for src, _ in pairs:  # read and check every input first: nothing is written for a bad one
-        code = read_units(src).code
-        tr.encode(code, args.src_lang, src)
-        units.append(code)
-    n = args.batch_size
-    bar = tqdm(total=len(pairs), desc="translate", unit="file", disable=len(pairs) < 2)
-    for i in range(0, len(pairs), n):
-        hyps = tr.translate(
-            [u for u in units[i : i + n]],
-            args.src_lang,
-            args.tgt_lang,
-            beam=args.beam,
-            nbest=args.nbest,
-            max_len_a=args.max_len_a,
-            max_len_b=args.max_len_b,
-            lenpen=args.lenpen,
-        )
-        for (_, out), hs in zip(pairs[i : i + n], hyps):
-            write_bytes_atomic(out, "\n".join(h.text for h in hs).encode())
-            bar.update(1)
-    bar.close()
+    translate_files(
+        tr,
+        pairs,
+        args.src_lang,
+        args.tgt_lang,
+        beam=args.beam,
+        nbest=args.nbest,
+        max_len_a=args.max_len_a,
+        max_len_b=args.max_len_b,
+        lenpen=args.lenpen,
+        batch_size=args.batch_size,
+    )
     for _, out in pairs:
         print(out)
     print(f"translated {len(pairs)} file(s) {args.src_lang} -> {args.tgt_lang}")
