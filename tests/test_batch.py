@@ -366,7 +366,7 @@ def test_example_is_a_valid_job_file(tmp_path, capsys):
     assert capsys.readouterr().out == EXAMPLE
     (tmp_path / "jobs.jsonl").write_text(EXAMPLE)
     jobs = parse_jobs(tmp_path / "jobs.jsonl", tmp_path / "out")
-    assert [j.command for j in jobs] == ["render", "render", "render", "synth", "dub"]
+    assert [j.command for j in jobs] == ["render", "render", "render", "synth", "dub", "av2unit", "translate"]
     assert jobs[4].outputs == [(tmp_path / "out" / "ep04.es.mp4").resolve()]  # keep_intermediate: not an output
     assert jobs[4].params["keep_intermediate"] == str((tmp_path / "out" / "stages" / "ep04").resolve())
     assert jobs[0].outputs == [(tmp_path / "out" / "ep01.ko.mp4").resolve()]

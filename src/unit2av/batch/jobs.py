@@ -40,6 +40,12 @@ EXAMPLE = """\
 {"command": "dub", "in_vid_path": "videos/ep04.mp4", "src_lang": "en", "tgt_lang": "es", \
 "av2unit_path": "models/mavhubert_large_noise.pt", "utut_path": "models/utut_sts_ft.pt", \
 "unit2av_path": "models/unit_av_renderer.pt", "keep_intermediate": "stages/ep04"}
+# av2unit: mAV-HuBERT units of a video (its audio and mouth crops) -> <video stem>.txt
+{"command": "av2unit", "in_vid_path": "videos/ep05.mp4", "in_lip_path": "videos/ep05.lip.mp4", \
+"av2unit_path": "models/mavhubert_large_noise.pt"}
+# translate: UTUT unit-to-unit translation of a units file -> <units stem>.<tgt_lang>.txt
+{"command": "translate", "in_unit_path": "units/ep05.en.txt", "src_lang": "en", "tgt_lang": "es", \
+"utut_path": "models/utut_sts_ft.pt", "beam": 5}
 """
 
 

@@ -61,7 +61,7 @@ class ModelCache:
         self._renderers: dict = {}
         self._faces: dict = {}
         self._encoders: dict = {}
-        self._others: dict = {}  # dub's unit extractor and translator
+        self._others: dict = {}  # mAV-HuBERT unit extractors and UTUT translators
         self.loads = 0
 
     @staticmethod
@@ -102,29 +102,35 @@ class ModelCache:
         """``renderer(...)``, loaded when ``render`` unpacks it (so a bad job fails with render's own line)."""
         return LazyModels(lambda: self.renderer(path, config, lang, device, backend))
 
-    def dub_models(self, params: dict) -> tuple:
-        """``dub``'s ``(av2unit, translator, (vocoder, face_renderer))``, each loaded once per worker."""
+    def av2unit(self, path, device):
+        """``load_av2unit``'s mAV-HuBERT, one per checkpoint and device."""
         from ..av2unit.api import load_av2unit
+
+        key = ("av2unit", self._file_key(path), str(device))
+        if key not in self._others:
+            self._others[key] = load_av2unit(path, device=device)
+            self.loads += 1
+        return self._others[key]
+
+    def translator(self, path, dict_path, device):
+        """``load_translator``'s UTUT model, one per checkpoint, unit dictionary and device."""
         from ..translate.api import load_translator
 
-        device, key = params.get("device", "auto"), str(params.get("device", "auto"))
-        a_key = ("av2unit", self._file_key(params["av2unit_path"]), key)
-        t_key = (
-            "utut",
-            self._file_key(params["utut_path"]),
-            params.get("utut_dict") and self._file_key(params["utut_dict"]),
-            key,
-        )
-        if a_key not in self._others:
-            self._others[a_key] = load_av2unit(params["av2unit_path"], device=device)
+        key = ("utut", self._file_key(path), dict_path and self._file_key(dict_path), str(device))
+        if key not in self._others:
+            self._others[key] = load_translator(path, dict_path=dict_path, device=device)
             self.loads += 1
-        if t_key not in self._others:
-            self._others[t_key] = load_translator(params["utut_path"], dict_path=params.get("utut_dict"), device=device)
-            self.loads += 1
+        return self._others[key]
+
+    def dub_models(self, params: dict) -> tuple:
+        """``dub``'s ``(av2unit, translator, (vocoder, face_renderer))``, each loaded once per worker."""
+        device = params.get("device", "auto")
+        av2unit = self.av2unit(params["av2unit_path"], device)
+        translator = self.translator(params["utut_path"], params.get("utut_dict"), device)
         renderer = self.lazy_renderer(
             params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device, params.get("backend", "auto")
         )
-        return self._others[a_key], self._others[t_key], renderer
+        return av2unit, translator, renderer
 
     def speaker_encoder(self, path, device):
         """The GE2E ``SpeakerEncoder`` (``path`` ``None``: the default weights)."""

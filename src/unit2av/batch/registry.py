@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import fail
+from ..timing import UNIT_RATE
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class BatchCommand:
         hidden: parameters a job may not set (filled by the worker, e.g. ``models``).
         models: ``(cache, params) -> extra kwargs`` giving the function already-loaded models.
         summary: ``(returned value) -> dict`` of durations written, for the report.
-        output_folders: folder parameters written into (relative to ``--out-dir``), not outputs.
+        output_folders: other paths written (folders, side files; relative to ``--out-dir``) that do
+            not mark a job done.
     """
 
     name: str
@@ -45,7 +47,7 @@ class BatchCommand:
     hidden: tuple[str, ...] = ()
     models: Callable[..., dict] | None = None
     summary: Callable[[object], dict] | None = None
-    output_folders: tuple[str, ...] = ()  # output folders (relative to --out-dir) that do not mark a job done
+    output_folders: tuple[str, ...] = ()  # other written paths (relative to --out-dir) that do not mark a job done
 
     def resolve(self) -> Callable:
         """Import and return the function."""
@@ -175,7 +177,50 @@ DUB = BatchCommand(
 )
 
 
-COMMANDS: dict[str, BatchCommand] = {c.name: c for c in (RENDER, SYNTH, DUB)}
+# ----------------------------------------------------------------------------- translate
+def _translate_models(cache, params: dict) -> dict:
+    """The worker's UTUT translator (loaded once per checkpoint, dictionary and device)."""
+    return {"translator": cache.translator(params["utut_path"], params.get("utut_dict"), params.get("device", "auto"))}
+
+
+TRANSLATE = BatchCommand(
+    name="translate",
+    function="unit2av.translate.files:translate_file",
+    inputs=("in_unit_path", "utut_path", "utut_dict"),
+    outputs=("out_unit_path",),
+    derive={"out_unit_path": lambda p: f"{_stem(p, 'in_unit_path')}.{p.get('tgt_lang') or 'tgt'}.txt"},
+    model_params=("utut_path", "utut_dict", "device"),
+    hidden=("translator",),
+    models=_translate_models,
+    summary=lambda result: {"units": len(result.units)},
+)
+
+
+# ----------------------------------------------------------------------------- av2unit
+def _av2unit_models(cache, params: dict) -> dict:
+    """The worker's mAV-HuBERT (loaded once per checkpoint and device)."""
+    return {"model": cache.av2unit(params["av2unit_path"], params.get("device", "auto"))}
+
+
+def _av2unit_summary(result) -> dict:
+    return {"units": result.num_units, "video_seconds": round(result.num_units / UNIT_RATE, 3)}
+
+
+AV2UNIT = BatchCommand(
+    name="av2unit",
+    function="unit2av.av2unit.files:av2unit_file",
+    inputs=("in_vid_path", "av2unit_path", "in_lip_path", "in_bbox_path"),
+    outputs=("out_unit_path",),
+    derive={"out_unit_path": lambda p: f"{_stem(p, 'in_vid_path')}.txt"},
+    model_params=("av2unit_path", "device"),
+    hidden=("model",),
+    models=_av2unit_models,
+    summary=_av2unit_summary,
+    output_folders=("out_lip_path",),  # mouth crops made when no in_lip_path is given
+)
+
+
+COMMANDS: dict[str, BatchCommand] = {c.name: c for c in (RENDER, SYNTH, DUB, TRANSLATE, AV2UNIT)}
 
 
 def get_command(name, where: str) -> BatchCommand:
