@@ -113,8 +113,8 @@ def dub(
     result = render(units, session.video, box_file, out, lang, container, device=opts.device, backend=opts.backend)
     command = shlex.join(render_command(units, session.video, box_file, out, lang, container, opts))
     log.info("app render: %s", command)
-    spectrogram = _write_spectrogram(out, result, session.folder / f"{out.stem}.spectrogram.png")
-    preview = _write_preview(session, boxes, out, result.num_frames, session.folder / f"{out.stem}.preview.png")
+    spectrogram = write_spectrogram(out, result, session.folder / f"{out.stem}.spectrogram.png")
+    preview = write_preview(session, boxes, out, result.num_frames, session.folder / f"{out.stem}.preview.png")
     return DubResult(out, preview, spectrogram, command, result.num_frames, result.num_samples / result.sample_rate)
 
 
@@ -126,7 +126,7 @@ def _write_png(path: Path, img: np.ndarray) -> Path:
     return path
 
 
-def _write_spectrogram(video: Path, result, path: Path) -> Path:
+def write_spectrogram(video: Path, result, path: Path) -> Path:
     """Log-mel image of the dubbed video's soundtrack, one bar over the speech."""
     from ..demo.video import spectrogram_image
 
@@ -135,7 +135,7 @@ def _write_spectrogram(video: Path, result, path: Path) -> Path:
     return _write_png(path, spectrogram_image(np.asarray(wav, np.float32), [(0, result.codes.numel(), 0)], rate, hop))
 
 
-def _write_preview(session: Session, boxes: list, video: Path, num_out: int, path: Path) -> Path | None:
+def write_preview(session: Session, boxes: list, video: Path, num_out: int, path: Path) -> Path | None:
     """Source face crops over the rendered ones at ``PREVIEW_COUNT`` output frames that had a box."""
     from ..demo.video import preview_image
     from ..pipeline.timeline import frame_schedule
@@ -156,4 +156,4 @@ def _write_preview(session: Session, boxes: list, video: Path, num_out: int, pat
     return _write_png(path, preview_image(frames, frame_boxes, generated, picks)) if picks else None
 
 
-__all__ = ["DubResult", "RenderOptions", "dub", "render_command"]
+__all__ = ["DubResult", "RenderOptions", "dub", "render_command", "write_preview", "write_spectrogram"]

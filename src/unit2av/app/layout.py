@@ -13,6 +13,7 @@ import gradio as gr  # noqa: E402
 from ..io.units import UNIT_SUFFIXES  # noqa: E402
 from ..prepare.faces import DETECTORS, DetectOptions  # noqa: E402
 from ..prepare.track import BOX_STYLES  # noqa: E402
+from . import dub_panel  # noqa: E402
 from .page import LEGEND, TITLE  # noqa: E402
 from .session import Session  # noqa: E402
 from .workspace import BUNDLED, VIDEO_SUFFIXES, Workspace  # noqa: E402
@@ -111,6 +112,7 @@ def _dub_layout(c: SimpleNamespace, ws: Workspace) -> None:
         c.model = gr.Dropdown(ws.model_choices(), value=BUNDLED, label="Models", elem_id="u2av-model", scale=2)
         c.lang = gr.Dropdown(label="Language", allow_custom_value=True, elem_id="u2av-lang", scale=1)
         c.render = gr.Button("Render", variant="primary", elem_id="u2av-render", scale=1)
+    dub_panel.layout(c, ws)  # or translate the open video's speech first (as `unit2av dub`)
     with gr.Row():
         c.cmp_orig = gr.Video(
             label="Original (follows the dubbed player, muted)", interactive=False, elem_id="u2av-cmp-orig", height=360
@@ -132,5 +134,5 @@ def _dub_layout(c: SimpleNamespace, ws: Workspace) -> None:
             height=220,
         )
     c.command = gr.Textbox(
-        label="The same render from the command line", interactive=False, elem_id="u2av-command", buttons=["copy"]
+        label="The same result from the command line", interactive=False, elem_id="u2av-command", buttons=["copy"]
     )

@@ -20,9 +20,12 @@ import gradio as gr  # noqa: E402
 from ..errors import Unit2AVError  # noqa: E402
 from ..io.units import UNIT_SUFFIXES  # noqa: E402
 from ..prepare.faces import DetectOptions, detect_video  # noqa: E402
+from . import dub_panel  # noqa: E402
 from .dub import RenderOptions, dub  # noqa: E402
 from .layout import forget, layout  # noqa: E402
 from .page import CSS, SYNC_JS, TITLE  # noqa: E402
+from .reply import Reply as _Reply  # noqa: E402
+from .reply import need_session as _need  # noqa: E402
 from .session import Session, open_video  # noqa: E402
 from .workspace import BOX_SUFFIXES, BUNDLED, BUNDLED_LANG, VIDEO_SUFFIXES, Workspace  # noqa: E402
 
@@ -35,24 +38,6 @@ _TQDM = gr.Progress(track_tqdm=True)  # follows the tqdm bars of detect_video / 
 
 def _rgb(img):
     return None if img is None else img[:, :, ::-1].copy()
-
-
-class _Reply(dict):
-    """Outputs of one event as ``{component: value}``; a ``Unit2AVError`` inside ``with`` becomes the status line."""
-
-    def __init__(self, status):
-        super().__init__()
-        self.status = status
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, Unit2AVError):
-            self.clear()
-            self[self.status] = f"error: {exc}"
-            return True
-        return False
 
 
 def _session_outputs(c, s: Session, reply: _Reply, status: str | None = None) -> _Reply:
@@ -175,12 +160,6 @@ def _wire_boxes(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
     c.boxes_video.click(on_boxes_video, [c.state], [c.original, c.status])
 
 
-def _need(s: Session | None) -> Session:
-    if not isinstance(s, Session):
-        raise Unit2AVError("no video open: pick one under --root (or upload one) and press Open")
-    return s
-
-
 def _wire_edits(c: SimpleNamespace, ws: Workspace, view_out: list) -> None:
     def edit(mode):
         def handler(s, text):
@@ -301,6 +280,7 @@ def build_app(ws: Workspace, opts: RenderOptions | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         c = layout(ws)
         _wire(c, ws, opts)
+        dub_panel.wire(c, ws, opts, demo)
 
         def on_load():
             models = ws.model_choices()

@@ -94,6 +94,34 @@ class Workspace:
                         return found
         return found
 
+    def checkpoint(self, text: str | os.PathLike | None, what: str = "checkpoint") -> Path:
+        """A model file (mAV-HuBERT, UTUT, ``dict.txt``) named relative to ``--models`` (looked up first) or
+        the root, or absolute under either; symlinks resolved.
+
+        Raises:
+            Unit2AVError: nothing given, a path outside both folders, or no such file.
+        """
+        name = "" if text is None else str(text).strip()
+        if self.models is not None and name:
+            path = Path(name).expanduser()
+            path = (path if path.is_absolute() else self.models / path).resolve()
+            if path.is_relative_to(self.models) and path.is_file():
+                return path
+            path = Path(name).expanduser()
+            path = (path if path.is_absolute() else self.root / path).resolve()
+            if not path.is_relative_to(self.root):
+                raise fail(
+                    name,
+                    f"is outside the --root folder {self.root} and the --models folder {self.models}; "
+                    "the app reads model files only under them",
+                )
+        return self.existing(name, what)
+
+    def checkpoint_choices(self) -> list[str]:
+        """Model files (``MODEL_SUFFIXES``) offered for the dub's checkpoints: under ``--models``, then the root."""
+        names = self.model_choices()[1:]
+        return names + [n for n in self.list_files(MODEL_SUFFIXES) if n not in names]
+
     # ------------------------------------------------------------------ models
     def model_choices(self) -> list[str]:
         """``BUNDLED`` first, then the containers under ``--models`` (relative names)."""
