@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, SAMPLE_BBOX, SAMPLE_VIDEO
+from test_app_dub import UTUT_DICT, pack_es_container
 
 from unit2av.cli import main as cli_main
 from unit2av.demo.video import asset
@@ -75,14 +76,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """The running app: ``(url, root, work)``."""
+def app(tmp_path_factory, reference_dir, reference_config, av2unit_ckpt, utut_ckpt):
+    """The running app: ``(url, root, work)``; under --models the fixture mAV-HuBERT checkpoint and an AV2AV
+    container with an "es" vocoder, under --root the fixture UTUT checkpoint and its dict.txt (the dub panel)."""
     _skip_unless_browser()
     base = tmp_path_factory.mktemp("app")
-    root, work = base / "root", base / "work"
-    root.mkdir()
+    root, work, models = base / "root", base / "work", base / "models"
+    (root / "utut").mkdir(parents=True)
+    models.mkdir()
     for src in (SAMPLE_VIDEO, SAMPLE_BBOX):
         shutil.copyfile(src, root / src.name)
+    shutil.copyfile(utut_ckpt, root / "utut" / "utut_tiny.pt")
+    shutil.copyfile(UTUT_DICT, root / "utut" / "dict.txt")
+    shutil.copyfile(av2unit_ckpt, models / "mavhubert_tiny.pt")
+    pack_es_container(reference_dir, reference_config, base / "build", models / "av2av_es.pt")
     script = json.loads(asset("demo_script.json").read_text())
     (root / "units.txt").write_text(" ".join(map(str, script["sentences"][1]["units"])))  # real units, ~2 s
     port = _free_port()
@@ -100,6 +107,8 @@ def app(tmp_path_factory):
             str(port),
             "--work-dir",
             str(work),
+            "--models",
+            str(models),
             "--device",
             "cpu",
         ],
@@ -401,3 +410,36 @@ def test_two_tabs_keep_their_own_state_and_errors_show_in_the_page(app, browser,
     first.type("u2av-ranges", "2:3")
     assert "70 frames, 1 without a box (2:3" in first.press("u2av-none", "set to None")
     first.shot("08-first-tab-after-second")
+
+
+def test_translate_and_dub_in_the_browser(app, browser):
+    url, root, _ = app
+    shutil.copyfile(SAMPLE_BBOX, root / "dub.bbox.pkl")
+    page = Page(browser, url)
+    page.type("u2av-video", SAMPLE_VIDEO.name, enter=True)
+    page.press("u2av-open", "70 frames")
+    page.type("u2av-bbox", "dub.bbox.pkl", enter=True)
+    page.press("u2av-load", "0 without a box")
+    page.type("u2av-tr-av2unit", "mavhubert_tiny.pt", enter=True)  # found under --models
+    page.type("u2av-tr-dict", "utut/dict.txt")
+    before = page.status()
+    page.type("u2av-tr-utut", "utut/utut_tiny.pt", enter=True)  # loads it: the languages fill the dropdowns
+    status = page.wait(lambda: (lambda s: s if s != before and "languages" in s else None)(page.status()), "langs")
+    assert "19 languages; the container voices en, es" in status, status
+    value = "return document.querySelector('#{} input').value"
+    assert [page.js(value.format(i)) for i in ("u2av-tr-src", "u2av-tr-tgt", "u2av-tr-model")] == [
+        "en",
+        "es",
+        "av2av_es.pt",
+    ]
+    status = page.press("u2av-tr-dub", "dubbed", timeout=240)
+    assert status.startswith("dubbed en -> es as ") and "140 source units" in status, status
+    assert page.wait(lambda: _decoded_size(page, "u2av-dub"), "decoded dubbed frames") == [224, 224]
+    units = "return document.querySelector('#{} textarea').value"
+    source, target = (page.js(units.format(i)).split() for i in ("u2av-tr-src-units", "u2av-tr-tgt-units"))
+    assert len(source) == 140 and target and all(u.isdigit() for u in source + target)
+    command = shlex.split(page.js("return document.querySelector('#u2av-command textarea').value"))
+    assert command[:2] == ["unit2av", "dub"] and command[command.index("--utut-dict") + 1] == str(
+        root / "utut/dict.txt"
+    )
+    page.shot("09-translated-and-dubbed")

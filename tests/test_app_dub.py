@@ -24,25 +24,35 @@ UTUT_DICT = SHARED / "fixtures" / "utut" / "dict.txt"
 CPU = RenderOptions("cpu", "eager")  # "auto" would time both inference paths first (calibration)
 
 
+def pack_es_container(reference_dir, reference_config, build, out):
+    """Write ``out``: the reference AV2AV container with its English vocoder packed again as "es" (the clip is
+    English speech), the vocoder's config stored inside (``unit2av pack``), built in the folder ``build``."""
+    build.mkdir(parents=True, exist_ok=True)
+    for name in ("g_00000000", "unit2av_ref.pt"):
+        shutil.copy(reference_dir / name, build / name)
+    shutil.copy(reference_config, build / "config.json")
+    vocoder, face = build / "g_00000000", build / "unit2av_ref.pt"
+    assert (
+        cli_main(["pack", "--vocoder", f"es={vocoder}", "--face", str(face), "--base", str(face), "--out", str(out)])
+        == 0
+    )
+    return out
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, reference_dir, reference_config, av2unit_ckpt, utut_ckpt):
     """``(root, models)``: the clip and its boxes, UTUT + dict.txt under --root; the mAV-HuBERT checkpoint
-    and the reference AV2AV container with its English vocoder packed again as "es" under --models."""
+    and the "es" AV2AV container (``pack_es_container``) under --models."""
     base = tmp_path_factory.mktemp("app_dub")
-    root, models, build = base / "root", base / "models", base / "build"
-    for d in (root / "utut", models, build):
+    root, models = base / "root", base / "models"
+    for d in (root / "utut", models):
         d.mkdir(parents=True)
     for src in (SAMPLE_VIDEO, SAMPLE_BBOX):
         shutil.copyfile(src, root / src.name)
     shutil.copyfile(utut_ckpt, root / "utut" / "utut_tiny.pt")
     shutil.copyfile(UTUT_DICT, root / "utut" / "units.dict.txt")  # not beside-the-checkpoint's name: passed
     shutil.copyfile(av2unit_ckpt, models / "mavhubert_tiny.pt")
-    for name in ("g_00000000", "unit2av_ref.pt"):
-        shutil.copy(reference_dir / name, build / name)
-    shutil.copy(reference_config, build / "config.json")
-    vocoder, face = build / "g_00000000", build / "unit2av_ref.pt"
-    argv = ["pack", "--vocoder", f"es={vocoder}", "--face", str(face), "--base", str(face)]
-    assert cli_main(argv + ["--out", str(models / "av2av_es.pt")]) == 0  # stores the vocoder config inside
+    pack_es_container(reference_dir, reference_config, base / "build", models / "av2av_es.pt")
     return root, models
 
 

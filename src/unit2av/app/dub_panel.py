@@ -59,7 +59,7 @@ def layout(c: SimpleNamespace, ws: Workspace) -> None:
         with gr.Row(equal_height=True):
             c.tr_src = gr.Dropdown(label="From", allow_custom_value=True, elem_id="u2av-tr-src", min_width=80)
             c.tr_tgt = gr.Dropdown(label="To", allow_custom_value=True, elem_id="u2av-tr-tgt", min_width=80)
-            c.tr_beam = gr.Number(None, precision=0, label="Beam (empty: the checkpoint's)", min_width=80)
+            c.tr_beam = gr.Number(0, precision=0, minimum=0, label="Beam (0: the checkpoint's)", min_width=80)
             c.tr_modalities = gr.Dropdown(list(MODALITIES), value=MODALITIES[0], label="mAV-HuBERT reads")
             c.tr_dub = gr.Button("Translate and dub", variant="primary", elem_id="u2av-tr-dub", min_width=120)
         with gr.Row():
@@ -106,7 +106,7 @@ def wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions, demo: gr.Blocks
         with Reply(c.status) as r:
             s = need_session(s)
             progress(0, desc="loading models, dubbing")
-            beam = None if beam in (None, "") else int(beam)
+            beam = int(beam) if beam else None  # the empty field arrives as 0
             choice = DubChoice(av2unit, utut, utut_dict, model, src, tgt, beam, modalities)
             out = translate_dub(s, ws, models, choice, opts)
             r.update(
