@@ -4,8 +4,10 @@
   unit2av app --root clips/ --models models/ --port 8000
 
 Open a video under --root (or upload one), detect or load its face boxes, mark frame ranges as
-None on the timeline, save the .bbox.pkl (the replaced file is kept as .bak), render with the
-bundled demo models or a container under --models, and compare original and dubbed side by side.
+None on the timeline, save the .bbox.pkl (the replaced file is kept as .bak), render units with the
+bundled demo models or a container under --models, or translate and dub the video into another
+language (mAV-HuBERT, UTUT and AV2AV checkpoints under --models or --root), and compare original and
+dubbed side by side.
 The page reads and writes only under --root; it listens on 127.0.0.1 unless --host says otherwise.
 """
 
@@ -33,7 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder whose videos, box files and units the page may open and save (default: the current folder)",
     )
     parser.add_argument(
-        "--models", default=None, help="folder of AV2AV model containers offered besides the bundled demo models"
+        "--models",
+        default=None,
+        help="folder of model checkpoints: AV2AV containers offered besides the bundled demo models, "
+        "and the mAV-HuBERT / UTUT checkpoints of the translate-and-dub panel",
     )
     parser.add_argument(
         "--work-dir",
@@ -41,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder for renders and per-tab files (default: a temporary folder removed on exit)",
     )
-    parser.add_argument("--device", default="auto", help="render device: auto (CUDA when available), cpu, cuda ...")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="device of every model (render, translate and dub): auto (CUDA when available), cpu, cuda ...",
+    )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
