@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr  # noqa: E402
 
 from .dub import RenderOptions  # noqa: E402
-from .reply import Reply, need_session  # noqa: E402
+from .reply import Reply, dubbed_outputs, need_session  # noqa: E402
 from .translate_dub import MODALITIES, DubChoice, DubModels, languages, translate_dub  # noqa: E402
 from .workspace import BUNDLED, Workspace  # noqa: E402
 
@@ -109,14 +109,9 @@ def wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions, demo: gr.Blocks
             beam = int(beam) if beam else None  # the empty field arrives as 0
             choice = DubChoice(av2unit, utut, utut_dict, model, src, tgt, beam, modalities)
             out = translate_dub(s, ws, models, choice, opts)
+            r.update(dubbed_outputs(c, s, out))
             r.update(
                 {
-                    c.state: s,
-                    c.dubbed: str(out.video),
-                    c.cmp_orig: str(s.playable()),
-                    c.preview: str(out.preview) if out.preview else None,
-                    c.spectrogram: str(out.spectrogram),
-                    c.command: out.command,
                     c.tr_src_units: " ".join(map(str, out.source_units)),
                     c.tr_tgt_units: " ".join(map(str, out.target_units)),
                     c.status: f"dubbed {src} -> {tgt} as {out.video.name}: {len(out.source_units)} source units -> "

@@ -35,4 +35,17 @@ def need_session(s: Session | None) -> Session:
     return s
 
 
-__all__ = ["Reply", "need_session"]
+def dubbed_outputs(c, s: Session, out) -> dict:
+    """The result players' values after a render or a translate-and-dub: ``out`` has ``video``,
+    ``preview`` (or None), ``spectrogram`` and ``command``; ``c`` is the page's components."""
+    return {
+        c.state: s,
+        c.dubbed: str(out.video),
+        c.cmp_orig: str(s.playable()),
+        c.preview: str(out.preview) if out.preview else None,
+        c.spectrogram: str(out.spectrogram),
+        c.command: out.command,
+    }
+
+
+__all__ = ["Reply", "dubbed_outputs", "need_session"]

@@ -25,6 +25,7 @@ from .dub import RenderOptions, dub  # noqa: E402
 from .layout import forget, layout  # noqa: E402
 from .page import CSS, SYNC_JS, TITLE  # noqa: E402
 from .reply import Reply as _Reply  # noqa: E402
+from .reply import dubbed_outputs  # noqa: E402
 from .reply import need_session as _need  # noqa: E402
 from .session import Session, open_video  # noqa: E402
 from .workspace import BOX_SUFFIXES, BUNDLED, BUNDLED_LANG, VIDEO_SUFFIXES, Workspace  # noqa: E402
@@ -247,17 +248,8 @@ def _wire_dub(c: SimpleNamespace, ws: Workspace, opts: RenderOptions) -> None:
             path = Path(units_file) if units_file else ws.existing(units, "units file")
             progress(0, desc="loading models, synthesising speech")
             out = dub(s, ws, path, model, lang or None, opts)
-            r.update(
-                {
-                    c.state: s,
-                    c.dubbed: str(out.video),
-                    c.cmp_orig: str(s.playable()),
-                    c.preview: str(out.preview) if out.preview else None,
-                    c.spectrogram: str(out.spectrogram),
-                    c.command: out.command,
-                    c.status: f"rendered {out.video.name}: {out.frames} frames, {out.seconds:.2f} s of speech",
-                }
-            )
+            r.update(dubbed_outputs(c, s, out))
+            r[c.status] = f"rendered {out.video.name}: {out.frames} frames, {out.seconds:.2f} s of speech"
         return r
 
     c.render.click(
