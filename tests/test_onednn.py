@@ -77,3 +77,20 @@ def test_activation_table():
     assert set(ACTIVATIONS) >= {"relu", "gelu", "gelu_accurate", "tanh", "linear", "swish"}
     with pytest.raises(ValueError, match="unknown activation_fn 'mish'"):
         activation("mish")
+
+
+@needs_packing
+def test_packed_modules_copy_and_pickle():
+    """The opaque packed tensor has no storage; copies and pickles repack from the weight at first use."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    lin = onednn.Linear(16, 8)
+    lin.pack_(rows=3)
+    x = torch.randn(3, 16)
+    with torch.inference_mode():
+        want = lin(x)
+        for other in (copy.deepcopy(lin), pickle.loads(pickle.dumps(lin))):
+            torch.testing.assert_close(other(x), want, rtol=0, atol=0)
+            assert other.packed is not None and other.packed.tensor is not None

@@ -362,3 +362,14 @@ def test_decoder_products_prepacked_on_the_cpu(tr):
     assert all(layer.fc1.packed is not None and layer.self_attn.qkv_packed is not None for layer in dec.layers)
     assert dec.output_projection.packed is not None
     assert all(layer.fc1.packed is None for layer in tr.model.encoder.layers)  # run once per sentence: not packed
+
+
+def test_a_copied_model_decodes_the_same(tr):
+    """copy.deepcopy of a loaded (fused, prepacked) model works and gives the same hypotheses."""
+    import copy
+
+    raw = exp("es_en_n27", "units_raw").tolist()
+    twin = copy.deepcopy(tr)
+    a, b = tr.translate(raw, "es", "en", nbest=5), twin.translate(raw, "es", "en", nbest=5)
+    assert [h.tokens.tolist() for h in a] == [h.tokens.tolist() for h in b]
+    assert [h.score for h in a] == [h.score for h in b]

@@ -69,7 +69,8 @@ class Packed:
 
     It remembers which weight it was made from (storage and version counter): when that weight is
     changed in place (``copy_``, ``load_state_dict``) or replaced, ``of`` packs it again, so the
-    copy never goes stale. A weight assembled from others (q/k/v packed into one matrix whose parts
+    copy never goes stale (weights made under ``torch.inference_mode`` have no version counter: for
+    them only a replaced storage is noticed). A weight assembled from others (q/k/v packed into one matrix whose parts
     are views with their own version counters) names those parts as ``watch``.
 
     Args:
@@ -83,11 +84,17 @@ class Packed:
 
     @staticmethod
     def _key_of(weight: torch.Tensor, watch: tuple[torch.Tensor, ...]) -> tuple[tuple[int, int], ...]:
-        return tuple((t.data_ptr(), t._version) for t in (weight, *watch))
+        # inference tensors (made under torch.inference_mode) have no version counter: storage only
+        return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in (weight, *watch))
 
     def _pack(self, weight: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), self.rows)
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the opaque tensor out (it has no storage to copy); it is packed again
+        from the weight at the first use."""
+        return {"rows": self.rows, "tensor": None, "_key": None}
 
     def of(self, weight: torch.Tensor, watch: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
         """The packed copy of ``weight`` as it is now (packed again if it or ``watch`` changed since)."""
