@@ -18,6 +18,7 @@ from unit2av.cli import main as cli_main
 from unit2av.errors import Unit2AVError
 from unit2av.io.boxes import read_boxes, write_boxes
 from unit2av.io.media import iter_frames, probe_video
+from unit2av.pipeline.models import ModelCache
 from unit2av.prepare.landmarks import landmarks_available
 
 UTUT_DICT = SHARED / "fixtures" / "utut" / "dict.txt"
@@ -94,7 +95,7 @@ def test_app_dub_equals_pipeline_dub_and_its_command(ws, folders, tmp_path):
 
     root, models = folders
     s = _session(ws)
-    out = td.translate_dub(s, ws, td.DubModels(), _choice(), CPU)
+    out = td.translate_dub(s, ws, ModelCache(keep=1), _choice(), CPU)
     box_file = tmp_path / "edited.bbox.pkl"  # the tab's edited boxes, written here by the test
     edited = read_boxes(SAMPLE_BBOX)
     edited[30:34] = [None] * 4
@@ -149,17 +150,21 @@ def test_models_are_loaded_once_for_two_dubs(ws, monkeypatch):
 
         return wrapped
 
-    monkeypatch.setattr(td, "load_av2unit", counting("av2unit", td.load_av2unit))
-    monkeypatch.setattr(td, "load_translator", counting("translator", td.load_translator))
-    monkeypatch.setattr(td, "load_renderer", counting("renderer", td.load_renderer))
+    import unit2av.av2unit.api as av2unit_api
+    import unit2av.pipeline.render as render_api
+    import unit2av.translate.api as translate_api
+
+    monkeypatch.setattr(av2unit_api, "load_av2unit", counting("av2unit", av2unit_api.load_av2unit))
+    monkeypatch.setattr(translate_api, "load_translator", counting("translator", translate_api.load_translator))
+    monkeypatch.setattr(render_api, "load_renderer", counting("renderer", render_api.load_renderer))
     for name in ("load_av2unit", "load_translator", "load_renderer"):  # the pipeline must not load its own
         monkeypatch.setattr(pipeline_dub, name, lambda *a, **k: pytest.fail("the pipeline loaded a model"))
-    models = td.DubModels()
+    models = ModelCache(keep=1)
     langs, voiced = td.languages(ws, models, "utut/utut_tiny.pt", "utut/units.dict.txt", "av2av_es.pt", "cpu")
     assert langs[:2] == ["en", "es"] and len(langs) == 19 and voiced == ["en", "es"]  # the container: en, es, ko
     first = td.translate_dub(_session(ws), ws, models, _choice(), CPU)
     second = td.translate_dub(_session(ws), ws, models, _choice(beam=2), CPU)  # another tab
-    assert calls == {"av2unit": 1, "translator": 1, "renderer": 1}
+    assert calls == {"av2unit": 1, "translator": 1, "renderer": 1} and models.loads == 3
     assert first.source_units == second.source_units
     assert "--beam 2" in second.command and "--beam" not in first.command
 
@@ -185,7 +190,7 @@ def test_paths_outside_the_folders_and_bad_choices_are_one_line(ws, folders, tmp
         "beam 0: must be at least 1": [_choice(beam=0)],
         "language '../es'": [_choice(tgt_lang="../es")],
     }
-    models_ = td.DubModels()
+    models_ = ModelCache(keep=1)
     for problem, choices in cases.items():
         for choice in choices:
             with pytest.raises(Unit2AVError, match=problem) as err:

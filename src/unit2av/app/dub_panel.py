@@ -3,7 +3,7 @@
 ``layout`` adds the fields (inside the open ``gr.Blocks``, below the render row); ``wire`` connects
 them. The result goes to the render's own players, preview, spectrogram and command box, and
 the source and target units to two text boxes. The models are loaded once per app (one
-``DubModels`` shared by every tab) and reused.
+``ModelCache`` shared by every tab) and reused.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 
 import gradio as gr  # noqa: E402
 
+from ..pipeline.models import ModelCache  # noqa: E402
 from .dub import RenderOptions  # noqa: E402
 from .reply import Reply, dubbed_outputs, need_session  # noqa: E402
-from .translate_dub import MODALITIES, DubChoice, DubModels, languages, translate_dub  # noqa: E402
+from .translate_dub import MODALITIES, DubChoice, languages, translate_dub  # noqa: E402
 from .workspace import BUNDLED, Workspace  # noqa: E402
 
 # Gradio finds progress trackers by a parameter's default; it hands every call a fresh one.
@@ -71,7 +72,7 @@ def layout(c: SimpleNamespace, ws: Workspace) -> None:
             )
 
 
-def _wire_languages(c: SimpleNamespace, ws: Workspace, models: DubModels, opts: RenderOptions) -> None:
+def _wire_languages(c: SimpleNamespace, ws: Workspace, models: ModelCache, opts: RenderOptions) -> None:
     """Fill the language dropdowns from the UTUT checkpoint (loaded into ``models``) and the container."""
 
     def on_checkpoint(utut, utut_dict, model, src, tgt):
@@ -98,8 +99,8 @@ def _wire_languages(c: SimpleNamespace, ws: Workspace, models: DubModels, opts: 
 
 
 def wire(c: SimpleNamespace, ws: Workspace, opts: RenderOptions, demo: gr.Blocks) -> None:
-    """Connect the panel; its models live as long as the page (one ``DubModels`` for every tab)."""
-    models = DubModels()
+    """Connect the panel; its models live as long as the page (one ``ModelCache(keep=1)`` for every tab)."""
+    models = ModelCache(keep=1)
     _wire_languages(c, ws, models, opts)
 
     def on_dub(s, av2unit, utut, utut_dict, model, src, tgt, beam, modalities, progress=_TQDM):

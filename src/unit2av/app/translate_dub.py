@@ -1,6 +1,6 @@
 """Dub a tab's video into another language with its edited boxes, through ``unit2av.pipeline.dub.dub``.
 
-    models = DubModels()                       # one per app: every tab's dubs share the loaded models
+    models = ModelCache(keep=1)                # one per app: every tab's dubs share the loaded models
     choice = DubChoice("mavhubert.pt", "utut_sts_ft.pt", None, "unit_av_renderer.pt", "en", "es")
     result = translate_dub(session, workspace, models, choice)
     result.video, result.preview, result.spectrogram   # files in the tab's folder
@@ -9,7 +9,8 @@
 
 The checkpoints are named relative to ``--models`` or ``--root`` (``Workspace.checkpoint``: nothing
 outside them is read); the AV2AV container is a ``Workspace.model_choices`` entry, as for the render.
-The three models are loaded once per path (and device) and kept for the next dub (``DubModels``).
+The three models are loaded once per path (and device) and kept for the next dub
+(``unit2av.pipeline.models.ModelCache`` with ``keep=1``: one model of each kind, a new path replaces it).
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import itertools
 import logging
 import re
 import shlex
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..av2unit.api import load_av2unit, parse_modalities
+from ..av2unit.api import parse_modalities
 from ..errors import fail
 from ..io.boxes import write_boxes
-from ..pipeline.render import load_renderer
-from ..translate.api import load_translator
+from ..pipeline.models import ModelCache
 from .dub import RenderOptions, write_preview, write_spectrogram
 from .session import Session
 from .workspace import Workspace
@@ -65,47 +64,7 @@ class TranslatedDub:
     seconds: float  # length of the new speech
 
 
-class DubModels:
-    """The dub's models, loaded on first use and kept (one of each kind: a new path replaces the old one).
-
-    Shared by every tab of one app; loading is serialised by a lock. Keys hold the file's path and
-    modification time, so a checkpoint replaced on disk is loaded again.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._kept: dict[str, tuple[tuple, object]] = {}
-
-    def _get(self, kind: str, key: tuple, load):
-        with self._lock:
-            kept = self._kept.get(kind)
-            if kept is None or kept[0] != key:
-                self._kept.pop(kind, None)  # free the old model before loading its replacement
-                log.info("app dub: loading the %s %s", kind, key[0])
-                self._kept[kind] = (key, load())
-            return self._kept[kind][1]
-
-    def translator(self, path: Path, dict_path: Path | None, device: str):
-        """The UTUT ``Translator`` (``load_translator``)."""
-        key = (str(path), path.stat().st_mtime, str(dict_path), _mtime(dict_path), device)
-        return self._get("UTUT translator", key, lambda: load_translator(path, dict_path=dict_path, device=device))
-
-    def av2unit(self, path: Path, device: str):
-        """The mAV-HuBERT ``AV2Unit`` (``load_av2unit``)."""
-        key = (str(path), path.stat().st_mtime, device)
-        return self._get("mAV-HuBERT model", key, lambda: load_av2unit(path, device=device))
-
-    def renderer(self, container: Path, lang: str, opts: RenderOptions):
-        """``(vocoder, face_renderer)`` for ``lang`` from an AV2AV container (``load_renderer``)."""
-        key = (str(container), container.stat().st_mtime, lang, opts.device, opts.backend)
-        return self._get("renderer", key, lambda: load_renderer(container, None, lang, opts.device, opts.backend))
-
-
-def _mtime(path: Path | None) -> float | None:
-    return None if path is None else path.stat().st_mtime
-
-
-def languages(ws: Workspace, models: DubModels, utut: str, utut_dict: str | None, model: str, device: str = "auto"):
+def languages(ws: Workspace, models: ModelCache, utut: str, utut_dict: str | None, model: str, device: str = "auto"):
     """The UTUT checkpoint's languages and those the container voices.
 
     Returns:
@@ -134,7 +93,7 @@ def dub_command(video: Path, out: Path, src: str, tgt: str, paths: dict, extra: 
     return cmd + ["--keep-intermediate", str(paths["work"]), "--device", opts.device, "--backend", opts.backend]
 
 
-def _check(ws: Workspace, models: DubModels, choice: DubChoice, opts: RenderOptions) -> dict:
+def _check(ws: Workspace, models: ModelCache, choice: DubChoice, opts: RenderOptions) -> dict:
     """Resolve and check every input before any work: paths (fenced), languages, beam, modalities.
 
     Returns:
@@ -165,7 +124,7 @@ def _check(ws: Workspace, models: DubModels, choice: DubChoice, opts: RenderOpti
 
 
 def translate_dub(
-    session: Session, ws: Workspace, models: DubModels, choice: DubChoice, opts: RenderOptions | None = None
+    session: Session, ws: Workspace, models: ModelCache, choice: DubChoice, opts: RenderOptions | None = None
 ) -> TranslatedDub:
     """Dub ``session``'s video from ``choice.src_lang`` into ``choice.tgt_lang`` with its current boxes.
 
@@ -197,7 +156,7 @@ def translate_dub(
     loaded = (
         models.av2unit(paths["av2unit"], opts.device),
         models.translator(paths["utut"], paths["utut_dict"], opts.device),
-        models.renderer(paths["container"], tgt, opts),
+        models.renderer(paths["container"], None, tgt, opts.device, opts.backend),
     )
     extra = {"modalities": choice.modalities, "beam": choice.beam}
     result = dub(
@@ -233,4 +192,4 @@ def translate_dub(
     )
 
 
-__all__ = ["MODALITIES", "DubChoice", "DubModels", "TranslatedDub", "dub_command", "languages", "translate_dub"]
+__all__ = ["MODALITIES", "DubChoice", "TranslatedDub", "dub_command", "languages", "translate_dub"]

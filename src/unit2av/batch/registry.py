@@ -139,8 +139,13 @@ SYNTH = BatchCommand(
 # ----------------------------------------------------------------------------- dub
 def _dub_models(cache, params: dict) -> dict:
     """The worker's mAV-HuBERT, UTUT and render models for ``dub`` (and the speaker encoder)."""
-    extra = {"models": cache.dub_models(params)}
-    return _with_speaker_encoder(cache, params, extra)
+    device = params.get("device", "auto")
+    renderer = cache.lazy_renderer(
+        params["unit2av_path"], params.get("config"), params.get("tgt_lang"), device, params.get("backend", "auto")
+    )
+    translator = _translate_models(cache, params)["translator"]
+    models = (cache.av2unit(params["av2unit_path"], device), translator, renderer)
+    return _with_speaker_encoder(cache, params, {"models": models})
 
 
 DUB = BatchCommand(
