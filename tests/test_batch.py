@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from _batch_helpers import cli_error, run_single
 from conftest import SAMPLE_BBOX, SAMPLE_VIDEO
 
 from unit2av.batch import run
@@ -121,26 +122,6 @@ def _decoded(path):
     return frames, wav, sr
 
 
-def _single(argv: list[str]) -> None:
-    """Run a single command with the torch threads a batch worker of 2 had (float sums depend on them)."""
-    from unit2av.batch.engine_local import worker_threads
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(worker_threads(2))
-    try:
-        assert cli_main(argv) == 0
-    finally:
-        torch.set_num_threads(before)
-
-
-def _cli_error(argv, capsys) -> str:
-    assert cli_main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    prefix = f"unit2av {argv[0]}: error: "
-    assert err.startswith(prefix) and "\n" not in err
-    return err[len(prefix) :]
-
-
 def test_report_lists_every_job_with_status_and_reason(setup, first):
     out, result = first
     assert result.exit_code == 1 and result.counts == {"done": 6, "skipped": 0, "failed": 2}
@@ -173,7 +154,7 @@ def test_bad_jobs_fail_with_the_single_commands_line(setup, first, capsys):
         "--tgt-lang",
         "aa",
     ]
-    missing = _cli_error(
+    missing = cli_error(
         [
             "render",
             *common,
@@ -186,7 +167,7 @@ def test_bad_jobs_fail_with_the_single_commands_line(setup, first, capsys):
         ],
         capsys,
     )
-    boxes = _cli_error(
+    boxes = cli_error(
         [
             "render",
             *common,
@@ -226,7 +207,7 @@ def test_good_outputs_equal_the_single_command(setup, first, tmp_path):
             "--device",
             "cpu",
         ]
-        _single(argv)
+        run_single(argv)
         single, batch = _decoded(tmp_path / name), _decoded(out / name)
         assert single[0].shape == batch[0].shape and single[0].shape[0] >= 8
         assert np.array_equal(single[0], batch[0]), np.abs(single[0].astype(int) - batch[0]).max()
@@ -237,7 +218,7 @@ def test_synth_job_equals_the_synth_command(setup, first, tmp_path):
     import soundfile as sf
 
     out, _ = first
-    _single(
+    run_single(
         [
             "synth",
             "--checkpoint",
@@ -357,7 +338,7 @@ def test_bad_job_files_are_refused_naming_the_line(setup, tmp_path, capsys):
             parse_jobs(path, tmp_path / "out")
         assert f"{path}:2:" in str(e.value) and "\n" not in str(e.value)
     path.write_text(json.dumps(good) + "\n{not json\n")
-    assert "jobs.jsonl:2: not valid JSON" in _cli_error(["batch", str(path), "--out-dir", str(tmp_path / "o")], capsys)
+    assert "jobs.jsonl:2: not valid JSON" in cli_error(["batch", str(path), "--out-dir", str(tmp_path / "o")], capsys)
     assert not (tmp_path / "o").exists()  # nothing ran
 
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from _batch_helpers import cli_error, run_single
 from conftest import SAMPLE, SAMPLE_VIDEO, SHARED
 
 from unit2av.batch import run
 from unit2av.batch.jobs import parse_jobs
 from unit2av.batch.models import ModelCache, execute
-from unit2av.cli import main as cli_main
 
 UTUT = SHARED / "fixtures" / "utut"
 UTUT_DICT = UTUT / "dict.txt"
@@ -71,26 +70,6 @@ def setup(tmp_path_factory, av2unit_ckpt, utut_ckpt):
 def first(setup, tmp_path_factory):
     out = tmp_path_factory.mktemp("stages_out").resolve()
     return out, run(setup / "jobs.jsonl", out, workers=WORKERS, progress=False)
-
-
-def _single(argv: list[str]) -> None:
-    """A single command with the torch threads a batch worker had (float sums depend on them)."""
-    from unit2av.batch.engine_local import worker_threads
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(worker_threads(WORKERS))
-    try:
-        assert cli_main(argv) == 0
-    finally:
-        torch.set_num_threads(before)
-
-
-def _cli_error(argv, capsys) -> str:
-    assert cli_main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    prefix = f"unit2av {argv[0]}: error: "
-    assert err.startswith(prefix) and "\n" not in err, err
-    return err[len(prefix) :]
 
 
 def _translate_argv(setup, utut_ckpt, name, out, src, tgt, *extra) -> list[str]:
@@ -147,11 +126,14 @@ def test_report_lists_every_job(setup, first):
 
 def test_outputs_equal_the_single_commands_and_the_reference(setup, first, tmp_path, utut_ckpt, av2unit_ckpt):
     out, _ = first
-    _single(_translate_argv(setup, utut_ckpt, "a.txt", tmp_path / "a.txt", "en", "es"))
-    _single(_translate_argv(setup, utut_ckpt, "b.txt", tmp_path / "b.txt", "es", "en"))
-    _single(_translate_argv(setup, utut_ckpt, "c.txt", tmp_path / "c3.txt", "en", "es", "--beam", "5", "--nbest", "3"))
-    _single(_av2unit_argv(av2unit_ckpt, tmp_path / "av.txt", "--in-lip-path", str(SAMPLE_LIP)))
-    _single(_av2unit_argv(av2unit_ckpt, tmp_path / "audio.txt", "--modalities", "audio"))
+    run_single(_translate_argv(setup, utut_ckpt, "a.txt", tmp_path / "a.txt", "en", "es"), WORKERS)
+    run_single(_translate_argv(setup, utut_ckpt, "b.txt", tmp_path / "b.txt", "es", "en"), WORKERS)
+    run_single(
+        _translate_argv(setup, utut_ckpt, "c.txt", tmp_path / "c3.txt", "en", "es", "--beam", "5", "--nbest", "3"),
+        WORKERS,
+    )
+    run_single(_av2unit_argv(av2unit_ckpt, tmp_path / "av.txt", "--in-lip-path", str(SAMPLE_LIP)), WORKERS)
+    run_single(_av2unit_argv(av2unit_ckpt, tmp_path / "audio.txt", "--modalities", "audio"), WORKERS)
     pairs = {
         "a.es.txt": "a.txt",
         "b.en.txt": "b.txt",
@@ -173,8 +155,8 @@ def test_outputs_equal_the_single_commands_and_the_reference(setup, first, tmp_p
 def test_bad_jobs_fail_with_the_single_commands_line(setup, first, tmp_path, utut_ckpt, av2unit_ckpt, capsys):
     _, result = first
     reasons = {e["job"]: e["reason"] for e in result.entries if e["status"] == "failed"}
-    bad_units = _cli_error(_translate_argv(setup, utut_ckpt, "bad.txt", tmp_path / "x.txt", "en", "es"), capsys)
-    bad_crops = _cli_error(_av2unit_argv(av2unit_ckpt, tmp_path / "y.txt", "--in-lip-path", str(SAMPLE_VIDEO)), capsys)
+    bad_units = cli_error(_translate_argv(setup, utut_ckpt, "bad.txt", tmp_path / "x.txt", "en", "es"), capsys)
+    bad_crops = cli_error(_av2unit_argv(av2unit_ckpt, tmp_path / "y.txt", "--in-lip-path", str(SAMPLE_VIDEO)), capsys)
     assert reasons == {5: bad_units, 7: bad_crops}
     assert "unit 1000 is not in the UTUT vocabulary" in bad_units and str(setup / "bad.txt") in bad_units
     assert "224x224" in bad_crops and not list(tmp_path.glob("*.txt"))
