@@ -399,3 +399,32 @@ def test_units_extract_mavhubert_feeds_manifest_and_training(ckpt, model, tmp_pa
     finally:
         torch.set_num_threads(2)
     assert (ck / "g_00000002").is_file()
+
+
+@pytest.mark.parametrize("negative_slope", [False, True], ids=["pool-first", "activation-first"])
+def test_fused_video_front_end_equals_the_plain_one(negative_slope):
+    """The fused stem pools before its PReLU only when no slope is negative; both orders give the plain numbers."""
+    import copy
+
+    from unit2av.av2unit.resnet import ResEncoder
+
+    torch.manual_seed(0)
+    plain = ResEncoder().eval()
+    with torch.no_grad():
+        plain.frontend3D[2].weight.uniform_(-0.3 if negative_slope else 0.05, 0.3)
+    fused = copy.deepcopy(plain)
+    fused.fuse_for_inference()
+    assert fused.pool_first is not negative_slope
+    x = torch.randn(1, 1, 7, 88, 88)
+    with torch.inference_mode():
+        want = plain(x)
+        assert torch.allclose(fused(x, frame_batch=4), want, atol=1e-4)
+    assert want.shape == (1, 512, 7)
+
+
+def test_batched_attention_equals_sdpa():
+    from unit2av.av2unit.encoder import _batched_attention
+
+    q, k, v = torch.randn(3, 2, 4, 37, 16).unbind(0)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert torch.allclose(_batched_attention(q, k, v), want, atol=1e-5)

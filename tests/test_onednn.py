@@ -94,3 +94,31 @@ def test_packed_modules_copy_and_pickle():
         for other in (copy.deepcopy(lin), pickle.loads(pickle.dumps(lin))):
             torch.testing.assert_close(other(x), want, rtol=0, atol=0)
             assert other.packed is not None and other.packed.tensor is not None
+
+
+def test_concat_linears_shares_storage_and_keeps_state_dicts():
+    torch.manual_seed(0)
+    q, k, v = (torch.nn.Linear(8, n) for n in (8, 4, 8))
+    before = {name: lin.state_dict() for name, lin in zip("qkv", (q, k, v))}
+    x = torch.randn(3, 8)
+    want = torch.cat([q(x), k(x), v(x)], dim=-1)
+    weight, bias = onednn.concat_linears(q, k, v)
+    assert weight.shape == (20, 8) and bias.shape == (20,)
+    torch.testing.assert_close(F.linear(x, weight, bias), want)
+    for name, lin in zip("qkv", (q, k, v)):
+        assert set(lin.state_dict()) == {"weight", "bias"}
+        assert all(torch.equal(lin.state_dict()[key], before[name][key]) for key in ("weight", "bias"))
+    k.load_state_dict({"weight": torch.ones(4, 8), "bias": torch.zeros(4)})  # writes through the views
+    assert torch.equal(weight[8:12], torch.ones(4, 8)) and torch.equal(bias[8:12], torch.zeros(4))
+
+
+@needs_packing
+def test_gelu_fuses_into_the_packed_product():
+    torch.manual_seed(0)
+    lin = onednn.Linear(16, 24)
+    x = torch.randn(5, 16)
+    want = F.gelu(F.linear(x, lin.weight, lin.bias))
+    with torch.inference_mode():
+        torch.testing.assert_close(lin(x, gelu=True), want)  # not packed: F.linear + F.gelu
+        lin.pack_(rows=5)
+        torch.testing.assert_close(lin(x, gelu=True), want, rtol=1e-5, atol=1e-5)

@@ -2,10 +2,10 @@
 
 PyTorch's ``F.linear`` on the CPU goes to MKL's GEMM. For the products of transformer inference
 oneDNN is faster on this project's CPUs: 1.2-1.8x for the mAV-HuBERT encoder's long sequences
-(``linear(..., onednn=True)``), and for the few rows of a beam-search decoding step (5 rows, one
-weight read per step: memory bound) 2.5x with the weights unpacked and 3.5-4x with the weights
-*prepacked* once into oneDNN's blocked layout (``pack``, ``Linear``). Same function, float rounding
-apart (|Δ| ~1e-6 per product).
+(``linear(..., onednn=True)``; about 5 % more with prepacked weights), and for the few rows of a
+beam-search decoding step (5 rows, one weight read per step: memory bound) 2.5x with the weights
+unpacked and 3.5-4x with the weights *prepacked* once into oneDNN's blocked layout (``pack``,
+``Linear``). Same function, float rounding apart (|Δ| ~1e-6 per product).
 
 These go through ``torch.ops.mkldnn`` operators that PyTorch uses internally (``_linear_pointwise``,
 ``_reorder_linear_weight``); ``available()`` checks they exist, and every caller falls back to
@@ -123,12 +123,36 @@ def packed_linear(
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     watch: tuple[torch.Tensor, ...] = (),
+    gelu: bool = False,
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through ``packed`` (from ``pack(weight, rows, watch)``) when it
-    exists, ``weight`` is still on the CPU and ``x`` may use it (``usable``). ``x (..., K) -> (..., N)``."""
+    exists, ``weight`` is still on the CPU and ``x`` may use it (``usable``). ``x (..., K) -> (..., N)``.
+
+    ``gelu``: exact GELU after the product (fused into the oneDNN product)."""
     if packed is not None and usable(x) and weight.device.type == "cpu":
-        return linear(x, packed.of(weight, watch), bias, onednn=True)
-    return F.linear(x, weight, bias)
+        return linear(x, packed.of(weight, watch), bias, gelu=gelu, onednn=True)
+    y = F.linear(x, weight, bias)
+    return F.gelu(y) if gelu else y
+
+
+def concat_linears(*linears: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One ``(sum N_i, K)`` weight (and bias) for several products of the same input (q/k/v).
+
+    The layers' weights and biases become views of the result, so nothing is stored twice and
+    their state-dict keys and values stay the same. Call after loading (a later ``load_state_dict``
+    writes through the views into the fused weight).
+    """
+    with torch.no_grad():
+        weight = torch.cat([lin.weight for lin in linears]).detach()
+        bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears]).detach()
+    start = 0
+    for lin in linears:
+        n = lin.weight.shape[0]
+        lin.weight.data = weight[start : start + n]
+        if bias is not None:
+            lin.bias.data = bias[start : start + n]
+        start += n
+    return weight, bias
 
 
 class Linear(nn.Linear):
@@ -147,8 +171,19 @@ class Linear(nn.Linear):
         """Prepack the weight for about ``rows`` input rows (None where packing is unavailable)."""
         self.packed = pack(self.weight, rows)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return packed_linear(x, self.packed, self.weight, self.bias)
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        """``x (..., K) -> (..., N)``; ``gelu``: exact GELU after the product (fused when packed)."""
+        return packed_linear(x, self.packed, self.weight, self.bias, gelu=gelu)
 
 
-__all__ = ["Linear", "Packed", "available", "linear", "pack", "packed_linear", "packing_available", "usable"]
+__all__ = [
+    "Linear",
+    "Packed",
+    "available",
+    "concat_linears",
+    "linear",
+    "pack",
+    "packed_linear",
+    "packing_available",
+    "usable",
+]

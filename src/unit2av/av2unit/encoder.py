@@ -8,7 +8,8 @@ Parameter names match fairseq's ``TransformerEncoder`` (``pos_conv.0.weight_g/we
 
 Attention is ``F.scaled_dot_product_attention`` (``manual_attention=True`` gives the written-out
 softmax form, for comparison); ``fuse_for_inference`` packs q/k/v into one matrix product and, on
-the CPU, runs the products in oneDNN with the FFN's GELU fused in.
+the CPU, runs the products in oneDNN on prepacked weights with the FFN's GELU fused in, and the
+attention as two batched products.
 Shapes are ``(B, T, D)`` throughout; no padding mask (one utterance at a time).
 """
 
@@ -19,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..activations import activation
-from ..onednn import linear
+from ..onednn import Linear, concat_linears, pack, packed_linear
+
+PACK_ROWS = 256  # blocking hint for the prepacked products: about 10 s of frames at 25 Hz
 
 
 class WeightNormConv1d(nn.Module):
@@ -60,6 +63,19 @@ class WeightNormConv1d(nn.Module):
             self.folded = self.weight().detach()
 
 
+def _batched_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v`` as two batched products and an in-place softmax: ``(B, H, T, d)``.
+
+    The same function as ``F.scaled_dot_product_attention`` without a mask; on the CPU at a few
+    hundred frames it takes about 20 % less time (one pass fewer over the ``(T, T)`` scores).
+    """
+    b, h, t, d = q.shape
+    scores = torch.baddbmm(
+        q.new_empty(1, 1, 1), q.reshape(b * h, t, d), k.reshape(b * h, t, d).transpose(1, 2), beta=0, alpha=d**-0.5
+    )  # (B * H, T, T)
+    return torch.bmm(torch.softmax(scores, dim=-1, out=scores), v.reshape(b * h, t, d)).view(b, h, t, d)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with separate q/k/v/out projections (fairseq's names).
 
@@ -74,33 +90,37 @@ class SelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"encoder_embed_dim {dim} is not divisible by {heads} heads")
         self.heads, self.manual = heads, manual
-        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
+        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (Linear(dim, dim) for _ in range(4))
         self.register_buffer("qkv_weight", None, persistent=False)  # (3D, D), set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)  # (3D,)
-        self.onednn = False  # set by fuse(): oneDNN linear on the CPU
+        self.qkv_packed = None  # set by fuse(onednn=True): oneDNN copy of qkv_weight (see onednn.Linear)
+        self.onednn = False  # set by fuse(): prepacked oneDNN products and batched attention on the CPU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         b, t, d = x.shape
         if self.qkv_weight is not None:
-            q, k, v = linear(x, self.qkv_weight, self.qkv_bias, onednn=self.onednn).split(d, dim=-1)
+            parts = (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight)
+            q, k, v = packed_linear(x, self.qkv_packed, self.qkv_weight, self.qkv_bias, parts).split(d, dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, H, T, d)
         if self.manual:
             q = q * (d // self.heads) ** -0.5
             out = torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+        elif self.onednn:
+            out = _batched_attention(q, k, v)
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-        return linear(
-            out.transpose(1, 2).reshape(b, t, d), self.out_proj.weight, self.out_proj.bias, onednn=self.onednn
-        )
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
-    def fuse(self, onednn: bool = False) -> None:
-        """Pack q/k/v into one ``(3D, D)`` projection; ``onednn``: CPU products through oneDNN."""
+    def fuse(self, onednn: bool = False, rows: int = PACK_ROWS) -> None:
+        """Pack q/k/v into one ``(3D, D)`` projection (the three weights become views of it);
+        ``onednn``: prepack the products for oneDNN (about ``rows`` input rows)."""
         self.onednn = onednn
-        with torch.no_grad():
-            self.qkv_weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-            self.qkv_bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        self.qkv_weight, self.qkv_bias = concat_linears(self.q_proj, self.k_proj, self.v_proj)
+        if onednn:
+            self.qkv_packed = pack(self.qkv_weight, rows, (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+            self.out_proj.pack_(rows)
 
 
 class EncoderLayer(nn.Module):
@@ -119,17 +139,15 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = SelfAttention(dim, heads, manual_attention)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
-        self.fc1, self.fc2 = nn.Linear(dim, ffn_dim), nn.Linear(ffn_dim, dim)
+        self.fc1, self.fc2 = Linear(dim, ffn_dim), Linear(ffn_dim, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
         self.act, self.layer_norm_first = activation(act), layer_norm_first
-        self.act_name, self.onednn = act, False
+        self.act_name = act
 
     def ffn(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
-        if not self.onednn:
-            return self.fc2(self.act(self.fc1(x)))
-        gelu = self.act_name == "gelu"  # exact GELU fuses into the oneDNN product
-        h = linear(x, self.fc1.weight, self.fc1.bias, gelu=gelu, onednn=True)
-        return linear(h if gelu else self.act(h), self.fc2.weight, self.fc2.bias, onednn=True)
+        gelu = self.act_name == "gelu"  # exact GELU: fused into the product when it runs prepacked in oneDNN
+        h = self.fc1(x, gelu=gelu)
+        return self.fc2(h if gelu else self.act(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         if self.layer_norm_first:
@@ -183,11 +201,14 @@ class TransformerEncoder(nn.Module):
         return self.layer_norm(x) if self.layer_norm_first else x
 
     def fuse_for_inference(self, onednn: bool = False) -> None:
-        """Fold the weight norm, pack every layer's q/k/v projections; ``onednn``: CPU products in oneDNN."""
+        """Fold the weight norm, pack every layer's q/k/v projections; ``onednn``: prepack the CPU
+        products for oneDNN (a second copy of the layers' weights: about 1.2 GB at the large size)."""
         self.pos_conv[0].fold()
         for layer in self.layers:
             layer.self_attn.fuse(onednn)
-            layer.onednn = onednn
+            if onednn:
+                layer.fc1.pack_(PACK_ROWS)
+                layer.fc2.pack_(PACK_ROWS)
 
 
 __all__ = [

@@ -216,7 +216,9 @@ class AVHubert(nn.Module):
 
         Args:
             channels_last: channels-last 2-D convolutions in the ResNet trunk.
-            onednn: transformer products through oneDNN (``None``: when the weights are float32 on the CPU).
+            onednn: transformer products prepacked for oneDNN and attention as batched products
+                (``None``: when the weights are float32 on the CPU; the packed copies take about
+                1.2 GB more at the released size).
         """
         self.eval()
         if onednn is None:

@@ -7,7 +7,10 @@ it and switches the 2-D trunk to channels-last memory up to layer3 (same functio
 over memory; at layer4's 3x3 maps oneDNN is faster on plain NCHW);
 it changes the module's state-dict keys, so call it after loading. The fused path also runs the
 3-D stem per batch of frames as a 2-D convolution over 5 stacked neighbouring frames (the same
-sums: the stem's kernel spans 5 frames of one channel) followed by a per-frame 2-D max pool.
+sums: the stem's kernel spans 5 frames of one channel) followed by a per-frame 2-D max pool; when
+the stem's activation never decreases (ReLU, PReLU with slopes >= 0, as in the released model) it
+pools first and applies the activation to a quarter of the values (the same numbers: a
+non-decreasing function commutes with the max).
 
 Shapes: ``(B, 1, T, 88, 88)`` -> stem ``(B, 64, T, 22, 22)`` -> trunk per frame
 ``(B * T, 512, 3, 3)`` -> average pool -> ``(B, 512, T)``.
@@ -44,6 +47,13 @@ def _fold_bn(conv: nn.Conv2d | nn.Conv3d, bn: nn.modules.batchnorm._BatchNorm) -
         conv.weight.detach() * scale.view(-1, *([1] * (conv.weight.dim() - 1))), requires_grad=False
     )
     conv.bias = nn.Parameter(bias, requires_grad=False)
+
+
+def _non_decreasing(act: nn.Module) -> bool:
+    """Whether ``act`` never decreases (ReLU; PReLU with every slope >= 0): then ``max(act(x)) == act(max(x))``."""
+    if isinstance(act, nn.ReLU):
+        return True
+    return isinstance(act, nn.PReLU) and bool((act.weight >= 0).all())
 
 
 class BasicBlock(nn.Module):
@@ -130,6 +140,7 @@ class ResEncoder(nn.Module):
         self.trunk = ResNetTrunk(relu_type)
         self.channels_last = False
         self.fused = False
+        self.pool_first = False  # fused path: max pool before the stem's activation (set by fuse_for_inference)
 
     def forward(self, x: torch.Tensor, frame_batch: int | None = None) -> torch.Tensor:
         """``(B, 1, T, H, W)`` -> ``(B, 512, T)``.
@@ -166,7 +177,10 @@ class ResEncoder(nn.Module):
                 y = F.conv2d(
                     frames.contiguous(memory_format=fmt), weight, conv.bias, conv.stride[1:], conv.padding[1:]
                 )  # (n, 64, H', W')
-                y = F.max_pool2d(act(y), pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
+                if self.pool_first:  # a non-decreasing activation commutes with the max: 4x fewer elements
+                    y = act(F.max_pool2d(y, pool.kernel_size[1:], pool.stride[1:], pool.padding[1:]))
+                else:
+                    y = F.max_pool2d(act(y), pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
                 out.append(self.trunk(y))  # (n, 512)
         return torch.cat(out).view(b, t, -1).transpose(1, 2)
 
@@ -175,6 +189,7 @@ class ResEncoder(nn.Module):
         _fold_bn(self.frontend3D[0], self.frontend3D[1])
         self.frontend3D[1] = nn.Identity()
         self.fused = True
+        self.pool_first = _non_decreasing(self.frontend3D[2])
         for m in self.trunk.modules():
             if isinstance(m, BasicBlock):
                 m.fuse()

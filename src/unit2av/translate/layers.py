@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..activations import activation
-from ..onednn import Linear, pack, packed_linear
+from ..onednn import Linear, concat_linears, pack, packed_linear
 
 
 class Attention(nn.Module):
@@ -39,12 +39,7 @@ class Attention(nn.Module):
     def fuse_(self) -> None:
         """Pack the q/k/v projections into one (3E, E) matrix for self-attention; the three
         parameters become views of it (state-dict keys and values unchanged)."""
-        w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]).detach()
-        b = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]).detach()
-        self.qkv_weight, self.qkv_bias = w, b
-        e = self.q_proj.weight.shape[0]
-        for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-            lin.weight.data, lin.bias.data = w[i * e : (i + 1) * e], b[i * e : (i + 1) * e]
+        self.qkv_weight, self.qkv_bias = concat_linears(self.q_proj, self.k_proj, self.v_proj)
 
     def pack_(self, rows: int, self_attention: bool) -> None:
         """Prepack the products run at every decoding step for about ``rows`` rows: the fused q/k/v
