@@ -11,8 +11,9 @@ only, two implementations of the same function run alternately on the same input
 - ``eager``: ``AVHubert`` as built (BatchNorm, weight norm, separate q/k/v projections, the 3-D stem
   and 3-D max pool on the whole clip, written-out softmax attention) under ``torch.no_grad``;
 - ``fast``: what ``load_av2unit`` runs (``fuse_for_inference``: folded BatchNorm and weight norm,
-  packed q/k/v, ``scaled_dot_product_attention``, channels-last 2-D convolutions, the stem as a 2-D
-  convolution over 5 stacked frames, 128-frame batches) under ``torch.inference_mode``.
+  q/k/v as one product, channels-last 2-D convolutions, the stem as a 2-D convolution over 5 stacked
+  frames max-pooled before its PReLU, 128-frame batches; on the CPU the products on prepacked oneDNN
+  weights and attention as two batched products) under ``torch.inference_mode``.
 
 Timed: encoder + label heads + argmax from prepared model inputs (what the reference's 1.8-1.9 s
 covers); the feature computation (filterbank, crops) is timed separately. Reported per row: median
