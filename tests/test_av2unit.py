@@ -428,3 +428,20 @@ def test_batched_attention_equals_sdpa():
     q, k, v = torch.randn(3, 2, 4, 37, 16).unbind(0)
     want = torch.nn.functional.scaled_dot_product_attention(q, k, v)
     assert torch.allclose(_batched_attention(q, k, v), want, atol=1e-5)
+
+
+def test_fused_path_without_onednn_matches_the_fixture(ckpt, expected):
+    """The fused model as it runs off the CPU (no prepacked products, SDPA attention, NCHW trunk)."""
+    import copy
+
+    from unit2av import load_av2unit
+
+    plain = load_av2unit(ckpt, device="cpu", optimize=False)
+    net = copy.deepcopy(plain.model).fuse_for_inference(channels_last=False, onednn=False)
+    layer = net.encoder.layers[0]
+    assert layer.fc1.packed is None and layer.self_attn.qkv_packed is None and not layer.self_attn.onednn
+    audio, frames, mods = _case_inputs("av", expected["input__wav_float32"], expected["input__lip_gray_u8"])
+    inputs = plain.features(audio, frames, mods, max_mismatch=None)
+    with torch.inference_mode():
+        x = net.encode(inputs.audio.T[None], inputs.video[None, None])[0]
+    assert np.abs(x.numpy() - expected["av__x"]).max() <= 1e-4
