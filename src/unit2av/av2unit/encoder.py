@@ -99,8 +99,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         b, t, d = x.shape
         if self.qkv_weight is not None:
-            parts = (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight)
-            q, k, v = packed_linear(x, self.qkv_packed, self.qkv_weight, self.qkv_bias, parts).split(d, dim=-1)
+            qkv = packed_linear(x, self.qkv_packed, self.qkv_weight, self.qkv_bias, self._qkv_parts())
+            q, k, v = qkv.split(d, dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, H, T, d)
@@ -119,8 +119,12 @@ class SelfAttention(nn.Module):
         self.onednn = onednn
         self.qkv_weight, self.qkv_bias = concat_linears(self.q_proj, self.k_proj, self.v_proj)
         if onednn:
-            self.qkv_packed = pack(self.qkv_weight, rows, (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+            self.qkv_packed = pack(self.qkv_weight, rows, self._qkv_parts())
             self.out_proj.pack_(rows)
+
+    def _qkv_parts(self) -> tuple[torch.Tensor, ...]:
+        """The q/k/v weights (views of ``qkv_weight`` after ``fuse``): a packed copy follows their changes."""
+        return self.q_proj.weight, self.k_proj.weight, self.v_proj.weight
 
 
 class EncoderLayer(nn.Module):
