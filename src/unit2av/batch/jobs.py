@@ -125,7 +125,7 @@ def check_job(obj, where: str, base: Path, out_dir: Path, line: int) -> Job:
             raise fail(where, f"{k} must be a path string, found {json.dumps(params[k])}")
     for k in cmd.inputs:
         if isinstance(params.get(k), str) and not params[k].lstrip("-").isdigit():  # (synth's speaker: an id)
-            params[k] = str((base / params[k]).resolve())
+            params[k] = os.path.abspath(base / params[k])  # links kept: messages name the file as written
     outputs = []
     for k in cmd.outputs:
         if params.get(k) is None:
@@ -170,7 +170,7 @@ def parse_jobs(source, out_dir: str | os.PathLike) -> list[Job]:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise fail(path, f"cannot read the job file ({e})") from e
-        base, name = path.resolve().parent, str(path)
+        base, name = Path(os.path.abspath(path)).parent, str(path)
         entries = []
         for i, text in enumerate(lines, 1):
             if not text.strip() or text.lstrip().startswith("#"):
