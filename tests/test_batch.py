@@ -397,3 +397,16 @@ def test_dispatcher_keeps_models_warm_and_bounds_retries(setup):
     assert d.results[2]["status"] == "failed" and "killed by signal 9" in d.results[2]["reason"]
     assert d.results[2]["attempts"] == 2 and d.results == {1: d.results[1], 2: d.results[2]}
     assert d.take("w3").line == 3 and not d.pending and not d.finished
+
+
+def test_input_paths_keep_the_names_they_were_written_with(tmp_path):
+    """Inputs become absolute without following links (their errors name the file as written);
+    outputs still resolve, so a link cannot carry them out of --out-dir."""
+    link = tmp_path / "clips"
+    link.symlink_to(SAMPLE_VIDEO.parent, target_is_directory=True)
+    jobs = tmp_path / "jobs.jsonl"
+    job = {"command": "synth", "input_file": f"clips/{SAMPLE_VIDEO.name}", "checkpoint": "x/../model.pt"}
+    jobs.write_text(json.dumps(job) + "\n")
+    (parsed,) = parse_jobs(jobs, tmp_path / "out")
+    assert parsed.params["input_file"] == str(link / SAMPLE_VIDEO.name)
+    assert parsed.params["checkpoint"] == str(tmp_path / "model.pt")  # normalised, still absolute
