@@ -74,13 +74,7 @@ class Dispatcher:
             return None
         if job.attempts > self.max_retries:
             reason = f"the worker died ({why}) in each of {job.attempts} attempts"
-            self.results[job.line] = {
-                "line": job.line,
-                "status": "failed",
-                "reason": reason,
-                "seconds": 0.0,
-                "attempts": job.attempts,
-            }
+            self._fail(job, reason)
             log.warning("job %d: %s", job.line, reason)
         else:
             log.warning("job %d: the worker died (%s); retrying it on another worker", job.line, why)
@@ -90,14 +84,18 @@ class Dispatcher:
     def abandon(self, reason: str) -> None:
         """Fail every job not yet finished (e.g. no worker could start)."""
         for job in self.pending + list(self.running.values()):
-            self.results[job.line] = {
-                "line": job.line,
-                "status": "failed",
-                "reason": reason,
-                "seconds": 0.0,
-                "attempts": job.attempts,
-            }
+            self._fail(job, reason)
         self.pending, self.running = [], {}
+
+    def _fail(self, job: Job, reason: str) -> None:
+        """Record ``job`` as failed without having run to the end (no time counted)."""
+        self.results[job.line] = {
+            "line": job.line,
+            "status": "failed",
+            "reason": reason,
+            "seconds": 0.0,
+            "attempts": job.attempts,
+        }
 
 
 __all__ = ["Dispatcher"]
