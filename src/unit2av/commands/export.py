@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .synth import add_vocoder_arguments
+
 FORMATS = ("onnx",)  # export formats
 
 
@@ -11,23 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..runtime.onnx import WHAT
 
     p.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default onnx)")
-    p.add_argument(
-        "--checkpoint",
-        "--checkpoint_file",
-        "--checkpoint-file",
-        "--unit2av-path",
-        "--unit2av_path",
-        dest="checkpoint",
-        required=True,
-        help="g_XXXXXXXX, {'generator': sd} or an AV2AV container",
-    )
-    p.add_argument(
-        "--config",
-        "--config_file",
-        dest="config",
-        default=None,
-        help="vocoder config JSON (default: beside the checkpoint, else AV2AV's)",
-    )
+    add_vocoder_arguments(p, "--unit2av-path", "--unit2av_path")
     p.add_argument(
         "--lang", "--tgt-lang", "--tgt_lang", dest="lang", default=None, help="language of an AV2AV container's vocoder"
     )

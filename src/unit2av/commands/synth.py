@@ -7,11 +7,13 @@ import argparse
 from ..runtime.fast import BACKENDS
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_vocoder_arguments(p: argparse.ArgumentParser, *checkpoint_aliases: str) -> None:
+    """``--checkpoint`` (the vocoder's weights; also spelled ``checkpoint_aliases``) and ``--config``."""
     p.add_argument(
         "--checkpoint",
         "--checkpoint_file",
         "--checkpoint-file",
+        *checkpoint_aliases,
         dest="checkpoint",
         required=True,
         help="g_XXXXXXXX, {'generator': sd} or an AV2AV container",
@@ -23,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="vocoder config JSON (default: beside the checkpoint, else AV2AV's)",
     )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_vocoder_arguments(p)
     p.add_argument(
         "--input_file",
         "--input-file",

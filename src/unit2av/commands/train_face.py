@@ -9,6 +9,18 @@ from __future__ import annotations
 import argparse
 
 
+def add_int_options(p: argparse.ArgumentParser, defaults, *names: str) -> None:
+    """``--name`` / ``--name-with-dashes`` integer options, each defaulting to ``defaults.<name>``."""
+    for name in names:
+        p.add_argument(
+            f"--{name}",
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=getattr(defaults, name),
+            help=f"(default: {getattr(defaults, name)})",
+        )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..face.state import FaceTrainConfig, FaceTrainOptions
 
@@ -41,7 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             default=None,
             help=f"overrides the config (default: {getattr(c, name)})",
         )
-    for name in (
+    add_int_options(
+        p,
+        d,
         "training_steps",
         "validation_interval",
         "checkpoint_interval",
@@ -49,14 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "summary_interval",
         "num_workers",
         "valid_windows",
-    ):
-        p.add_argument(
-            f"--{name}",
-            f"--{name.replace('_', '-')}",
-            type=int,
-            default=getattr(d, name),
-            help=f"(default: {getattr(d, name)})",
-        )
+    )
     p.add_argument("--max_seconds", "--max-seconds", type=float, default=None, help="wall-clock training budget")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA only)")

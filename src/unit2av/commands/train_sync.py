@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .train_face import add_int_options
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..face.train_sync import SyncConfig
@@ -12,7 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint_path", "--checkpoint-path", default="cp_sync", help="output folder (default: cp_sync)")
     p.add_argument("--input_training_file", "--input-training-file", required=True, help="training clip manifest")
     p.add_argument("--input_validation_file", "--input-validation-file", default=None, help="held-out clips")
-    for name in (
+    add_int_options(
+        p,
+        d,
         "num_embeddings",
         "dim",
         "channels",
@@ -22,14 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "validation_interval",
         "checkpoint_interval",
         "valid_windows",
-    ):
-        p.add_argument(
-            f"--{name}",
-            f"--{name.replace('_', '-')}",
-            type=int,
-            default=getattr(d, name),
-            help=f"(default: {getattr(d, name)})",
-        )
+    )
     p.add_argument("--learning_rate", "--learning-rate", type=float, default=d.learning_rate)
     p.add_argument("--max_seconds", "--max-seconds", type=float, default=None, help="wall-clock training budget")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default: auto)")
